@@ -1,0 +1,122 @@
+//! Blobs as files under a root directory. Writes go to `<root>/.tmp/<uuid>`,
+//! are fsynced, then renamed into place and the directory fsynced, so a crash
+//! never leaves a half-written file under a real key.
+
+use std::io::ErrorKind;
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::{validate_key, Blob, BlobError, BlobStore};
+
+pub struct LocalBlobStore {
+    root: PathBuf,
+}
+
+impl LocalBlobStore {
+    pub fn open(root: impl Into<PathBuf>) -> Result<Self, BlobError> {
+        let root = root.into();
+        std::fs::create_dir_all(root.join(".tmp"))?;
+        // Leftovers of writes interrupted by a crash.
+        for entry in std::fs::read_dir(root.join(".tmp"))? {
+            let _ = std::fs::remove_file(entry?.path());
+        }
+        Ok(LocalBlobStore { root })
+    }
+
+    fn path(&self, key: &str) -> Result<PathBuf, BlobError> {
+        validate_key(key)?;
+        Ok(self.root.join(key))
+    }
+}
+
+async fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = dir.to_path_buf();
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
+        .await
+        .map_err(std::io::Error::other)?
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+        let dest = self.path(key)?;
+        let parent = dest.parent().expect("a key has a parent under root").to_path_buf();
+        tokio::fs::create_dir_all(&parent).await?;
+        let tmp = self.root.join(".tmp").join(uuid::Uuid::new_v4().to_string());
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            file.write_all(&data).await?;
+            file.sync_all().await?;
+            drop(file);
+            tokio::fs::rename(&tmp, &dest).await?;
+            sync_dir(&parent).await
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        Ok(result?)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Blob>, BlobError> {
+        let path = self.path(key)?;
+        let file = match tokio::fs::File::open(&path).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let size = file.metadata().await?.len();
+        let stream = tokio_util::io::ReaderStream::with_capacity(file, 64 * 1024).boxed();
+        Ok(Some(Blob { size, stream }))
+    }
+
+    async fn head(&self, key: &str) -> Result<Option<u64>, BlobError> {
+        match tokio::fs::metadata(self.path(key)?).await {
+            Ok(m) => Ok(Some(m.len())),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, BlobError> {
+        match tokio::fs::remove_file(self.path(key)?).await {
+            Ok(()) => Ok(true),
+            Err(e) if e.kind() == ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn round_trip_and_atomic_layout() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        assert!(store.get("a/b.tgz").await.unwrap().is_none());
+        store.put("a/b.tgz", Bytes::from_static(b"hello")).await.unwrap();
+        assert_eq!(store.head("a/b.tgz").await.unwrap(), Some(5));
+        let blob = store.get("a/b.tgz").await.unwrap().unwrap();
+        let chunks: Vec<_> = blob.stream.collect().await;
+        let body: Vec<u8> = chunks.into_iter().flat_map(|c| c.unwrap().to_vec()).collect();
+        assert_eq!(body, b"hello");
+        assert_eq!(std::fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
+        assert!(store.delete("a/b.tgz").await.unwrap());
+        assert!(!store.delete("a/b.tgz").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn rejects_escaping_keys() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        for key in ["", "/etc/passwd", "a/../b", "a//b", "./a", "a\\b"] {
+            assert!(matches!(store.put(key, Bytes::new()).await, Err(BlobError::InvalidKey(_))), "{key}");
+        }
+    }
+}

@@ -1,0 +1,58 @@
+//! Blob storage for tarballs and logs, behind [`BlobStore`].
+//!
+//! Keys are relative, `/`-separated paths such as `packages/foo/foo-1.0.0.tgz`.
+//! Callers never see file paths, so an S3-compatible store (for example on the
+//! `object_store` crate) can be added as another implementation without
+//! touching them. Invariant: a reader sees either no blob or a whole blob under
+//! a key, never a partial one.
+
+mod local;
+
+use std::pin::Pin;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::Stream;
+
+pub use local::LocalBlobStore;
+
+pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
+
+pub struct Blob {
+    pub size: u64,
+    pub stream: ByteStream,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlobError {
+    #[error("invalid blob key {0:?}")]
+    InvalidKey(String),
+    #[error("blob io error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+#[async_trait]
+pub trait BlobStore: Send + Sync + 'static {
+    /// Stores `data` under `key`, replacing any blob there, atomically.
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError>;
+    /// Opens the blob for streaming; `None` when absent.
+    async fn get(&self, key: &str) -> Result<Option<Blob>, BlobError>;
+    /// The blob's size; `None` when absent.
+    async fn head(&self, key: &str) -> Result<Option<u64>, BlobError>;
+    /// Removes the blob; false when it was absent.
+    async fn delete(&self, key: &str) -> Result<bool, BlobError>;
+}
+
+/// Rejects keys that could escape the store: empty, absolute, `.`/`..` or empty segments, NUL or backslash.
+pub fn validate_key(key: &str) -> Result<(), BlobError> {
+    let bad = key.is_empty()
+        || key.starts_with('/')
+        || key.contains('\\')
+        || key.contains('\0')
+        || key.split('/').any(|s| s.is_empty() || s == "." || s == "..");
+    if bad {
+        Err(BlobError::InvalidKey(key.to_string()))
+    } else {
+        Ok(())
+    }
+}

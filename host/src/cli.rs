@@ -1,0 +1,109 @@
+//! The `cairn` command line.
+
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::server;
+
+#[derive(Parser)]
+#[command(name = "cairn", version, about = "An npm registry with WebAssembly policy plugins")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the registry server.
+    Serve {
+        /// TOML configuration file; without one, defaults apply (127.0.0.1:7001, SQLite under ./data).
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Apply database migrations and exit.
+    Migrate {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+    /// Manage users without going through HTTP.
+    User {
+        #[command(subcommand)]
+        command: UserCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Create a user (for example the first admin when public registration is off).
+    Create {
+        name: String,
+        #[arg(long)]
+        email: Option<String>,
+        /// Read the password from standard input (first line).
+        #[arg(long, required = true)]
+        password_stdin: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
+    let config = Config::load(config.map(|p| p.as_path()))?;
+    crate::telemetry::init(&config.log.level);
+    Ok(config)
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Serve { config } => {
+            let config = load(config.as_ref())?;
+            let listener = tokio::net::TcpListener::bind(config.listen)
+                .await
+                .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+            let app = server::build_app(config).await?;
+            server::serve(app, listener, server::shutdown_signal()).await
+        }
+        Command::Migrate { config } => {
+            let config = load(config.as_ref())?;
+            let app = server::build_app(config).await?;
+            app.store.close().await;
+            println!("migrations applied");
+            Ok(())
+        }
+        Command::User { command: UserCommand::Create { name, email, password_stdin: _, config } } => {
+            let config = load(config.as_ref())?;
+            let mut input = String::new();
+            std::io::stdin().read_to_string(&mut input)?;
+            let password = input.lines().next().unwrap_or("").to_string();
+            let app = server::build_app(config).await?;
+            let result = crate::domain::users::create(&app, &name, email.as_deref(), &password).await;
+            app.store.close().await;
+            let user = result.map_err(|e| anyhow::anyhow!("cannot create user {name}: {e}"))?;
+            let role = if app.is_admin_name(&user.name) { "admin" } else { "user" };
+            println!("created {role} {}", user.name);
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,251 @@
+//! Typed configuration: TOML file, then `CAIRN_*` environment overrides.
+//!
+//! Every struct denies unknown fields, so a typo in an operator's file is an
+//! error that names the key instead of a silently ignored setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// Base of every URL Cairn hands out (tarballs, logs). No trailing slash.
+    pub public_url: String,
+    /// Directory for the default SQLite file and the local blob store.
+    pub data_dir: PathBuf,
+    /// `sqlite://PATH` or `postgres://user@host/db`. Default: `sqlite://<data_dir>/cairn.db`.
+    pub database_url: Option<String>,
+    /// Largest accepted request body, in bytes.
+    pub max_body_bytes: u64,
+    /// Seconds a client may take to send request headers, and separately the body.
+    pub request_timeout_secs: u64,
+    /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
+    pub shutdown_grace_secs: u64,
+    /// Maximum database connections in the pool.
+    pub database_max_connections: u32,
+    pub auth: AuthConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// User names that are admins once registered.
+    pub admins: Vec<String>,
+    /// When false only names in `admins` may register (the CLI can still create users).
+    pub allow_public_registration: bool,
+    /// Seconds between flushes of tokens' `lastUsedAt` to the database.
+    pub last_used_flush_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// A `tracing` filter, e.g. `info` or `cairn=debug,sqlx=warn`. `RUST_LOG` wins when set.
+    pub level: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: "127.0.0.1:7001".parse().expect("static address"),
+            public_url: "http://127.0.0.1:7001".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            // A 100 MB tarball is ~134 MB as base64, plus the manifest.
+            max_body_bytes: 150 * 1024 * 1024,
+            request_timeout_secs: 60,
+            shutdown_grace_secs: 30,
+            database_max_connections: 16,
+            auth: AuthConfig::default(),
+            log: LogConfig::default(),
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            admins: vec!["admin".into()],
+            allow_public_registration: true,
+            last_used_flush_secs: 30,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into() }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid environment variable {name}: {message}")]
+    Env { name: &'static str, message: String },
+    #[error("invalid config: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Loads the file (if any), applies environment overrides and validates.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                Config::from_toml(&text)
+                    .map_err(|message| ConfigError::Parse { path: path.into(), message })?
+            }
+            None => Config::default(),
+        };
+        config.apply_env(|name| std::env::var(name).ok())?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn from_toml(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim().to_string())
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        if let Some(v) = get("CAIRN_LISTEN") {
+            self.listen = v.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env {
+                name: "CAIRN_LISTEN",
+                message: e.to_string(),
+            })?;
+        }
+        if let Some(v) = get("CAIRN_DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("CAIRN_PUBLIC_URL") {
+            self.public_url = v;
+        }
+        if let Some(v) = get("CAIRN_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        Ok(())
+    }
+
+    pub fn validate(&mut self) -> Result<(), ConfigError> {
+        while self.public_url.ends_with('/') {
+            self.public_url.pop();
+        }
+        if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
+            return Err(ConfigError::Invalid(format!(
+                "public_url must start with http:// or https://, got {:?}",
+                self.public_url
+            )));
+        }
+        if self.max_body_bytes < 1024 {
+            return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
+        }
+        if self.database_max_connections == 0 {
+            return Err(ConfigError::Invalid("database_max_connections must be at least 1".into()));
+        }
+        if let Some(url) = &self.database_url {
+            if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
+                return Err(ConfigError::Invalid(format!(
+                    "database_url must start with sqlite: or postgres:, got {:?}",
+                    redact_url(url)
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// The database URL in effect: the configured one, or the SQLite file under `data_dir`.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("cairn.db").display()),
+        }
+    }
+
+    pub fn blob_dir(&self) -> PathBuf {
+        self.data_dir.join("blobs")
+    }
+}
+
+/// Hides the password part of a URL before it reaches a log line or an error.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        if let Some((userinfo, host)) = rest.split_once('@') {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                return format!("{scheme}://{user}:***@{host}");
+            }
+        }
+    }
+    url.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(c.effective_database_url(), "sqlite://./data/cairn.db");
+    }
+
+    #[test]
+    fn unknown_keys_are_named() {
+        let err = Config::from_toml("listen = \"127.0.0.1:1\"\nlisten_port = 3\n").unwrap_err();
+        assert!(err.contains("listen_port"), "{err}");
+        let err = Config::from_toml("[auth]\nadmin = [\"x\"]\n").unwrap_err();
+        assert!(err.contains("admin"), "{err}");
+    }
+
+    #[test]
+    fn contract_keys_parse() {
+        let c = Config::from_toml(
+            r#"
+listen = "127.0.0.1:7001"
+public_url = "http://127.0.0.1:7001/"
+data_dir = "./data"
+database_url = "sqlite://./data/cairn.db"
+[auth]
+admins = ["admin", "root"]
+allow_public_registration = false
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.auth.admins, vec!["admin", "root"]);
+        assert!(!c.auth.allow_public_registration);
+    }
+
+    #[test]
+    fn env_overrides() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "CAIRN_LISTEN" => Some("127.0.0.1:9999".into()),
+            "CAIRN_DATABASE_URL" => Some("postgres://postgres@127.0.0.1/x".into()),
+            "CAIRN_PUBLIC_URL" => Some("https://r.example".into()),
+            "CAIRN_DATA_DIR" => Some("/tmp/d".into()),
+            _ => None,
+        })
+        .unwrap();
+        assert_eq!(c.listen.port(), 9999);
+        assert_eq!(c.public_url, "https://r.example");
+        assert_eq!(c.effective_database_url(), "postgres://postgres@127.0.0.1/x");
+        assert!(c.apply_env(|k| (k == "CAIRN_LISTEN").then(|| "nope".into())).is_err());
+    }
+
+    #[test]
+    fn redacts_passwords() {
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}

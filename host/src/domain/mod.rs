@@ -1,0 +1,65 @@
+//! Registry rules, free of HTTP: who may do what, what is valid, what is stored.
+//!
+//! Handlers in `http/` translate requests into calls here and [`Error`] into
+//! status codes; nothing in this module knows a status code or a header.
+
+pub mod auth;
+pub mod password;
+pub mod tokens;
+pub mod users;
+
+use crate::blob::BlobError;
+use crate::store::StoreError;
+
+/// What went wrong, by meaning. `http::error` maps each kind to a status.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The request is syntactically broken (malformed JSON, wrong encoding).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed but semantically invalid input.
+    #[error("{0}")]
+    Invalid(String),
+    /// No credentials, or credentials that do not identify anyone.
+    #[error("{0}")]
+    Unauthenticated(String),
+    /// The caller is known but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("{0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Conflict(what) => Error::Conflict(format!("{what} already exists")),
+            other => Error::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<BlobError> for Error {
+    fn from(e: BlobError) -> Self {
+        Error::Internal(e.to_string())
+    }
+}
+
+/// The authenticated caller of a request.
+#[derive(Debug, Clone)]
+pub struct Identity {
+    pub user_id: String,
+    pub name: String,
+    pub email: Option<String>,
+    pub is_admin: bool,
+    /// Key of the token the request came with.
+    pub token_key: String,
+    pub readonly: bool,
+    pub automation: bool,
+}

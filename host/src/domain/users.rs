@@ -1,0 +1,161 @@
+//! Accounts: registration, login, lookup.
+
+use crate::app::App;
+use crate::store::{now_ms, User};
+use crate::util::random_bytes;
+
+use super::tokens::{self, NewToken};
+use super::{password, Error, Result};
+
+pub const COUCH_PREFIX: &str = "org.couchdb.user:";
+
+/// npm's user-name rules: 1–100 characters, lowercase, URL-safe, not starting with a dot.
+pub fn validate_name(name: &str) -> Result<()> {
+    if name.is_empty() || name.chars().count() > 100 {
+        return Err(Error::Invalid("name must be 1-100 characters".into()));
+    }
+    if name.starts_with('.') {
+        return Err(Error::Invalid("name may not start with a period".into()));
+    }
+    if name != name.to_lowercase() {
+        return Err(Error::Invalid("name must be lowercase".into()));
+    }
+    if !name.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '~')) {
+        return Err(Error::Invalid("name may only contain a-z, 0-9, '-', '_', '.' and '~'".into()));
+    }
+    Ok(())
+}
+
+pub fn validate_email(email: &str) -> Result<()> {
+    let invalid = || Error::Invalid(format!("email {email:?} is not a valid address"));
+    if email.len() > 254 || email.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(invalid());
+    }
+    let (local, domain) = email.rsplit_once('@').ok_or_else(invalid)?;
+    if local.is_empty() || local.contains('@') || domain.len() < 3 {
+        return Err(invalid());
+    }
+    let labels: Vec<&str> = domain.split('.').collect();
+    if labels.len() < 2 || labels.iter().any(|l| l.is_empty() || l.starts_with('-') || l.ends_with('-')) {
+        return Err(invalid());
+    }
+    Ok(())
+}
+
+fn new_rev(seq: u64) -> String {
+    format!("{seq}-{}", hex::encode(random_bytes(8)))
+}
+
+/// A login or registration as npm sends it (`PUT /-/user/org.couchdb.user:NAME`).
+pub struct LoginRequest {
+    pub url_name: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub password: Option<String>,
+    pub email: Option<String>,
+    pub kind: Option<String>,
+}
+
+pub struct LoginOutcome {
+    pub id: String,
+    pub rev: String,
+    pub token: String,
+    pub created: bool,
+}
+
+/// Logs an existing user in or registers a new one; either way issues a new token.
+pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutcome> {
+    let name = req.name.ok_or_else(|| Error::Invalid("name is required".into()))?;
+    if name != req.url_name {
+        return Err(Error::Invalid(format!("name {name:?} in the body differs from {:?} in the URL", req.url_name)));
+    }
+    let expected_id = format!("{COUCH_PREFIX}{name}");
+    if req.id.as_deref() != Some(expected_id.as_str()) {
+        return Err(Error::Invalid(format!("_id must be {expected_id:?}")));
+    }
+    if req.kind.as_deref() != Some("user") {
+        return Err(Error::Invalid("type must be \"user\"".into()));
+    }
+    validate_name(&name)?;
+    let password = req.password.ok_or_else(|| Error::Invalid("password is required".into()))?;
+    password::validate(&password)?;
+    if let Some(email) = &req.email {
+        validate_email(email)?;
+    }
+
+    let (user, created) = match app.store.user_by_name(&name).await? {
+        Some(user) => {
+            if !password::verify(&password, &user.password_hash).await? {
+                return Err(Error::Unauthenticated(format!("wrong password for user {name}")));
+            }
+            if let (Some(given), Some(stored)) = (&req.email, &user.email) {
+                if !given.eq_ignore_ascii_case(stored) {
+                    return Err(Error::Conflict(format!("user {name} already exists with another email")));
+                }
+            }
+            (user, false)
+        }
+        None => {
+            if !app.config.auth.allow_public_registration && !app.is_admin_name(&name) {
+                return Err(Error::Forbidden("public registration is disabled".into()));
+            }
+            let user = create(app, &name, req.email.as_deref(), &password).await?;
+            (user, true)
+        }
+    };
+    let issued = tokens::issue(app, &user, NewToken { name: Some("login".into()), ..NewToken::default() }).await?;
+    Ok(LoginOutcome { id: expected_id, rev: user.rev, token: issued.raw, created })
+}
+
+/// Creates a user without any registration policy check (used by the CLI and by registration).
+pub async fn create(app: &App, name: &str, email: Option<&str>, password_plain: &str) -> Result<User> {
+    validate_name(name)?;
+    password::validate(password_plain)?;
+    if let Some(email) = email {
+        validate_email(email)?;
+    }
+    let now = now_ms();
+    let user = User {
+        id: uuid::Uuid::new_v4().to_string(),
+        name: name.to_string(),
+        email: email.map(str::to_string),
+        password_hash: password::hash(password_plain).await?,
+        rev: new_rev(1),
+        created_at: now,
+        updated_at: now,
+    };
+    app.store.create_user(&user).await.map_err(|e| match e {
+        crate::store::StoreError::Conflict(_) => Error::Conflict(format!("user {name} already exists")),
+        other => other.into(),
+    })?;
+    Ok(user)
+}
+
+pub async fn find(app: &App, name: &str) -> Result<User> {
+    app.store.user_by_name(name).await?.ok_or_else(|| Error::NotFound(format!("user {name} not found")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names() {
+        for ok in ["a", "alice", "a.b-c_d~e", "x1"] {
+            validate_name(ok).unwrap();
+        }
+        for bad in ["", ".a", "Alice", "a b", "a/b", "a@b", &"x".repeat(101)] {
+            assert!(validate_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emails() {
+        for ok in ["a@b.co", "first.last+tag@sub.example.org"] {
+            validate_email(ok).unwrap();
+        }
+        for bad in ["", "a", "a@", "@b.co", "a@b", "a b@c.de", "a@-b.co", "a@b..co"] {
+            assert!(validate_email(bad).is_err(), "{bad}");
+        }
+    }
+}

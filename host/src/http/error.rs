@@ -1,0 +1,77 @@
+//! The one error body of the API: `{"error": "<code>", "reason": "<message>"}`.
+
+use http::StatusCode;
+use serde_json::json;
+
+use crate::domain::Error;
+
+use super::{json_response, Response};
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub reason: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> Self {
+        ApiError { status, code, reason: reason.into() }
+    }
+    pub fn not_found(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", reason)
+    }
+    pub fn bad_request(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", reason)
+    }
+    pub fn invalid(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "unprocessable_entity", reason)
+    }
+    pub fn method_not_allowed(reason: impl Into<String>) -> Self {
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", reason)
+    }
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", "internal server error; see the server log")
+    }
+
+    pub fn into_response(self) -> Response {
+        let mut resp = json_response(self.status, &json!({ "error": self.code, "reason": self.reason }));
+        if self.status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+        }
+        resp
+    }
+}
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::BadRequest(r) => ApiError::bad_request(r),
+            Error::Invalid(r) => ApiError::invalid(r),
+            Error::Unauthenticated(r) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r),
+            Error::Forbidden(r) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", r),
+            Error::NotFound(r) => ApiError::not_found(r),
+            Error::Conflict(r) => ApiError::new(StatusCode::CONFLICT, "conflict", r),
+            Error::Internal(r) => {
+                tracing::error!(error = %r, "internal error");
+                ApiError::internal()
+            }
+        }
+    }
+}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        Error::from(e).into()
+    }
+}
+
+/// Malformed JSON is a 400; JSON of the wrong shape (types, missing fields) a 422.
+impl From<serde_json::Error> for ApiError {
+    fn from(e: serde_json::Error) -> Self {
+        match e.classify() {
+            serde_json::error::Category::Data => ApiError::invalid(format!("invalid request body: {e}")),
+            _ => ApiError::bad_request(format!("malformed JSON: {e}")),
+        }
+    }
+}

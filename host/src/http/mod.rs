@@ -1,0 +1,201 @@
+//! HTTP: routing, request parsing, response shapes. The only layer that knows
+//! status codes and headers. One file per API area; `route` is the URL tree.
+
+pub mod error;
+mod meta;
+mod tokens;
+mod users;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use serde::de::DeserializeOwned;
+
+use crate::app::App;
+use crate::domain::{auth, Identity};
+
+pub use error::ApiError;
+
+pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Response = http::Response<Body>;
+pub type ApiResult = Result<Response, ApiError>;
+
+/// One request as handlers see it: decoded path segments, the caller, and a
+/// body that is read on demand within the configured size and time limits.
+pub struct Req {
+    pub app: Arc<App>,
+    pub method: Method,
+    pub segments: Vec<String>,
+    pub query: Vec<(String, String)>,
+    pub headers: HeaderMap,
+    pub client_ip: IpAddr,
+    pub identity: Option<Identity>,
+    body: Option<Incoming>,
+}
+
+impl Req {
+    pub fn query(&self, name: &str) -> Option<&str> {
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn header(&self, name: impl header::AsHeaderName) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
+    /// The caller, or 401.
+    pub fn caller(&self) -> Result<&Identity, ApiError> {
+        Ok(auth::require(self.identity.as_ref())?)
+    }
+
+    /// Reads the whole body: 413 past `max_body_bytes`, 408 past `request_timeout_secs`.
+    pub async fn bytes(&mut self) -> Result<Bytes, ApiError> {
+        let Some(body) = self.body.take() else { return Ok(Bytes::new()) };
+        let limit = self.app.config.max_body_bytes;
+        let timeout = Duration::from_secs(self.app.config.request_timeout_secs);
+        match tokio::time::timeout(timeout, Limited::new(body, limit as usize).collect()).await {
+            Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body was not received in time")),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
+            Ok(Err(e)) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
+            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+        }
+    }
+
+    pub async fn json<T: DeserializeOwned>(&mut self) -> Result<T, ApiError> {
+        let bytes = self.bytes().await?;
+        if bytes.is_empty() {
+            return Err(ApiError::bad_request("a JSON request body is required"));
+        }
+        Ok(serde_json::from_slice(&bytes)?)
+    }
+}
+
+fn too_large(limit: u64) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "payload_too_large",
+        format!("request body exceeds the limit of {limit} bytes (max_body_bytes)"),
+    )
+}
+
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+}
+
+pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
+    let mut resp = http::Response::new(full(serde_json::to_vec(value).expect("JSON values serialize")));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}
+
+pub fn ok_json(value: serde_json::Value) -> ApiResult {
+    Ok(json_response(StatusCode::OK, &value))
+}
+
+fn decode_segment(raw: &str) -> Result<String, ApiError> {
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))
+}
+
+fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
+    let Some(q) = q else { return Vec::new() };
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|pair| {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let dec = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8_lossy().into_owned();
+            (dec(k), dec(v))
+        })
+        .collect()
+}
+
+/// Routes that authenticate themselves from the body (login), so a stale token
+/// in the client's config must not make them fail.
+fn skips_token_auth(method: &Method, segs: &[&str]) -> bool {
+    matches!((method, segs), (&Method::PUT, ["-", "user", _]))
+}
+
+/// Writes that a readonly token may still make: revoking that very token (logout).
+fn readonly_exempt(method: &Method, segs: &[&str], identity: &Identity) -> bool {
+    matches!((method, segs), (&Method::DELETE, ["-", "user", "token", raw]) if crate::domain::tokens::key_of(raw) == identity.token_key)
+}
+
+/// Entry point for every request: parse, authenticate, enforce the rules that
+/// hold on every route, then dispatch.
+pub async fn handle(app: Arc<App>, request: http::Request<Incoming>, client_ip: IpAddr) -> Response {
+    match prepare_and_route(app, request, client_ip).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn prepare_and_route(app: Arc<App>, request: http::Request<Incoming>, client_ip: IpAddr) -> ApiResult {
+    let (parts, body) = request.into_parts();
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        if len > app.config.max_body_bytes {
+            return Err(too_large(app.config.max_body_bytes));
+        }
+    }
+    let path = parts.uri.path();
+    let segments = path
+        .split('/')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .map(decode_segment)
+        .collect::<Result<Vec<_>, _>>()?;
+    let seg_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let identity = if skips_token_auth(&parts.method, &seg_refs) {
+        None
+    } else {
+        let authorization = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
+        auth::authenticate(&app, authorization, client_ip).await?
+    };
+    let is_write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if is_write {
+        if let Some(id) = &identity {
+            if !readonly_exempt(&parts.method, &seg_refs, id) {
+                auth::check_write(Some(id))?;
+            }
+        }
+    }
+    let req = Req {
+        app,
+        method: parts.method,
+        query: parse_query(parts.uri.query()),
+        segments,
+        headers: parts.headers,
+        client_ip,
+        identity,
+        body: Some(body),
+    };
+    route(req).await
+}
+
+/// The URL tree.
+async fn route(req: Req) -> ApiResult {
+    let segs: Vec<String> = req.segments.clone();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = req.method.clone();
+    match (&m, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, []) => meta::root(req).await,
+        (&Method::GET | &Method::HEAD, ["-", "ping"]) => meta::ping(req).await,
+        (&Method::GET, ["-", "whoami"]) => meta::whoami(req).await,
+
+        (&Method::PUT, ["-", "user", couch]) => users::login(req, couch).await,
+        (&Method::GET, ["-", "user", couch]) => users::show(req, couch).await,
+        (&Method::DELETE, ["-", "user", "token", token]) => users::logout(req, token).await,
+
+        (&Method::GET, ["-", "npm", "v1", "tokens"]) => tokens::list(req).await,
+        (&Method::POST, ["-", "npm", "v1", "tokens"]) => tokens::create(req).await,
+        (&Method::DELETE, ["-", "npm", "v1", "tokens", "token", key]) => tokens::delete(req, key).await,
+
+        _ => Err(ApiError::not_found(format!("no route for {} /{}", m, segs.join("/")))),
+    }
+}

@@ -1,0 +1,168 @@
+//! The HTTP server: accept loop, per-connection hyper service, request logs,
+//! panic containment, background flushes and graceful shutdown.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_util::FutureExt;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+use crate::app::App;
+use crate::blob::LocalBlobStore;
+use crate::config::{redact_url, Config};
+use crate::http::{self, ApiError};
+use crate::store;
+
+/// Opens storage and builds the application state.
+pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
+    let url = config.effective_database_url();
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| anyhow::anyhow!("creating data_dir {}: {e}", config.data_dir.display()))?;
+    let store = store::open(&url, config.database_max_connections)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening database {}: {e}", redact_url(&url)))?;
+    let blobs = Arc::new(
+        LocalBlobStore::open(config.blob_dir())
+            .map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
+    );
+    Ok(App::new(config, store, blobs))
+}
+
+/// Serves until `shutdown` resolves, then lets in-flight requests finish
+/// (up to `shutdown_grace_secs`), flushes buffered state and closes the database.
+pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
+    let local = listener.local_addr()?;
+    tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
+    let graceful = GracefulShutdown::new();
+    let flusher = spawn_flusher(app.clone());
+    let header_timeout = Duration::from_secs(app.config.request_timeout_secs);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, peer) = match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        // Running out of file descriptors must not end the server.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let app = app.clone();
+                let service = service_fn(move |req| {
+                    let app = app.clone();
+                    async move { Ok::<_, std::convert::Infallible>(handle_logged(app, req, peer).await) }
+                });
+                let conn = http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(header_timeout)
+                    .keep_alive(true)
+                    .serve_connection(TokioIo::new(stream), service);
+                let conn = graceful.watch(conn);
+                tokio::spawn(async move {
+                    if let Err(e) = conn.await {
+                        tracing::debug!(error = %e, %peer, "connection ended with an error");
+                    }
+                });
+            }
+            _ = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    tracing::info!("shutting down: waiting for in-flight requests");
+    let grace = Duration::from_secs(app.config.shutdown_grace_secs);
+    if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+        tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
+    }
+    flusher.abort();
+    if let Err(e) = app.token_usage.flush(app.store.as_ref()).await {
+        tracing::warn!(error = %e, "flushing token usage at shutdown failed");
+    }
+    app.store.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn spawn_flusher(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    let every = Duration::from_secs(app.config.auth.last_used_flush_secs.max(1));
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            if let Err(e) = app.token_usage.flush(app.store.as_ref()).await {
+                tracing::warn!(error = %e, "flushing token usage failed; will retry");
+            }
+        }
+    })
+}
+
+async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> http::Response {
+    let started = Instant::now();
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let outcome = AssertUnwindSafe(http::handle(app, req, peer.ip())).catch_unwind().await;
+    let mut resp = match outcome {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(request_id = %request_id, %method, %path, panic = %message, "handler panicked");
+            ApiError::internal().into_response()
+        }
+    };
+    if let Ok(v) = ::http::HeaderValue::from_str(&request_id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    tracing::info!(
+        request_id = %request_id,
+        %method,
+        %path,
+        status = resp.status().as_u16(),
+        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+        client = %peer.ip(),
+        "request"
+    );
+    resp
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => tracing::info!("received SIGINT"),
+        _ = term => tracing::info!("received SIGTERM"),
+    }
+}
