@@ -117,19 +117,7 @@ async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let outcome = AssertUnwindSafe(http::handle(app, req, peer.ip())).catch_unwind().await;
-    let mut resp = match outcome {
-        Ok(resp) => resp,
-        Err(panic) => {
-            let message = panic
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| panic.downcast_ref::<String>().cloned())
-                .unwrap_or_else(|| "unknown panic".into());
-            tracing::error!(request_id = %request_id, %method, %path, panic = %message, "handler panicked");
-            ApiError::internal().into_response()
-        }
-    };
+    let mut resp = contain_panics(http::handle(app, req, peer.ip()), &request_id).await;
     if let Ok(v) = ::http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);
     }
@@ -143,6 +131,23 @@ async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>
         "request"
     );
     resp
+}
+
+/// Runs a handler; a panic inside it becomes a logged 500 with the error body
+/// instead of a dropped connection, and the server keeps serving.
+async fn contain_panics(handler: impl Future<Output = http::Response>, request_id: &str) -> http::Response {
+    match AssertUnwindSafe(handler).catch_unwind().await {
+        Ok(resp) => resp,
+        Err(panic) => {
+            let message = panic
+                .downcast_ref::<&str>()
+                .map(|s| s.to_string())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".into());
+            tracing::error!(request_id = %request_id, panic = %message, "handler panicked");
+            ApiError::internal().into_response()
+        }
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.
@@ -164,5 +169,24 @@ pub async fn shutdown_signal() {
     tokio::select! {
         _ = ctrl_c => tracing::info!("received SIGINT"),
         _ = term => tracing::info!("received SIGTERM"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    #[tokio::test]
+    async fn a_panicking_handler_becomes_a_500_error_body() {
+        let resp = contain_panics(async { panic!("boom") }, "req-1").await;
+        assert_eq!(resp.status(), 500);
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        assert_eq!(value["error"], "internal_server_error");
+        assert!(value["reason"].is_string());
+        // The runtime is intact afterwards.
+        let ok = contain_panics(async { http::json_response(::http::StatusCode::OK, &serde_json::json!({})) }, "req-2").await;
+        assert_eq!(ok.status(), 200);
     }
 }

@@ -1,1 +1,280 @@
+//! Test harness: start the real `cairn` binary on a random port with its own
+//! data directory (and, for PostgreSQL, its own database), and talk to it.
+//!
+//! Every test that touches storage is written once and run on both backends
+//! through [`both_backends!`].
 
+pub mod pg;
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub use reqwest::{Method, StatusCode};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// Generates `mod NAME { fn sqlite(); fn postgres(); }` calling `async fn NAME(Backend)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name($crate::Backend::Sqlite).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name($crate::Backend::Postgres).await
+            }
+        }
+    )*};
+}
+
+/// The `cairn` binary cargo built next to this test executable (or `$CAIRN_BIN`).
+pub fn cairn_bin() -> PathBuf {
+    if let Ok(p) = std::env::var("CAIRN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = dir.join(format!("cairn{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.exists(), "{} not found: run `cargo test --workspace` (it builds the cairn binary)", bin.display());
+    bin
+}
+
+pub struct ServerOptions {
+    pub backend: Backend,
+    /// Extra TOML appended to the generated config (top-level keys must come first,
+    /// so give tables like `[auth]` here in full).
+    pub toml: String,
+    pub auth_toml: String,
+}
+
+impl ServerOptions {
+    pub fn new(backend: Backend) -> Self {
+        ServerOptions { backend, toml: String::new(), auth_toml: String::new() }
+    }
+    pub fn toml(mut self, extra: &str) -> Self {
+        self.toml.push_str(extra);
+        self.toml.push('\n');
+        self
+    }
+    pub fn auth(mut self, extra: &str) -> Self {
+        self.auth_toml.push_str(extra);
+        self.auth_toml.push('\n');
+        self
+    }
+}
+
+/// A running `cairn serve`. Killed (and its database dropped) on drop.
+pub struct Server {
+    pub base: String,
+    pub addr: std::net::SocketAddr,
+    pub data_dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    pub database_url: String,
+    pub client: reqwest::Client,
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    db: Option<pg::TempDatabase>,
+}
+
+impl Server {
+    pub async fn start(backend: Backend) -> Server {
+        Server::start_with(ServerOptions::new(backend)).await
+    }
+
+    pub async fn start_with(opts: ServerOptions) -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        let (db, database_url) = match opts.backend {
+            Backend::Sqlite => (None, format!("sqlite://{}", data_dir.path().join("cairn.db").display())),
+            Backend::Postgres => {
+                let db = pg::TempDatabase::create().await;
+                let url = db.url.clone();
+                (Some(db), url)
+            }
+        };
+        let config_path = data_dir.path().join("cairn.toml");
+        let config = format!(
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\n{}\n[auth]\nadmins = [\"admin\"]\nlast_used_flush_secs = 1\n{}",
+            data_dir.path().display().to_string(),
+            database_url,
+            opts.toml,
+            opts.auth_toml
+        );
+        std::fs::write(&config_path, config).expect("write config");
+        let mut server = Server {
+            base: String::new(),
+            addr: "127.0.0.1:1".parse().unwrap(),
+            data_dir,
+            config_path,
+            database_url,
+            client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            child: None,
+            log: Arc::new(Mutex::new(String::new())),
+            db,
+        };
+        server.spawn(&[]).await;
+        server
+    }
+
+    /// Starts the process and waits for its "serving" log line. Public URL is
+    /// derived from the bound port unless the config sets one.
+    async fn spawn(&mut self, env: &[(&str, &str)]) {
+        let mut cmd = Command::new(cairn_bin());
+        cmd.arg("serve").arg("--config").arg(&self.config_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
+        cmd.env("RUST_LOG", "info");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("spawn cairn");
+        let stderr = child.stderr.take().unwrap();
+        let log = self.log.clone();
+        let (tx, rx) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            let mut sent = false;
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if !sent {
+                    if let Some(rest) = line.split("listen=").nth(1) {
+                        let addr = rest.split_whitespace().next().unwrap_or("").to_string();
+                        let _ = tx.send(addr);
+                        sent = true;
+                    }
+                }
+                if std::env::var_os("CAIRN_TEST_ECHO").is_some() {
+                    eprintln!("[cairn] {line}");
+                }
+                let mut l = log.lock().unwrap();
+                l.push_str(&line);
+                l.push('\n');
+            }
+        });
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
+            .await
+            .unwrap()
+            .unwrap_or_else(|_| panic!("cairn did not start; its log:\n{}", self.log.lock().unwrap()));
+        self.addr = addr.parse().expect("listen address");
+        self.base = format!("http://{}", self.addr);
+        self.child = Some(child);
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal and waits for the process to exit; returns its exit status.
+    pub async fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
+        tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap()
+    }
+
+    /// Restarts after a stop, with the same config and data.
+    pub async fn restart(&mut self) {
+        if self.child.is_some() {
+            self.stop_with("TERM").await;
+        }
+        self.spawn(&[]).await;
+    }
+
+    /// Sends a request; returns status and the body parsed as JSON (or `Value::String` of the text).
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<&Value>) -> (StatusCode, Value) {
+        let mut req = self.client.request(method, self.url(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(b);
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status();
+        let text = resp.text().await.expect("body");
+        let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, value)
+    }
+
+    pub async fn get(&self, path: &str, token: Option<&str>) -> (StatusCode, Value) {
+        self.call(Method::GET, path, token, None).await
+    }
+
+    /// Registers (or logs in) `name` with `password`; returns the token.
+    pub async fn add_user(&self, name: &str, password: &str) -> String {
+        let (status, body) = self.login(name, password, Some(&format!("{name}@example.com"))).await;
+        assert_eq!(status, StatusCode::CREATED, "adduser {name}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    pub async fn login(&self, name: &str, password: &str, email: Option<&str>) -> (StatusCode, Value) {
+        let mut body = json!({
+            "_id": format!("org.couchdb.user:{name}"),
+            "name": name,
+            "password": password,
+            "type": "user",
+            "roles": [],
+            "date": "2024-01-01T12:00:00.000Z",
+        });
+        if let Some(e) = email {
+            body["email"] = json!(e);
+        }
+        self.call(Method::PUT, &format!("/-/user/org.couchdb.user:{name}"), None, Some(&body)).await
+    }
+
+    /// Every byte Cairn keeps: files under the data dir, and for PostgreSQL a dump of its tables.
+    pub async fn stored_bytes(&self) -> Vec<u8> {
+        let mut all = Vec::new();
+        fn walk(dir: &Path, out: &mut Vec<u8>) {
+            for entry in std::fs::read_dir(dir).unwrap().flatten() {
+                let p = entry.path();
+                if p.is_dir() {
+                    walk(&p, out);
+                } else if p.extension().is_none_or(|e| e != "toml") {
+                    out.extend(std::fs::read(&p).unwrap_or_default());
+                }
+            }
+        }
+        walk(self.data_dir.path(), &mut all);
+        if let Some(db) = &self.db {
+            all.extend(db.dump_text().await.into_bytes());
+        }
+        all
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// True when `needle` occurs in `haystack`.
+pub fn contains_bytes(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Asserts the error body shape `{"error": "...", "reason": "..."}`.
+#[track_caller]
+pub fn assert_error(status: StatusCode, body: &Value, expected: u16) {
+    assert_eq!(status.as_u16(), expected, "status (body: {body})");
+    assert!(body["error"].as_str().is_some_and(|s| !s.is_empty()), "error field in {body}");
+    assert!(body["reason"].as_str().is_some_and(|s| !s.is_empty()), "reason field in {body}");
+}

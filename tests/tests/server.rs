@@ -1,0 +1,178 @@
+//! The server process itself: errors for unknown routes, body limits, slow
+//! clients, graceful shutdown, configuration errors, environment overrides.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use cairn_e2e::{assert_error, cairn_bin, Backend, Method, Server, ServerOptions, StatusCode};
+use serde_json::json;
+
+#[tokio::test]
+async fn unknown_routes_and_errors_are_json() {
+    let s = Server::start(Backend::Sqlite).await;
+    for (method, path) in [(Method::GET, "/-/no/such/route"), (Method::POST, "/-/whoami"), (Method::PATCH, "/-/ping")] {
+        let (status, body) = s.call(method, path, None, None).await;
+        assert_error(status, &body, 404);
+    }
+    let resp = s.client.get(s.url("/-/ping")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(resp.headers().get("x-request-id").is_some());
+    assert_eq!(resp.headers()["content-type"], "application/json");
+    assert_eq!(resp.json::<serde_json::Value>().await.unwrap(), json!({"pong": true}));
+    // A request id given by the client is echoed and logged.
+    let resp = s.client.get(s.url("/-/ping")).header("x-request-id", "trace-abc-123").send().await.unwrap();
+    assert_eq!(resp.headers()["x-request-id"], "trace-abc-123");
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let log = s.log();
+    let line = log.lines().find(|l| l.contains("trace-abc-123")).expect("request logged");
+    for field in ["method=GET", "path=/-/ping", "status=200", "duration_ms="] {
+        assert!(line.contains(field), "{field} missing from {line}");
+    }
+}
+
+#[tokio::test]
+async fn oversized_bodies_get_413_naming_the_limit() {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).toml("max_body_bytes = 4096")).await;
+    let big = "x".repeat(10_000);
+    let body = json!({"_id": "org.couchdb.user:big", "name": "big", "password": "password123", "type": "user", "pad": big});
+    let (status, resp) = s.call(Method::PUT, "/-/user/org.couchdb.user:big", None, Some(&body)).await;
+    assert_error(status, &resp, 413);
+    assert!(resp["reason"].as_str().unwrap().contains("4096"), "{resp}");
+    // Chunked bodies without a Content-Length are cut off at the limit too.
+    let mut conn = TcpStream::connect(s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(conn, "PUT /-/user/org.couchdb.user:big HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n").unwrap();
+    let chunk = "x".repeat(3000);
+    for _ in 0..2 {
+        let _ = write!(conn, "{:x}\r\n{chunk}\r\n", chunk.len());
+    }
+    let _ = write!(conn, "0\r\n\r\n");
+    let response = read_response(&mut conn);
+    assert!(response.starts_with("HTTP/1.1 413"), "{response}");
+    assert!(response.contains("4096"), "{response}");
+    // Nothing was created, and the server still answers.
+    let (status, _) = s.get("/-/user/org.couchdb.user:big", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// Reads until the peer closes or a full response with Content-Length arrived.
+fn read_response(conn: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        match conn.read(&mut chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+        let text = String::from_utf8_lossy(&buf);
+        if let Some((head, body)) = text.split_once("\r\n\r\n") {
+            let len = head
+                .lines()
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)));
+            if len.is_some_and(|len| body.len() >= len) {
+                break;
+            }
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
+#[tokio::test]
+async fn slow_clients_are_timed_out() {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).toml("request_timeout_secs = 1")).await;
+    // Headers that never finish: the connection is closed.
+    let mut conn = TcpStream::connect(s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(conn, "GET /-/ping HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = Instant::now();
+    let mut buf = [0u8; 1024];
+    let n = conn.read(&mut buf).unwrap_or(0);
+    let _ = n;
+    assert!(started.elapsed() < Duration::from_secs(8), "header timeout did not fire");
+    // A body that stalls: 408 with the error body.
+    let mut conn = TcpStream::connect(s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(conn, "PUT /-/user/org.couchdb.user:slow HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{{\"name\"").unwrap();
+    let response = read_response(&mut conn);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains("\"error\""), "{response}");
+    // Meanwhile other clients are served.
+    let (status, _) = s.get("/-/ping", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_in_flight_requests() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    // Start a request and leave its body half sent.
+    let body = json!({"_id": "org.couchdb.user:late", "name": "late", "password": "password123", "type": "user", "email": "l@example.com"}).to_string();
+    let (first, second) = body.split_at(body.len() / 2);
+    let mut conn = TcpStream::connect(s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(conn, "PUT /-/user/org.couchdb.user:late HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}", body.len()).unwrap();
+    conn.flush().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pid = s.pid();
+    std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New connections are refused while the old request is still open.
+    assert!(TcpStream::connect(s.addr).is_err(), "listener should be closed after SIGTERM");
+    conn.write_all(second.as_bytes()).unwrap();
+    let response = read_response(&mut conn);
+    assert!(response.starts_with("HTTP/1.1 201"), "in-flight request must complete: {response}");
+    let status = s.stop_with("0").await;
+    assert!(status.success(), "exit status {status:?}; log:\n{}", s.log());
+    let log = s.log();
+    assert!(log.contains("received SIGTERM") && log.contains("stopped"), "{log}");
+    // The user created during shutdown is really stored.
+    s.restart().await;
+    let (status, _) = s.get("/-/user/org.couchdb.user:late", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn unknown_config_keys_are_named_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    std::fs::write(&path, "listen = \"127.0.0.1:0\"\nlisten_address = \"x\"\n").unwrap();
+    let out = std::process::Command::new(cairn_bin()).arg("serve").arg("--config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("listen_address"), "{stderr}");
+    std::fs::write(&path, "[auth]\nallow_registration = true\n").unwrap();
+    let out = std::process::Command::new(cairn_bin()).arg("serve").arg("--config").arg(&path).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("allow_registration"));
+}
+
+/// With no config file, data goes to ./data under the working directory; the
+/// environment overrides the listen address.
+#[tokio::test]
+async fn runs_without_a_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(cairn_bin())
+        .arg("serve")
+        .current_dir(dir.path())
+        .env("CAIRN_LISTEN", "127.0.0.1:0")
+        .env("CAIRN_PUBLIC_URL", "http://registry.test:8080")
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(std::io::BufRead::read_line(&mut stderr, &mut line).unwrap() > 0, "server exited");
+        if let Some(rest) = line.split("listen=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_string();
+        }
+    };
+    assert!(line.contains("public_url=http://registry.test:8080"), "{line}");
+    let resp = reqwest::get(format!("http://{addr}/-/ping")).await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(dir.path().join("data/cairn.db").exists());
+    assert!(dir.path().join("data/blobs").is_dir());
+    let _ = child.kill();
+    let _ = child.wait();
+}
