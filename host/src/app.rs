@@ -4,6 +4,8 @@ use std::sync::Arc;
 
 use crate::blob::BlobStore;
 use crate::config::Config;
+use crate::domain::downloads::DownloadCounter;
+use crate::domain::packument::PackumentCache;
 use crate::domain::tokens::TokenUsage;
 use crate::store::Store;
 
@@ -12,11 +14,17 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub blobs: Arc<dyn BlobStore>,
     pub token_usage: TokenUsage,
+    pub packuments: PackumentCache,
+    pub downloads: DownloadCounter,
 }
 
 impl App {
     pub fn new(config: Config, store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>) -> Arc<App> {
-        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default() })
+        let packuments = PackumentCache::new(
+            std::time::Duration::from_secs(config.packument_cache_ttl_secs),
+            config.packument_cache_entries,
+        );
+        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments, downloads: DownloadCounter::default() })
     }
 
     pub fn is_admin_name(&self, name: &str) -> bool {

@@ -27,6 +27,13 @@ pub struct Config {
     pub shutdown_grace_secs: u64,
     /// Maximum database connections in the pool.
     pub database_max_connections: u32,
+    /// Seconds a cached packument is trusted before it is rebuilt (writes in
+    /// this process invalidate at once; this bounds staleness across processes).
+    pub packument_cache_ttl_secs: u64,
+    /// Packuments kept in memory at most.
+    pub packument_cache_entries: usize,
+    /// Seconds between flushes of buffered download counts.
+    pub downloads_flush_secs: u64,
     pub auth: AuthConfig,
     pub log: LogConfig,
 }
@@ -61,6 +68,9 @@ impl Default for Config {
             request_timeout_secs: 60,
             shutdown_grace_secs: 30,
             database_max_connections: 16,
+            packument_cache_ttl_secs: 5,
+            packument_cache_entries: 10_000,
+            downloads_flush_secs: 30,
             auth: AuthConfig::default(),
             log: LogConfig::default(),
         }

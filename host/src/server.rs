@@ -87,20 +87,35 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     if let Err(e) = app.token_usage.flush(app.store.as_ref()).await {
         tracing::warn!(error = %e, "flushing token usage at shutdown failed");
     }
+    if let Err(e) = app.downloads.flush(app.store.as_ref()).await {
+        tracing::warn!(error = %e, "flushing download counts at shutdown failed");
+    }
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
 }
 
+/// Periodic writes of state buffered in memory (token last-use, download counts).
 fn spawn_flusher(app: Arc<App>) -> tokio::task::JoinHandle<()> {
-    let every = Duration::from_secs(app.config.auth.last_used_flush_secs.max(1));
+    let tokens_every = Duration::from_secs(app.config.auth.last_used_flush_secs.max(1));
+    let downloads_every = Duration::from_secs(app.config.downloads_flush_secs.max(1));
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every);
-        tick.tick().await;
+        let mut tokens = tokio::time::interval(tokens_every);
+        let mut downloads = tokio::time::interval(downloads_every);
+        tokens.tick().await;
+        downloads.tick().await;
         loop {
-            tick.tick().await;
-            if let Err(e) = app.token_usage.flush(app.store.as_ref()).await {
-                tracing::warn!(error = %e, "flushing token usage failed; will retry");
+            tokio::select! {
+                _ = tokens.tick() => {
+                    if let Err(e) = app.token_usage.flush(app.store.as_ref()).await {
+                        tracing::warn!(error = %e, "flushing token usage failed; will retry");
+                    }
+                }
+                _ = downloads.tick() => {
+                    if let Err(e) = app.downloads.flush(app.store.as_ref()).await {
+                        tracing::warn!(error = %e, "flushing download counts failed; will retry");
+                    }
+                }
             }
         }
     })

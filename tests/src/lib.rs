@@ -5,6 +5,7 @@
 //! through [`both_backends!`].
 
 pub mod pg;
+pub mod publish;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -29,9 +29,11 @@ async fn register_then_login(backend: Backend) {
     // Same email (any case) is fine too.
     let (status, _) = s.login("alice", "password123", Some("ALICE@example.com")).await;
     assert_eq!(status, StatusCode::CREATED);
-    // A user without an email may register (the email field is optional).
-    let (status, _) = s.login("noemail", "password123", None).await;
-    assert_eq!(status, StatusCode::CREATED);
+    // Logging in with an unknown name creates no account: registering needs an email.
+    let (status, body) = s.login("noemail", "password123", None).await;
+    assert_error(status, &body, 404);
+    let (status, _) = s.get("/-/user/org.couchdb.user:noemail", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
 async fn login_errors(backend: Backend) {

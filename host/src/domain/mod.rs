@@ -4,6 +4,10 @@
 //! status codes; nothing in this module knows a status code or a header.
 
 pub mod auth;
+pub mod downloads;
+pub mod names;
+pub mod packages;
+pub mod packument;
 pub mod password;
 pub mod tokens;
 pub mod users;
@@ -30,6 +34,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// The package is blocked by an admin.
+    #[error("{0}")]
+    Blocked(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

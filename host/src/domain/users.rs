@@ -99,7 +99,12 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
             if !app.config.auth.allow_public_registration && !app.is_admin_name(&name) {
                 return Err(Error::Forbidden("public registration is disabled".into()));
             }
-            let user = create(app, &name, req.email.as_deref(), &password).await?;
+            // Like the npm registry: `npm login` with an unknown name must not
+            // silently create an account; `npm adduser` sends an email.
+            let Some(email) = req.email.as_deref() else {
+                return Err(Error::NotFound(format!("user {name} does not exist; register with `npm adduser` (an email is required)")));
+            };
+            let user = create(app, &name, Some(email), &password).await?;
             (user, true)
         }
     };

@@ -1,8 +1,12 @@
 //! HTTP: routing, request parsing, response shapes. The only layer that knows
 //! status codes and headers. One file per API area; `route` is the URL tree.
 
+mod downloads;
 pub mod error;
 mod meta;
+mod package_admin;
+mod packages;
+mod search;
 mod tokens;
 mod users;
 
@@ -12,7 +16,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
@@ -21,7 +25,7 @@ use crate::domain::{auth, Identity};
 
 pub use error::ApiError;
 
-pub type Body = BoxBody<Bytes, std::io::Error>;
+pub type Body = UnsyncBoxBody<Bytes, std::io::Error>;
 pub type Response = http::Response<Body>;
 pub type ApiResult = Result<Response, ApiError>;
 
@@ -83,7 +87,7 @@ fn too_large(limit: u64) -> ApiError {
 }
 
 pub fn full(bytes: impl Into<Bytes>) -> Body {
-    Full::new(bytes.into()).map_err(|never| match never {}).boxed()
+    Full::new(bytes.into()).map_err(|never| match never {}).boxed_unsync()
 }
 
 pub fn json_response(status: StatusCode, value: &serde_json::Value) -> Response {
@@ -178,11 +182,25 @@ async fn prepare_and_route(app: Arc<App>, request: http::Request<Incoming>, clie
     route(req).await
 }
 
+/// Splits a package name off the front of `segs`: `@s%2fn` (one segment),
+/// `@s/n` (two) or `n`. Returns the name and the segments after it.
+fn split_name<'a>(segs: &'a [&'a str]) -> Option<(String, &'a [&'a str])> {
+    let first = *segs.first()?;
+    if first.contains('/') {
+        Some((first.to_string(), &segs[1..]))
+    } else if first.starts_with('@') && segs.len() >= 2 {
+        Some((format!("{first}/{}", segs[1]), &segs[2..]))
+    } else {
+        Some((first.to_string(), &segs[1..]))
+    }
+}
+
 /// The URL tree.
 async fn route(req: Req) -> ApiResult {
     let segs: Vec<String> = req.segments.clone();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = req.method.clone();
+    let no_route = || Err(ApiError::not_found(format!("no route for {} /{}", m, segs.join("/"))));
     match (&m, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, []) => meta::root(req).await,
         (&Method::GET | &Method::HEAD, ["-", "ping"]) => meta::ping(req).await,
@@ -196,6 +214,47 @@ async fn route(req: Req) -> ApiResult {
         (&Method::POST, ["-", "npm", "v1", "tokens"]) => tokens::create(req).await,
         (&Method::DELETE, ["-", "npm", "v1", "tokens", "token", key]) => tokens::delete(req, key).await,
 
-        _ => Err(ApiError::not_found(format!("no route for {} /{}", m, segs.join("/")))),
+        (&Method::GET, ["-", "v1", "search"]) => search::search(req).await,
+        (&Method::GET, ["-", "_view", "starredByUser"]) => search::starred_by_user(req).await,
+
+        (_, ["-", "package", rest @ ..]) => {
+            let Some((name, tail)) = split_name(rest) else { return no_route() };
+            match (&m, tail) {
+                (&Method::GET, ["dist-tags"]) => package_admin::dist_tags(req, &name).await,
+                (&Method::PUT | &Method::POST, ["dist-tags", tag]) => package_admin::put_dist_tag(req, &name, tag).await,
+                (&Method::DELETE, ["dist-tags", tag]) => package_admin::delete_dist_tag(req, &name, tag).await,
+                (&Method::GET, ["blocks"]) => package_admin::get_block(req, &name).await,
+                (&Method::PUT, ["blocks"]) => package_admin::put_block(req, &name).await,
+                (&Method::DELETE, ["blocks"]) => package_admin::delete_block(req, &name).await,
+                (&Method::GET, ["collaborators"]) => package_admin::collaborators(req, &name).await,
+                _ => no_route(),
+            }
+        }
+        (_, ["-", ..]) => no_route(),
+
+        (&Method::GET, ["downloads", "point", period, rest @ ..]) if !rest.is_empty() => {
+            let Some((name, [])) = split_name(rest) else { return no_route() };
+            downloads::point(req, period, &name).await
+        }
+        (&Method::GET, ["downloads", "range", period, rest @ ..]) if !rest.is_empty() => {
+            let Some((name, [])) = split_name(rest) else { return no_route() };
+            downloads::range(req, period, &name).await
+        }
+
+        _ => {
+            let Some((name, tail)) = split_name(&segs) else { return no_route() };
+            match (&m, tail) {
+                (&Method::GET | &Method::HEAD, []) => packages::packument(req, &name).await,
+                (&Method::PUT, []) => packages::put(req, &name).await,
+                (&Method::GET | &Method::HEAD, ["-", file]) => packages::tarball(req, &name, file).await,
+                // The Verdaccio-style alias `/@s/n/-/@s/n-1.0.0.tgz`.
+                (&Method::GET | &Method::HEAD, ["-", _scope, file]) if name.starts_with('@') => packages::tarball(req, &name, file).await,
+                (&Method::GET | &Method::HEAD, [spec]) => packages::version(req, &name, spec).await,
+                (&Method::PUT, ["-rev", rev]) => packages::put_rev(req, &name, rev).await,
+                (&Method::DELETE, ["-rev", rev]) => packages::delete_rev(req, &name, rev).await,
+                (&Method::DELETE, ["-", file, "-rev", _rev]) => packages::delete_tarball(req, &name, file).await,
+                _ => no_route(),
+            }
+        }
     }
 }

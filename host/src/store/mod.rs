@@ -43,6 +43,85 @@ pub struct Token {
     pub last_used_at: Option<i64>,
 }
 
+/// A package with everything the packument is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageRecord {
+    pub name: String,
+    pub rev: String,
+    pub created_at: i64,
+    pub modified_at: i64,
+    /// Ordered by creation time.
+    pub versions: Vec<VersionRecord>,
+    pub tags: Vec<(String, String)>,
+    /// User names with their email (None when the user no longer exists or has none).
+    pub maintainers: Vec<(String, Option<String>)>,
+    pub stars: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VersionRecord {
+    pub version: String,
+    /// JSON of the version document.
+    pub manifest: String,
+    pub readme: Option<String>,
+    pub tarball_key: String,
+    pub tarball_file: String,
+    pub size: i64,
+    pub integrity: String,
+    pub publisher: Option<String>,
+    pub created_at: i64,
+}
+
+/// One publish, applied in one transaction.
+#[derive(Debug, Clone)]
+pub struct NewVersion {
+    pub package: String,
+    pub version: VersionRecord,
+    /// Tags to point at this version.
+    pub tags: Vec<String>,
+    pub publisher: String,
+    /// Admins may publish to packages they do not maintain.
+    pub publisher_is_admin: bool,
+    pub new_rev: String,
+    pub description: Option<String>,
+    pub keywords: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PublishOutcome {
+    Published,
+    NotMaintainer,
+    VersionExists,
+}
+
+/// A change to an existing package, applied in one transaction and only if the
+/// package's rev still equals `expected_rev` (when given).
+#[derive(Debug, Clone, Default)]
+pub struct PackageChange {
+    pub expected_rev: Option<String>,
+    pub new_rev: String,
+    pub now: i64,
+    pub remove_versions: Vec<String>,
+    /// (version, new manifest JSON)
+    pub manifests: Vec<(String, String)>,
+    pub set_tags: Vec<(String, String)>,
+    pub remove_tags: Vec<String>,
+    pub maintainers: Option<Vec<String>>,
+    /// (user, starred)
+    pub star: Option<(String, bool)>,
+    /// New search fields (description, keywords JSON) when the latest version changes.
+    pub search_fields: Option<(Option<String>, Option<String>)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Block {
+    pub id: String,
+    pub package: String,
+    pub reason: String,
+    pub operator: String,
+    pub created_at: i64,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("already exists: {0}")]
@@ -81,6 +160,30 @@ pub trait Store: Send + Sync + 'static {
     async fn delete_token(&self, user_id: &str, key: &str) -> StoreResult<bool>;
     /// Records last-use times in one batch (keys that no longer exist are ignored).
     async fn touch_tokens(&self, uses: &[(String, i64)]) -> StoreResult<()>;
+
+    async fn package(&self, name: &str) -> StoreResult<Option<PackageRecord>>;
+    /// The version whose tarball file name is `file`.
+    async fn version_by_file(&self, package: &str, file: &str) -> StoreResult<Option<VersionRecord>>;
+    /// Creates the package when missing (publisher becomes its maintainer), checks
+    /// the publisher maintains it otherwise, inserts the version and moves tags.
+    async fn publish(&self, new: &NewVersion) -> StoreResult<PublishOutcome>;
+    /// Applies `change`; the removed versions, or `None` when the package is gone
+    /// or its rev is not `expected_rev`.
+    async fn update_package(&self, name: &str, change: &PackageChange) -> StoreResult<Option<Vec<VersionRecord>>>;
+    /// Deletes the package (if its rev matches); its versions, for blob cleanup.
+    async fn delete_package(&self, name: &str, expected_rev: Option<&str>) -> StoreResult<Option<Vec<VersionRecord>>>;
+    /// Names of packages matching `text` in name, description or keywords, and the total count.
+    async fn search(&self, text: &str, from: i64, size: i64) -> StoreResult<(Vec<String>, i64)>;
+    async fn starred_by(&self, user: &str) -> StoreResult<Vec<String>>;
+
+    async fn put_block(&self, block: &Block) -> StoreResult<Block>;
+    async fn delete_block(&self, package: &str) -> StoreResult<bool>;
+    async fn block(&self, package: &str) -> StoreResult<Option<Block>>;
+
+    /// Adds (package, version, day, count) rows to the daily download counts.
+    async fn add_downloads(&self, rows: &[(String, String, String, i64)]) -> StoreResult<()>;
+    /// Per-day totals for `package` between two `YYYY-MM-DD` days, inclusive.
+    async fn downloads(&self, package: &str, start: &str, end: &str) -> StoreResult<Vec<(String, i64)>>;
 }
 
 /// Opens the database named by `url` (`sqlite:` or `postgres:`), creating a

@@ -1,0 +1,194 @@
+//! The npm package routes: packuments, versions, tarballs, publish and the
+//! write flows npm drives through `PUT`/`DELETE` on the package document.
+
+use futures_util::TryStreamExt;
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use hyper::body::Frame;
+use serde_json::{json, Value};
+
+use crate::domain::packages::{self, refuse_blocked, resolve_spec};
+use crate::domain::packument::{self, Cached, Doc, Lookup};
+use crate::domain::{names, Error};
+
+use super::{json_response, ok_json, ApiError, ApiResult, Req, Response};
+
+pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+
+/// q-value of `wanted` in an Accept header, by the most specific matching range.
+fn accept_q(accept: &str, wanted: &str) -> f32 {
+    let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    let mut best: Option<(u8, f32)> = None;
+    for part in accept.split(',') {
+        let mut pieces = part.split(';');
+        let range = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = pieces
+            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.trim().parse::<f32>().ok()))
+            .next()
+            .unwrap_or(1.0);
+        let specificity = if range == wanted {
+            3
+        } else if range == format!("{wanted_type}/*") {
+            2
+        } else if range == "*/*" {
+            1
+        } else {
+            continue;
+        };
+        if best.is_none_or(|(s, _)| specificity > s) {
+            best = Some((specificity, q));
+        }
+    }
+    best.map_or(0.0, |(_, q)| q)
+}
+
+/// True when the client prefers the abbreviated document (as pacote asks for it).
+pub fn wants_abbreviated(accept: Option<&str>) -> bool {
+    let Some(accept) = accept else { return false };
+    let abbreviated = accept_q(accept, ABBREVIATED);
+    abbreviated > 0.0 && abbreviated >= accept_q(accept, "application/json")
+}
+
+fn accepts_gzip(req: &Req) -> bool {
+    req.header(header::ACCEPT_ENCODING).is_some_and(|v| {
+        v.split(',').any(|p| {
+            let mut it = p.split(';');
+            it.next().is_some_and(|e| e.trim().eq_ignore_ascii_case("gzip")) && !it.any(|q| q.trim() == "q=0")
+        })
+    })
+}
+
+fn serve_doc(req: &Req, doc: &Doc, content_type: &'static str) -> Response {
+    let not_modified = req.header(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == doc.etag));
+    let gzip = accepts_gzip(req);
+    let mut resp = if not_modified {
+        let mut r = http::Response::new(super::full(bytes::Bytes::new()));
+        *r.status_mut() = StatusCode::NOT_MODIFIED;
+        r
+    } else if gzip {
+        let mut r = http::Response::new(super::full(doc.gzip.clone()));
+        r.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+        r
+    } else {
+        http::Response::new(super::full(doc.body.clone()))
+    };
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&doc.etag) {
+        h.insert(header::ETAG, v);
+    }
+    // Metadata changes with every publish: clients may keep it but must revalidate (cheap with the ETag).
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=0, must-revalidate"));
+    h.insert(header::VARY, HeaderValue::from_static("Accept, Accept-Encoding"));
+    resp
+}
+
+async fn found(req: &Req, name: &str) -> Result<std::sync::Arc<Cached>, ApiError> {
+    let fresh = req.query("write") == Some("true") || req.query("cache") == Some("0");
+    match packument::lookup(&req.app, name, fresh).await? {
+        Lookup::Found(entry) => {
+            refuse_blocked(entry.blocked.as_ref())?;
+            Ok(entry)
+        }
+        Lookup::Missing(block) => {
+            refuse_blocked(block.as_ref())?;
+            Err(ApiError::not_found(format!("package {name} not found")))
+        }
+    }
+}
+
+pub async fn packument(req: Req, name: &str) -> ApiResult {
+    let entry = found(&req, name).await?;
+    let fresh = req.query("write") == Some("true");
+    if !fresh && wants_abbreviated(req.header(header::ACCEPT)) {
+        Ok(serve_doc(&req, &entry.abbreviated, ABBREVIATED))
+    } else {
+        Ok(serve_doc(&req, &entry.full, "application/json"))
+    }
+}
+
+pub async fn version(req: Req, name: &str, spec: &str) -> ApiResult {
+    let entry = found(&req, name).await?;
+    let Some(version) = resolve_spec(&entry.value, spec) else {
+        return Err(ApiError::not_found(format!("version {spec} of {name} not found")));
+    };
+    ok_json(entry.value["versions"][&version].clone())
+}
+
+pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
+    if let Some(block) = req.app.store.block(name).await? {
+        refuse_blocked(Some(&block))?;
+    }
+    let not_found = || ApiError::not_found(format!("tarball {file} of {name} not found"));
+    let Some(version) = req.app.store.version_by_file(name, file).await? else {
+        return Err(not_found());
+    };
+    let Some(blob) = req.app.blobs.get(&version.tarball_key).await.map_err(Error::from)? else {
+        tracing::error!(package = name, file, key = version.tarball_key, "tarball row without its blob");
+        return Err(not_found());
+    };
+    let head = req.method == Method::HEAD;
+    let body = if head {
+        super::full(bytes::Bytes::new())
+    } else {
+        req.app.downloads.count(name, &version.version);
+        StreamBody::new(blob.stream.map_ok(Frame::data)).boxed_unsync()
+    };
+    let mut resp = http::Response::new(body);
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", version.integrity)) {
+        h.insert(header::ETAG, v);
+    }
+    Ok(resp)
+}
+
+fn check_name(name: &str) -> Result<(), ApiError> {
+    // Existing packages are found by exact name; new names are checked on publish.
+    // Reject what could never be a package name before touching storage.
+    if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") || name.matches('/').count() > 1 {
+        return Err(ApiError::invalid(format!("invalid package name {name:?}")));
+    }
+    Ok(())
+}
+
+pub async fn put(mut req: Req, name: &str) -> ApiResult {
+    check_name(name)?;
+    req.caller()?;
+    let body: Value = req.json().await?;
+    let caller = req.caller()?;
+    // A document with attachments is a publish; without, it is the whole
+    // packument sent back with a change (deprecate, star).
+    if body.get("_attachments").is_none() {
+        let updated = packages::update(&req.app, caller, name, None, &body).await?;
+        return Ok(json_response(StatusCode::OK, &json!({"ok": true, "id": name, "rev": updated.rev})));
+    }
+    let published = packages::publish(&req.app, caller, name, &body).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({"ok": true, "id": name, "rev": published.rev, "success": true})))
+}
+
+pub async fn put_rev(mut req: Req, name: &str, rev: &str) -> ApiResult {
+    check_name(name)?;
+    req.caller()?;
+    let body: Value = req.json().await?;
+    let caller = req.caller()?;
+    let updated = packages::update(&req.app, caller, name, Some(rev), &body).await?;
+    Ok(json_response(StatusCode::CREATED, &json!({"ok": true, "id": name, "rev": updated.rev})))
+}
+
+pub async fn delete_rev(req: Req, name: &str, rev: &str) -> ApiResult {
+    check_name(name)?;
+    let caller = req.caller()?;
+    packages::unpublish_package(&req.app, caller, name, rev).await?;
+    ok_json(json!({"ok": true}))
+}
+
+pub async fn delete_tarball(req: Req, name: &str, file: &str) -> ApiResult {
+    check_name(name)?;
+    let caller = req.caller()?;
+    packages::delete_tarball(&req.app, caller, name, file).await?;
+    ok_json(json!({"ok": true}))
+}
