@@ -7,6 +7,7 @@ use crate::config::Config;
 use crate::domain::downloads::DownloadCounter;
 use crate::domain::packument::PackumentCache;
 use crate::domain::tokens::TokenUsage;
+use crate::plugins::Plugins;
 use crate::store::Store;
 
 pub struct App {
@@ -16,18 +17,38 @@ pub struct App {
     pub token_usage: TokenUsage,
     pub packuments: PackumentCache,
     pub downloads: DownloadCounter,
+    pub plugins: Plugins,
 }
 
 impl App {
-    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>) -> Arc<App> {
+    pub fn new(config: Config, store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, plugins: Plugins) -> Arc<App> {
         let packuments = PackumentCache::new(
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
         );
-        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments, downloads: DownloadCounter::default() })
+        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments, downloads: DownloadCounter::default(), plugins })
     }
 
     pub fn is_admin_name(&self, name: &str) -> bool {
         self.config.auth.admins.iter().any(|a| a == name)
+    }
+}
+
+impl App {
+    /// Re-reads the config file's `[[plugins]]` and swaps in the new set.
+    /// Other keys are not reloaded (they need a restart). On failure the old
+    /// set stays loaded and the error says why.
+    pub async fn reload_plugins(&self) -> Result<std::sync::Arc<crate::plugins::PluginSet>, String> {
+        let mut effective = self.config.clone();
+        if let Some(path) = &self.config.config_path {
+            let fresh = Config::load(Some(path)).map_err(|e| e.to_string())?;
+            effective.plugins = fresh.plugins;
+        }
+        let result = self.plugins.reload(effective).await;
+        match &result {
+            Ok(set) => tracing::info!(plugins = set.summaries().len(), "plugins reloaded"),
+            Err(e) => tracing::error!(error = %e, "plugin reload failed; the previous plugins stay loaded"),
+        }
+        result
     }
 }

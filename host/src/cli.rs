@@ -29,11 +29,22 @@ enum Command {
         #[arg(long, short)]
         config: Option<PathBuf>,
     },
+    /// Work with plugins.
+    Plugin {
+        #[command(subcommand)]
+        command: PluginCommand,
+    },
     /// Manage users without going through HTTP.
     User {
         #[command(subcommand)]
         command: UserCommand,
     },
+}
+
+#[derive(Subcommand)]
+enum PluginCommand {
+    /// Validate a plugin component (kind, WIT version, exports) and print what it is.
+    Check { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -78,22 +89,35 @@ fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
 async fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
-            let config = load(config.as_ref())?;
+            let mut config = load(config.as_ref())?;
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;
+            config.bound_to(listener.local_addr()?);
             let app = server::build_app(config).await?;
             server::serve(app, listener, server::shutdown_signal()).await
         }
         Command::Migrate { config } => {
-            let config = load(config.as_ref())?;
+            let mut config = load(config.as_ref())?;
+            config.plugins.clear();
             let app = server::build_app(config).await?;
             app.store.close().await;
             println!("migrations applied");
             Ok(())
         }
+        Command::Plugin { command: PluginCommand::Check { file } } => {
+            crate::telemetry::init("warn");
+            let inspection = crate::plugins::check_file(&file).map_err(|e| anyhow::anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
+            println!("file:        {}", file.display());
+            println!("kind:        {}", inspection.kind.as_str());
+            println!("wit:         cairn:plugin@{} (this Cairn: {})", inspection.wit_version, crate::plugins::WIT_VERSION);
+            println!("exports:     {}", inspection.exports.join(", "));
+            println!("imports:     {}", inspection.imports.join(", "));
+            Ok(())
+        }
         Command::User { command: UserCommand::Create { name, email, password_stdin: _, config } } => {
-            let config = load(config.as_ref())?;
+            let mut config = load(config.as_ref())?;
+            config.plugins.clear();
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
             let password = input.lines().next().unwrap_or("").to_string();

@@ -14,7 +14,11 @@ pub struct Config {
     /// Address the HTTP server binds.
     pub listen: SocketAddr,
     /// Base of every URL Cairn hands out (tarballs, logs). No trailing slash.
+    /// Default: `http://` + the address the server actually listens on.
     pub public_url: String,
+    /// True when `public_url` was not configured and is derived from the listen address.
+    #[serde(skip)]
+    pub public_url_derived: bool,
     /// Directory for the default SQLite file and the local blob store.
     pub data_dir: PathBuf,
     /// `sqlite://PATH` or `postgres://user@host/db`. Default: `sqlite://<data_dir>/cairn.db`.
@@ -36,6 +40,73 @@ pub struct Config {
     pub downloads_flush_secs: u64,
     pub auth: AuthConfig,
     pub log: LogConfig,
+    /// WebAssembly plugins, run in the order given.
+    pub plugins: Vec<PluginConfig>,
+    /// The file this configuration came from (for plugin paths and reloads).
+    #[serde(skip)]
+    pub config_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "kebab-case")]
+pub enum PluginKind {
+    AuthPolicy,
+    BlockRule,
+    UpstreamAdapter,
+    HookFormatter,
+}
+
+impl PluginKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PluginKind::AuthPolicy => "auth-policy",
+            PluginKind::BlockRule => "block-rule",
+            PluginKind::UpstreamAdapter => "upstream-adapter",
+            PluginKind::HookFormatter => "hook-formatter",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum OnError {
+    /// Fail closed: the request is refused (auth-policy, block-rule) or the call fails.
+    Deny,
+    /// Fail open: a faulty plugin is skipped.
+    Allow,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PluginConfig {
+    pub name: String,
+    pub kind: PluginKind,
+    /// The component file; relative paths are relative to the config file's directory.
+    pub path: PathBuf,
+    /// Wall-time budget per call. Default 50 ms (30 s for upstream adapters, which wait on the network).
+    pub timeout_ms: Option<u64>,
+    /// Memory cap. Default 64 MiB.
+    pub max_memory_mb: Option<u64>,
+    /// What a trap, timeout, memory exhaustion or malformed result means. Default `deny`.
+    pub on_error: Option<OnError>,
+    /// Hosts (`host` or `host:port`) the plugin may reach through `fetch` (upstream adapters only).
+    #[serde(default)]
+    pub allowed_hosts: Vec<String>,
+    /// Free-form settings the plugin reads through the host interface.
+    #[serde(default)]
+    pub config: toml::Table,
+}
+
+impl PluginConfig {
+    pub fn timeout_ms(&self) -> u64 {
+        self.timeout_ms.unwrap_or(if self.kind == PluginKind::UpstreamAdapter { 30_000 } else { 50 })
+    }
+    pub fn max_memory_mb(&self) -> u64 {
+        self.max_memory_mb.unwrap_or(64)
+    }
+    pub fn on_error(&self) -> OnError {
+        self.on_error.unwrap_or(OnError::Deny)
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -60,7 +131,8 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             listen: "127.0.0.1:7001".parse().expect("static address"),
-            public_url: "http://127.0.0.1:7001".into(),
+            public_url: String::new(),
+            public_url_derived: false,
             data_dir: PathBuf::from("./data"),
             database_url: None,
             // A 100 MB tarball is ~134 MB as base64, plus the manifest.
@@ -73,6 +145,8 @@ impl Default for Config {
             downloads_flush_secs: 30,
             auth: AuthConfig::default(),
             log: LogConfig::default(),
+            plugins: Vec::new(),
+            config_path: None,
         }
     }
 }
@@ -112,8 +186,10 @@ impl Config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                Config::from_toml(&text)
-                    .map_err(|message| ConfigError::Parse { path: path.into(), message })?
+                let mut config = Config::from_toml(&text)
+                    .map_err(|message| ConfigError::Parse { path: path.into(), message })?;
+                config.config_path = Some(path.to_path_buf());
+                config
             }
             None => Config::default(),
         };
@@ -138,6 +214,7 @@ impl Config {
         }
         if let Some(v) = get("CAIRN_PUBLIC_URL") {
             self.public_url = v;
+            self.public_url_derived = false;
         }
         if let Some(v) = get("CAIRN_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -146,6 +223,10 @@ impl Config {
     }
 
     pub fn validate(&mut self) -> Result<(), ConfigError> {
+        if self.public_url.is_empty() {
+            self.public_url = format!("http://{}", self.listen);
+            self.public_url_derived = true;
+        }
         while self.public_url.ends_with('/') {
             self.public_url.pop();
         }
@@ -161,6 +242,24 @@ impl Config {
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid("database_max_connections must be at least 1".into()));
         }
+        let mut names = std::collections::HashSet::new();
+        for p in &self.plugins {
+            if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+                return Err(ConfigError::Invalid(format!("plugin name {:?} must be non-empty letters, digits, '-' or '_'", p.name)));
+            }
+            if !names.insert(p.name.clone()) {
+                return Err(ConfigError::Invalid(format!("plugin name {:?} is used twice", p.name)));
+            }
+            if !(1..=600_000).contains(&p.timeout_ms()) {
+                return Err(ConfigError::Invalid(format!("plugin {}: timeout_ms must be 1-600000", p.name)));
+            }
+            if !(1..=4096).contains(&p.max_memory_mb()) {
+                return Err(ConfigError::Invalid(format!("plugin {}: max_memory_mb must be 1-4096", p.name)));
+            }
+            if !p.allowed_hosts.is_empty() && p.kind != PluginKind::UpstreamAdapter {
+                return Err(ConfigError::Invalid(format!("plugin {}: allowed_hosts is only for upstream-adapter plugins", p.name)));
+            }
+        }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
                 return Err(ConfigError::Invalid(format!(
@@ -170,6 +269,13 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// After binding: a derived `public_url` names the real address (port 0 picks one).
+    pub fn bound_to(&mut self, addr: SocketAddr) {
+        if self.public_url_derived {
+            self.public_url = format!("http://{addr}");
+        }
     }
 
     /// The database URL in effect: the configured one, or the SQLite file under `data_dir`.
@@ -207,6 +313,7 @@ mod tests {
         let mut c = Config::default();
         c.validate().unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:7001");
+        assert_eq!(c.public_url, "http://127.0.0.1:7001");
         assert_eq!(c.effective_database_url(), "sqlite://./data/cairn.db");
     }
 
@@ -257,5 +364,15 @@ allow_public_registration = false
     fn redacts_passwords() {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+    }
+}
+
+impl Config {
+    /// A plugin's file, resolved against the config file's directory.
+    pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
+        match (&self.config_path, plugin.path.is_absolute()) {
+            (Some(cfg), false) => cfg.parent().unwrap_or(Path::new(".")).join(&plugin.path),
+            _ => plugin.path.clone(),
+        }
     }
 }

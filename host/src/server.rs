@@ -32,7 +32,8 @@ pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
         LocalBlobStore::open(config.blob_dir())
             .map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
     );
-    Ok(App::new(config, store, blobs))
+    let plugins = crate::plugins::Plugins::load(&config)?;
+    Ok(App::new(config, store, blobs, plugins))
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
@@ -42,6 +43,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
     let graceful = GracefulShutdown::new();
     let flusher = spawn_flusher(app.clone());
+    let reloader = spawn_sighup_reloader(app.clone());
     let header_timeout = Duration::from_secs(app.config.request_timeout_secs);
     tokio::pin!(shutdown);
     loop {
@@ -84,6 +86,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
     }
     flusher.abort();
+    reloader.abort();
     if let Err(e) = app.token_usage.flush(app.store.as_ref()).await {
         tracing::warn!(error = %e, "flushing token usage at shutdown failed");
     }
@@ -93,6 +96,23 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Reloads plugins on SIGHUP.
+fn spawn_sighup_reloader(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP; reload plugins through POST /-/admin/plugins/reload");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("received SIGHUP: reloading plugins");
+                let _ = app.reload_plugins().await;
+            }
+        }
+    })
 }
 
 /// Periodic writes of state buffered in memory (token last-use, download counts).

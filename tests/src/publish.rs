@@ -175,9 +175,11 @@ pub async fn write_doc(s: &Server, token: &str, name: &str) -> Value {
     doc
 }
 
+/// The full packument, asked for as npm asks for full metadata (`Accept: application/json`).
 pub async fn packument(s: &Server, name: &str) -> Value {
-    let (status, doc) = s.get(&format!("/{}", enc(name)), None).await;
-    assert_eq!(status, StatusCode::OK, "GET /{name}: {doc}");
+    let r = request(s, Method::GET, &format!("/{}", enc(name)), None, &[("accept", "application/json")], None).await;
+    let doc = r.json();
+    assert_eq!(r.status, StatusCode::OK, "GET /{name}: {doc}");
     doc
 }
 

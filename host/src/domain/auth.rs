@@ -36,6 +36,7 @@ pub async fn authenticate(app: &App, authorization: Option<&str>, client_ip: IpA
         token_key: token.key,
         readonly: token.readonly,
         automation: token.automation,
+        client_ip,
     }))
 }
 

@@ -8,6 +8,7 @@ pub mod downloads;
 pub mod names;
 pub mod packages;
 pub mod packument;
+pub mod policy;
 pub mod password;
 pub mod tokens;
 pub mod users;
@@ -34,6 +35,9 @@ pub enum Error {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A dependency (a plugin, an upstream) failed and the request cannot be decided.
+    #[error("{0}")]
+    Unavailable(String),
     /// The package is blocked by an admin.
     #[error("{0}")]
     Blocked(String),
@@ -69,4 +73,6 @@ pub struct Identity {
     pub token_key: String,
     pub readonly: bool,
     pub automation: bool,
+    /// Address the request came from.
+    pub client_ip: std::net::IpAddr,
 }

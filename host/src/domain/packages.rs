@@ -9,6 +9,7 @@ use crate::store::{now_ms, Block, NewVersion, PackageChange, PackageRecord, Publ
 use crate::util::random_bytes;
 
 use super::packument::{self, highest, latest_version};
+use super::policy::{self, Action};
 use super::{names, Error, Identity, Result};
 
 fn next_rev(current: Option<&str>) -> String {
@@ -134,6 +135,16 @@ pub async fn publish(app: &App, caller: &Identity, url_name: &str, body: &Value)
         None => names::validate(name)?,
     }
     names::validate_version(version)?;
+    if app.store.is_tombstoned(name, version).await? {
+        return Err(Error::Forbidden(format!("{name}@{version} was unpublished; a version can never be reused, publish a new one")));
+    }
+    for field in ["dependencies", "devDependencies", "optionalDependencies", "peerDependencies"] {
+        match manifest.get(field) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(deps)) if deps.values().all(Value::is_string) => {}
+            Some(_) => return Err(Error::Invalid(format!("versions[{version}].{field} must be an object of name to version range"))),
+        }
+    }
     if manifest.get("name").and_then(Value::as_str) != Some(name) {
         return Err(Error::Invalid(format!("versions[{version}].name must be {name:?}")));
     }
@@ -155,7 +166,11 @@ pub async fn publish(app: &App, caller: &Identity, url_name: &str, body: &Value)
         tags.push("latest".into());
     }
 
-    let (_, attachment) = attachments.iter().next().expect("one attachment");
+    let (file_key, attachment) = attachments.iter().next().expect("one attachment");
+    let full_file = format!("{name}-{version}.tgz");
+    if file_key != &full_file && file_key != &names::tarball_file(name, version) {
+        return Err(Error::Invalid(format!("the attachment must be named {full_file:?}, got {file_key:?}")));
+    }
     let data = attachment
         .get("data")
         .and_then(Value::as_str)
@@ -172,11 +187,15 @@ pub async fn publish(app: &App, caller: &Identity, url_name: &str, body: &Value)
         }
     }
     let dist = match manifest.get("dist") {
-        None | Some(Value::Null) => None,
-        Some(Value::Object(d)) => Some(d),
+        Some(Value::Object(d)) if d.contains_key("integrity") || d.contains_key("shasum") => Some(d),
+        Some(Value::Object(_)) | None | Some(Value::Null) => {
+            return Err(Error::Invalid(format!("versions[{version}].dist must carry the tarball's integrity or shasum")))
+        }
         Some(_) => return Err(Error::Invalid("dist must be an object".into())),
     };
     let (integrity, shasum) = verify_tarball(&bytes, dist)?;
+    policy::authorize_caller(app, Action::Publish, Some((name, Some(version))), caller).await?;
+    policy::check_version(app, name, version, Value::Object(manifest.clone()).to_string(), &bytes, policy::Origin::Publish).await?;
 
     let file = names::tarball_file(name, version);
     let mut stored = manifest.clone();
@@ -380,6 +399,19 @@ pub async fn update(app: &App, caller: &Identity, url_name: &str, rev: Option<&s
     if needs_maintainer {
         require_maintainer(&record, caller)?;
     }
+    let pkg = Some((record.name.as_str(), None));
+    if !change.remove_versions.is_empty() {
+        policy::authorize_caller(app, Action::Unpublish, pkg, caller).await?;
+    }
+    if !change.manifests.is_empty() {
+        policy::authorize_caller(app, Action::Deprecate, pkg, caller).await?;
+    }
+    if !change.set_tags.is_empty() || !change.remove_tags.is_empty() {
+        policy::authorize_caller(app, Action::DistTag, pkg, caller).await?;
+    }
+    if change.maintainers.is_some() {
+        policy::authorize_caller(app, Action::Owner, pkg, caller).await?;
+    }
     if !needs_maintainer && change.star.is_none() {
         return Ok(Updated { rev: record.rev });
     }
@@ -425,6 +457,7 @@ async fn remove_package(app: &App, name: &str, rev: Option<&str>) -> Result<()> 
 pub async fn unpublish_package(app: &App, caller: &Identity, name: &str, rev: &str) -> Result<()> {
     let record = load(app, name).await?;
     require_maintainer(&record, caller)?;
+    policy::authorize_caller(app, Action::Unpublish, Some((name, None)), caller).await?;
     if rev != record.rev {
         return Err(Error::Conflict(format!("document update conflict: rev {rev} is not the current {}", record.rev)));
     }
@@ -433,17 +466,22 @@ pub async fn unpublish_package(app: &App, caller: &Identity, name: &str, rev: &s
 
 /// `DELETE /:name/-/:file/-rev/:rev`: remove one tarball (npm sends it after
 /// the trimmed packument, so the version is usually gone already).
-pub async fn delete_tarball(app: &App, caller: &Identity, name: &str, file: &str) -> Result<()> {
+pub async fn delete_tarball(app: &App, caller: &Identity, name: &str, file: &str, rev: &str) -> Result<()> {
     let record = load(app, name).await?;
     require_maintainer(&record, caller)?;
+    if rev != record.rev {
+        return Err(Error::Conflict(format!("document update conflict: rev {rev} is not the current {}", record.rev)));
+    }
     let Some(v) = record.versions.iter().find(|v| v.tarball_file == file) else {
         return Ok(());
     };
+    policy::authorize_caller(app, Action::Unpublish, Some((name, Some(&v.version))), caller).await?;
     let remaining: Vec<&str> = record.versions.iter().filter(|x| x.version != v.version).map(|x| x.version.as_str()).collect();
     if remaining.is_empty() {
         return remove_package(app, name, None).await;
     }
     let mut change = PackageChange {
+        expected_rev: Some(record.rev.clone()),
         new_rev: next_rev(Some(&record.rev)),
         now: now_ms(),
         remove_versions: vec![v.version.clone()],
@@ -454,8 +492,11 @@ pub async fn delete_tarball(app: &App, caller: &Identity, name: &str, file: &str
             change.set_tags.push(("latest".into(), h.to_string()));
         }
     }
-    let removed = app.store.update_package(name, &change).await?.unwrap_or_default();
+    let removed = app.store.update_package(name, &change).await?;
     app.packuments.invalidate(name);
+    let Some(removed) = removed else {
+        return Err(Error::Conflict("the package changed concurrently; read it again and retry".into()));
+    };
     delete_blobs(app, &removed).await;
     Ok(())
 }
@@ -473,6 +514,7 @@ pub async fn set_dist_tag(app: &App, caller: &Identity, name: &str, tag: &str, v
     let Some(v) = record.versions.iter().find(|v| v.version == version) else {
         return Err(Error::Invalid(format!("version {version} of {name} is not published")));
     };
+    policy::authorize_caller(app, Action::DistTag, Some((name, Some(version))), caller).await?;
     let mut change = PackageChange {
         new_rev: next_rev(Some(&record.rev)),
         now: now_ms(),
@@ -496,6 +538,7 @@ pub async fn remove_dist_tag(app: &App, caller: &Identity, name: &str, tag: &str
     if !record.tags.iter().any(|(t, _)| t == tag) {
         return Ok(());
     }
+    policy::authorize_caller(app, Action::DistTag, Some((name, None)), caller).await?;
     let change = PackageChange {
         new_rev: next_rev(Some(&record.rev)),
         now: now_ms(),
@@ -516,6 +559,7 @@ pub async fn block(app: &App, caller: &Identity, name: &str, reason: &str) -> Re
     if names::validate(name).is_err() && app.store.package(name).await?.is_none() {
         names::validate(name)?;
     }
+    policy::authorize_caller(app, Action::Block, Some((name, None)), caller).await?;
     let reason = reason.trim();
     if reason.is_empty() {
         return Err(Error::Invalid("reason must be a non-empty string".into()));
@@ -535,6 +579,7 @@ pub async fn block(app: &App, caller: &Identity, name: &str, reason: &str) -> Re
 
 pub async fn unblock(app: &App, caller: &Identity, name: &str) -> Result<()> {
     require_admin(caller)?;
+    policy::authorize_caller(app, Action::Block, Some((name, None)), caller).await?;
     let removed = app.store.delete_block(name).await?;
     app.packuments.invalidate(name);
     if removed {

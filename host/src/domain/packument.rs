@@ -229,6 +229,10 @@ pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -
 /// A range picks the highest match, preferring the `latest` tag when it matches.
 pub fn resolve_spec(doc: &Value, spec: &str) -> Option<String> {
     let versions = doc.get("versions")?.as_object()?;
+    // The parser accepts things node-semver does not, such as `1.0.0.0`.
+    if spec.split(|c: char| c.is_whitespace() || "<>=~^|".contains(c)).any(|t| t.split('.').count() > 3) {
+        return None;
+    }
     let tags = doc.get("dist-tags").and_then(Value::as_object);
     if let Some(v) = tags.and_then(|t| t.get(spec)).and_then(Value::as_str) {
         return versions.contains_key(v).then(|| v.to_string());
@@ -269,5 +273,7 @@ mod tests {
         assert_eq!(resolve_spec(&doc, "^3"), None);
         assert_eq!(resolve_spec(&doc, "nope"), None);
         assert_eq!(resolve_spec(&doc, "9.9.9"), None);
+        assert_eq!(resolve_spec(&doc, "1.0.0.0"), None);
+        assert_eq!(resolve_spec(&doc, "1.0.0.0.0"), None);
     }
 }

@@ -97,6 +97,7 @@ pub async fn issue(app: &App, user: &User, new: NewToken) -> Result<Issued> {
 pub async fn create_with_password(app: &App, caller: &Identity, password_plain: &str, new: NewToken) -> Result<Issued> {
     password::validate(password_plain)?;
     parse_cidrs(&new.cidr_whitelist)?;
+    super::policy::authorize_caller(app, super::policy::Action::Token, None, caller).await?;
     let user = super::users::find(app, &caller.name).await?;
     if !password::verify(password_plain, &user.password_hash).await? {
         return Err(Error::Unauthenticated("wrong password".into()));
@@ -117,6 +118,7 @@ pub async fn list(app: &App, caller: &Identity) -> Result<Vec<Token>> {
 
 /// Revokes one of the caller's tokens, named by its key or by the raw token.
 pub async fn revoke(app: &App, caller: &Identity, key_or_token: &str) -> Result<()> {
+    super::policy::authorize_caller(app, super::policy::Action::Token, None, caller).await?;
     let key = if key_or_token.starts_with(PREFIX) { key_of(key_or_token) } else { key_or_token.to_string() };
     if app.store.delete_token(&caller.user_id, &key).await? {
         app.token_usage.forget(&key);

@@ -52,6 +52,7 @@ impl From<Error> for ApiError {
             Error::Forbidden(r) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", r),
             Error::NotFound(r) => ApiError::not_found(r),
             Error::Conflict(r) => ApiError::new(StatusCode::CONFLICT, "conflict", r),
+            Error::Unavailable(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", r),
             Error::Blocked(r) => ApiError::new(StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS, "unavailable_for_legal_reasons", r),
             Error::Internal(r) => {
                 tracing::error!(error = %r, "internal error");

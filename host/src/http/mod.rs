@@ -1,6 +1,7 @@
 //! HTTP: routing, request parsing, response shapes. The only layer that knows
 //! status codes and headers. One file per API area; `route` is the URL tree.
 
+mod admin;
 mod downloads;
 pub mod error;
 mod meta;
@@ -74,6 +75,10 @@ impl Req {
         if bytes.is_empty() {
             return Err(ApiError::bad_request("a JSON request body is required"));
         }
+        // NUL cannot be stored by every database; nothing legitimate needs it.
+        if bytes.windows(6).any(|w| w.eq_ignore_ascii_case(b"\\u0000")) {
+            return Err(ApiError::invalid("NUL characters are not allowed in request bodies"));
+        }
         Ok(serde_json::from_slice(&bytes)?)
     }
 }
@@ -102,10 +107,14 @@ pub fn ok_json(value: serde_json::Value) -> ApiResult {
 }
 
 fn decode_segment(raw: &str) -> Result<String, ApiError> {
-    percent_encoding::percent_decode_str(raw)
+    let decoded = percent_encoding::percent_decode_str(raw)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))
+        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))?;
+    if decoded.chars().any(char::is_control) {
+        return Err(ApiError::bad_request("the path contains control characters"));
+    }
+    Ok(decoded)
 }
 
 fn parse_query(q: Option<&str>) -> Vec<(String, String)> {
@@ -214,6 +223,10 @@ async fn route(req: Req) -> ApiResult {
         (&Method::POST, ["-", "npm", "v1", "tokens"]) => tokens::create(req).await,
         (&Method::DELETE, ["-", "npm", "v1", "tokens", "token", key]) => tokens::delete(req, key).await,
 
+        (&Method::GET, ["-", "admin", "plugins"]) => admin::plugins(req).await,
+        (&Method::POST, ["-", "admin", "plugins", "reload"]) => admin::reload(req).await,
+        (&Method::POST, ["-", "admin", "plugins", name, "test"]) => admin::test(req, name).await,
+
         (&Method::GET, ["-", "v1", "search"]) => search::search(req).await,
         (&Method::GET, ["-", "_view", "starredByUser"]) => search::starred_by_user(req).await,
 
@@ -252,7 +265,7 @@ async fn route(req: Req) -> ApiResult {
                 (&Method::GET | &Method::HEAD, [spec]) => packages::version(req, &name, spec).await,
                 (&Method::PUT, ["-rev", rev]) => packages::put_rev(req, &name, rev).await,
                 (&Method::DELETE, ["-rev", rev]) => packages::delete_rev(req, &name, rev).await,
-                (&Method::DELETE, ["-", file, "-rev", _rev]) => packages::delete_tarball(req, &name, file).await,
+                (&Method::DELETE, ["-", file, "-rev", rev]) => packages::delete_tarball(req, &name, file, rev).await,
                 _ => no_route(),
             }
         }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::domain::packages::{self, refuse_blocked, resolve_spec};
 use crate::domain::packument::{self, Cached, Doc, Lookup};
+use crate::domain::policy::{self, Action};
 use crate::domain::{names, Error};
 
 use super::{json_response, ok_json, ApiError, ApiResult, Req, Response};
@@ -42,11 +43,13 @@ fn accept_q(accept: &str, wanted: &str) -> f32 {
     best.map_or(0.0, |(_, q)| q)
 }
 
-/// True when the client prefers the abbreviated document (as pacote asks for it).
+/// True when the client asks for the abbreviated document by name (as pacote
+/// does) and ranks it at least as high as full JSON. `*/*` alone means full.
 pub fn wants_abbreviated(accept: Option<&str>) -> bool {
     let Some(accept) = accept else { return false };
+    let named = accept.split(',').any(|p| p.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case(ABBREVIATED));
     let abbreviated = accept_q(accept, ABBREVIATED);
-    abbreviated > 0.0 && abbreviated >= accept_q(accept, "application/json")
+    named && abbreviated > 0.0 && abbreviated >= accept_q(accept, "application/json")
 }
 
 fn accepts_gzip(req: &Req) -> bool {
@@ -83,7 +86,13 @@ fn serve_doc(req: &Req, doc: &Doc, content_type: &'static str) -> Response {
     resp
 }
 
+/// Reads of a name that can never exist are simply not found.
+fn check_read_name(name: &str) -> Result<(), ApiError> {
+    check_name(name).map_err(|_| ApiError::not_found(format!("package {name} not found")))
+}
+
 async fn found(req: &Req, name: &str) -> Result<std::sync::Arc<Cached>, ApiError> {
+    check_read_name(name)?;
     let fresh = req.query("write") == Some("true") || req.query("cache") == Some("0");
     match packument::lookup(&req.app, name, fresh).await? {
         Lookup::Found(entry) => {
@@ -97,8 +106,13 @@ async fn found(req: &Req, name: &str) -> Result<std::sync::Arc<Cached>, ApiError
     }
 }
 
+async fn authorize_read(req: &Req, name: &str, version: Option<&str>) -> Result<(), ApiError> {
+    Ok(policy::authorize(&req.app, Action::Read, Some((name, version)), req.identity.as_ref(), req.client_ip).await?)
+}
+
 pub async fn packument(req: Req, name: &str) -> ApiResult {
     let entry = found(&req, name).await?;
+    authorize_read(&req, name, None).await?;
     let fresh = req.query("write") == Some("true");
     if !fresh && wants_abbreviated(req.header(header::ACCEPT)) {
         Ok(serve_doc(&req, &entry.abbreviated, ABBREVIATED))
@@ -112,10 +126,12 @@ pub async fn version(req: Req, name: &str, spec: &str) -> ApiResult {
     let Some(version) = resolve_spec(&entry.value, spec) else {
         return Err(ApiError::not_found(format!("version {spec} of {name} not found")));
     };
+    authorize_read(&req, name, Some(&version)).await?;
     ok_json(entry.value["versions"][&version].clone())
 }
 
 pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
+    check_read_name(name)?;
     if let Some(block) = req.app.store.block(name).await? {
         refuse_blocked(Some(&block))?;
     }
@@ -123,6 +139,7 @@ pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
     let Some(version) = req.app.store.version_by_file(name, file).await? else {
         return Err(not_found());
     };
+    authorize_read(&req, name, Some(&version.version)).await?;
     let Some(blob) = req.app.blobs.get(&version.tarball_key).await.map_err(Error::from)? else {
         tracing::error!(package = name, file, key = version.tarball_key, "tarball row without its blob");
         return Err(not_found());
@@ -149,7 +166,7 @@ pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
 fn check_name(name: &str) -> Result<(), ApiError> {
     // Existing packages are found by exact name; new names are checked on publish.
     // Reject what could never be a package name before touching storage.
-    if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") || name.matches('/').count() > 1 {
+    if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") || name.matches('/').count() > 1 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid(format!("invalid package name {name:?}")));
     }
     Ok(())
@@ -186,9 +203,25 @@ pub async fn delete_rev(req: Req, name: &str, rev: &str) -> ApiResult {
     ok_json(json!({"ok": true}))
 }
 
-pub async fn delete_tarball(req: Req, name: &str, file: &str) -> ApiResult {
+pub async fn delete_tarball(req: Req, name: &str, file: &str, rev: &str) -> ApiResult {
     check_name(name)?;
     let caller = req.caller()?;
-    packages::delete_tarball(&req.app, caller, name, file).await?;
+    packages::delete_tarball(&req.app, caller, name, file, rev).await?;
     ok_json(json!({"ok": true}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wants_abbreviated;
+
+    #[test]
+    fn accept_negotiation() {
+        assert!(wants_abbreviated(Some("application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*")));
+        assert!(wants_abbreviated(Some("application/vnd.npm.install-v1+json")));
+        assert!(!wants_abbreviated(Some("*/*")));
+        assert!(!wants_abbreviated(Some("application/json")));
+        assert!(!wants_abbreviated(Some("application/json, application/vnd.npm.install-v1+json; q=0.5")));
+        assert!(!wants_abbreviated(Some("application/vnd.npm.install-v1+json; q=0")));
+        assert!(!wants_abbreviated(None));
+    }
 }

@@ -175,6 +175,8 @@ pub trait Store: Send + Sync + 'static {
     /// Names of packages matching `text` in name, description or keywords, and the total count.
     async fn search(&self, text: &str, from: i64, size: i64) -> StoreResult<(Vec<String>, i64)>;
     async fn starred_by(&self, user: &str) -> StoreResult<Vec<String>>;
+    /// Whether `package`@`version` was published once and then unpublished.
+    async fn is_tombstoned(&self, package: &str, version: &str) -> StoreResult<bool>;
 
     async fn put_block(&self, block: &Block) -> StoreResult<Block>;
     async fn delete_block(&self, package: &str) -> StoreResult<bool>;

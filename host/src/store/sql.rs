@@ -401,6 +401,12 @@ macro_rules! sql_store {
                         .await?;
                     if let Some(row) = row {
                         removed.push(Self::version_from_row(&row)?);
+                        sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                            .bind(name)
+                            .bind(version)
+                            .bind(c.now)
+                            .execute(&mut *tx)
+                            .await?;
                     }
                     sqlx::query("DELETE FROM dist_tags WHERE package = $1 AND version = $2")
                         .bind(name)
@@ -480,6 +486,15 @@ macro_rules! sql_store {
                 if deleted.rows_affected() == 0 {
                     return Ok(None);
                 }
+                let now = super::now_ms();
+                for v in &versions {
+                    sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                        .bind(name)
+                        .bind(&v.version)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(Some(versions))
             }
@@ -520,6 +535,15 @@ macro_rules! sql_store {
                     .iter()
                     .map(|r| Ok(r.try_get("package")?))
                     .collect()
+            }
+
+            async fn is_tombstoned(&self, package: &str, version: &str) -> StoreResult<bool> {
+                Ok(sqlx::query("SELECT 1 FROM tombstones WHERE package = $1 AND version = $2")
+                    .bind(package)
+                    .bind(version)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .is_some())
             }
 
             async fn put_block(&self, b: &Block) -> StoreResult<Block> {

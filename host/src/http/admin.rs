@@ -1,0 +1,191 @@
+//! `/-/admin/...`: operator endpoints (admins only).
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use base64::Engine;
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+use crate::config::PluginKind;
+use crate::domain::{packages::require_admin, Error};
+use crate::plugins::{types, Fault, LoadedPlugin};
+
+use super::{ok_json, ApiError, ApiResult, Req};
+
+pub async fn plugins(req: Req) -> ApiResult {
+    require_admin(req.caller()?)?;
+    let set = req.app.plugins.current();
+    ok_json(json!({
+        "plugins": set.summaries(),
+        "loaded_at": set.loaded_at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        "pooling_allocator": req.app.plugins.runtime().pooling,
+    }))
+}
+
+pub async fn reload(req: Req) -> ApiResult {
+    require_admin(req.caller()?)?;
+    let started = Instant::now();
+    match req.app.reload_plugins().await {
+        Ok(set) => ok_json(json!({
+            "ok": true,
+            "loaded": set.summaries(),
+            "took_ms": started.elapsed().as_secs_f64() * 1000.0,
+        })),
+        Err(e) => Err(ApiError::invalid(format!("reload failed, the previous plugins stay loaded: {e}"))),
+    }
+}
+
+fn fault(plugin: &LoadedPlugin, f: Fault) -> ApiError {
+    Error::Unavailable(format!("plugin {} failed: {}", plugin.name(), f.message)).into()
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuthInput {
+    action: String,
+    package: Option<String>,
+    version: Option<String>,
+    user: Option<String>,
+    #[serde(default)]
+    admin: bool,
+    #[serde(default)]
+    readonly: bool,
+    #[serde(default)]
+    automation: bool,
+    ip: Option<IpAddr>,
+}
+
+fn action(name: &str) -> Result<types::Action, ApiError> {
+    use types::Action::*;
+    Ok(match name {
+        "read" => Read,
+        "publish" => Publish,
+        "unpublish" => Unpublish,
+        "deprecate" => Deprecate,
+        "dist-tag" => DistTag,
+        "owner" => Owner,
+        "token" => Token,
+        "sync" => Sync,
+        "block" => Block,
+        "registry-admin" => RegistryAdmin,
+        "hook-admin" => HookAdmin,
+        other => return Err(ApiError::invalid(format!("unknown action {other:?}"))),
+    })
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BlockInput {
+    manifest: Value,
+    #[serde(default)]
+    files: Vec<(String, u64)>,
+    #[serde(default)]
+    tarball_size: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpstreamInput {
+    package: String,
+    version: Option<String>,
+    url: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HookInput {
+    kind: String,
+    package: String,
+    version: Option<String>,
+    actor: Option<String>,
+    #[serde(default)]
+    payload: Value,
+}
+
+/// `POST /-/admin/plugins/:name/test`: calls one plugin with the given input
+/// and shows its answer, so an operator can try a plugin before relying on it.
+pub async fn test(mut req: Req, name: &str) -> ApiResult {
+    require_admin(req.caller()?)?;
+    let set = req.app.plugins.current();
+    let plugin: Arc<LoadedPlugin> = set.get(name).cloned().ok_or_else(|| ApiError::not_found(format!("no plugin named {name} is loaded")))?;
+    let body: Value = req.json().await?;
+    match plugin.kind() {
+        PluginKind::AuthPolicy => {
+            let input: AuthInput = serde_json::from_value(body)?;
+            let act = action(&input.action)?;
+            let package = input.package.map(|n| types::PackageRef {
+                scope: n.strip_prefix('@').and_then(|x| x.split_once('/')).map(|(s, _)| format!("@{s}")),
+                name: n,
+                version: input.version,
+            });
+            let caller = types::Caller {
+                user: input.user,
+                admin: input.admin,
+                token_readonly: input.readonly,
+                token_automation: input.automation,
+                client_ip: input.ip.unwrap_or(req.client_ip).to_string(),
+            };
+            let decision = tokio::task::block_in_place(|| plugin.authorize(act, package.as_ref(), &caller)).map_err(|f| fault(&plugin, f))?;
+            match decision {
+                types::Decision::Allow => ok_json(json!({"decision": "allow"})),
+                types::Decision::Deny(reason) => ok_json(json!({"decision": "deny", "reason": reason})),
+            }
+        }
+        PluginKind::BlockRule => {
+            let input: BlockInput = serde_json::from_value(body)?;
+            let info = types::VersionInfo {
+                name: input.manifest["name"].as_str().unwrap_or("").to_string(),
+                version: input.manifest["version"].as_str().unwrap_or("").to_string(),
+                manifest_json: input.manifest.to_string(),
+                tarball_size: input.tarball_size,
+                files: input.files.into_iter().map(|(path, size)| types::FileEntry { path, size }).collect(),
+                origin: types::Origin::Publish,
+            };
+            let verdict = tokio::task::block_in_place(|| plugin.check(&info)).map_err(|f| fault(&plugin, f))?;
+            match verdict {
+                types::Verdict::Accept => ok_json(json!({"verdict": "accept"})),
+                types::Verdict::Block(reason) => ok_json(json!({"verdict": "block", "reason": reason})),
+            }
+        }
+        PluginKind::UpstreamAdapter => {
+            let input: UpstreamInput = serde_json::from_value(body)?;
+            let p = plugin.clone();
+            let answer = tokio::task::spawn_blocking(move || -> Result<Value, Fault> {
+                match (input.version, input.url) {
+                    (Some(version), Some(url)) => {
+                        let bytes = p.tarball(&input.package, &version, &url)?;
+                        let sha512 = <sha2::Sha512 as sha2::Digest>::digest(&bytes);
+                        Ok(json!({
+                            "tarball_size": bytes.len(),
+                            "integrity": format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(sha512)),
+                        }))
+                    }
+                    _ => Ok(json!({"packument": p.packument(&input.package)?})),
+                }
+            })
+            .await
+            .map_err(|e| Error::Internal(e.to_string()))?
+            .map_err(|f| fault(&plugin, f))?;
+            ok_json(answer)
+        }
+        PluginKind::HookFormatter => {
+            let input: HookInput = serde_json::from_value(body)?;
+            let event = types::Event {
+                kind: input.kind,
+                package: input.package,
+                version: input.version,
+                actor: input.actor,
+                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                payload_json: input.payload.to_string(),
+            };
+            let out = tokio::task::block_in_place(|| plugin.format(&event)).map_err(|f| fault(&plugin, f))?;
+            ok_json(json!({
+                "content_type": out.content_type,
+                "headers": out.headers.iter().map(|h| json!([h.name, h.value])).collect::<Vec<_>>(),
+                "body": String::from_utf8_lossy(&out.body),
+            }))
+        }
+    }
+}

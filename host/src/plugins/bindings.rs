@@ -1,0 +1,50 @@
+//! The one place host bindings are generated from `wit/` (one module per
+//! world; the shared `types` and `host` interfaces are generated once, in
+//! `auth`, and reused by the others).
+
+pub mod auth {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "auth-policy",
+    });
+}
+
+pub mod block {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "block-rule",
+        with: {
+            "cairn:plugin/types": super::auth::cairn::plugin::types,
+            "cairn:plugin/host": super::auth::cairn::plugin::host,
+        },
+    });
+}
+
+pub mod upstream {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "upstream-adapter",
+        with: {
+            "cairn:plugin/types": super::auth::cairn::plugin::types,
+            "cairn:plugin/host": super::auth::cairn::plugin::host,
+        },
+    });
+}
+
+pub mod hook {
+    wasmtime::component::bindgen!({
+        path: "../wit",
+        world: "hook-formatter",
+        with: {
+            "cairn:plugin/types": super::auth::cairn::plugin::types,
+            "cairn:plugin/host": super::auth::cairn::plugin::host,
+        },
+    });
+}
+
+pub use auth::cairn::plugin::types;
+pub use auth::cairn::plugin::host::Level;
+
+/// The package version of the WIT contract this host implements.
+pub const WIT_PACKAGE: &str = "cairn:plugin";
+pub const WIT_VERSION: &str = "0.1.0";

@@ -1,0 +1,127 @@
+//! The WebAssembly plugin runtime: loads components (auth policies, block
+//! rules, upstream adapters, hook formatters), runs them sandboxed and swaps
+//! the whole set atomically on reload.
+//!
+//! Invariants:
+//! - One `Engine` per process; each plugin is compiled once and its native
+//!   code cached on disk, keyed by the wasm's sha256 and the engine's
+//!   compatibility hash, so restarts load in milliseconds.
+//! - Guests get no files, no sockets, no environment, no inherited stdio. Their
+//!   stderr is captured per instance and logged when they fail. Only upstream
+//!   adapters get `fetch`, checked against their `allowed_hosts`.
+//! - Every call runs under a wall-time deadline (epochs) and a memory cap. A
+//!   trap, timeout, memory exhaustion or malformed result is a [`Fault`]; the
+//!   plugin's `on_error` decides what it means. A faulted instance is dropped.
+//! - Instances are reused between calls (warm pool per plugin) and dropped on any fault.
+
+mod bindings;
+mod runtime;
+
+pub use bindings::{types, WIT_VERSION};
+pub use runtime::{check_file, inspect, Fault, Inspection, LoadedPlugin, PluginRuntime, PluginSet, PluginSummary};
+
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::config::{Config, OnError, PluginKind};
+
+/// What the plugins said about a request.
+#[derive(Debug)]
+pub enum Refusal {
+    /// A plugin denied, with its reason.
+    Denied { plugin: String, reason: String },
+    /// A plugin failed and its `on_error` is `deny`.
+    Failed { plugin: String, message: String },
+}
+
+/// The live plugin set, swapped atomically on reload.
+pub struct Plugins {
+    runtime: Arc<PluginRuntime>,
+    current: ArcSwap<PluginSet>,
+    reload_lock: tokio::sync::Mutex<()>,
+}
+
+impl Plugins {
+    /// Loads the configured plugins; any failure is an error naming the plugin.
+    pub fn load(config: &Config) -> anyhow::Result<Plugins> {
+        let runtime = Arc::new(PluginRuntime::new(config.data_dir.join("plugin-cache"))?);
+        let set = runtime.load_set(config)?;
+        Ok(Plugins { runtime, current: ArcSwap::from_pointee(set), reload_lock: tokio::sync::Mutex::new(()) })
+    }
+
+    pub fn current(&self) -> Arc<PluginSet> {
+        self.current.load_full()
+    }
+
+    pub fn runtime(&self) -> &Arc<PluginRuntime> {
+        &self.runtime
+    }
+
+    /// Builds a new set from `config` off the request path and swaps it in.
+    /// On failure the old set stays and the error says why.
+    pub async fn reload(&self, config: Config) -> Result<Arc<PluginSet>, String> {
+        let _one_at_a_time = self.reload_lock.lock().await;
+        let runtime = self.runtime.clone();
+        let set = tokio::task::spawn_blocking(move || runtime.load_set(&config))
+            .await
+            .map_err(|e| format!("reload task failed: {e}"))?
+            .map_err(|e| format!("{e:#}"))?;
+        let set = Arc::new(set);
+        self.current.store(set.clone());
+        Ok(set)
+    }
+
+    /// Runs the auth-policy plugins in order; the first deny wins.
+    pub async fn authorize(&self, action: types::Action, package: Option<types::PackageRef>, caller: types::Caller) -> Result<(), Refusal> {
+        let set = self.current();
+        let policies: Vec<_> = set.of_kind(PluginKind::AuthPolicy).collect();
+        if policies.is_empty() {
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| {
+            for plugin in policies {
+                match plugin.authorize(action, package.as_ref(), &caller) {
+                    Ok(types::Decision::Allow) => {}
+                    Ok(types::Decision::Deny(reason)) => {
+                        return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason })
+                    }
+                    Err(fault) => {
+                        if plugin.on_error() == OnError::Deny {
+                            return Err(Refusal::Failed { plugin: plugin.name().to_string(), message: fault.message });
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Runs the block-rule plugins in order; the first block wins.
+    pub async fn check_version(&self, info: types::VersionInfo) -> Result<(), Refusal> {
+        let set = self.current();
+        let rules: Vec<_> = set.of_kind(PluginKind::BlockRule).collect();
+        if rules.is_empty() {
+            return Ok(());
+        }
+        tokio::task::block_in_place(|| {
+            for plugin in rules {
+                match plugin.check(&info) {
+                    Ok(types::Verdict::Accept) => {}
+                    Ok(types::Verdict::Block(reason)) => return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason }),
+                    Err(fault) => {
+                        if plugin.on_error() == OnError::Deny {
+                            return Err(Refusal::Failed { plugin: plugin.name().to_string(), message: fault.message });
+                        }
+                    }
+                }
+            }
+            Ok(())
+        })
+    }
+
+    /// Whether any block-rule plugin is loaded (so callers can skip listing tarball files).
+    pub fn has_block_rules(&self) -> bool {
+        self.current().of_kind(PluginKind::BlockRule).next().is_some()
+    }
+}

@@ -1,0 +1,380 @@
+//! Load tool for the side-by-side benchmarks (tests/bench/registry.sh).
+//!
+//!   cairn-bench ceiling --port P --file F --content-type T [--gzip-file G]
+//!       A bare hyper server answering every request with the bytes of F (or of
+//!       G with `Content-Encoding: gzip` when the request accepts gzip): the
+//!       ceiling for serving a document from memory on this machine.
+//!   cairn-bench adduser --registry URL --name N --password P
+//!       Registers (or logs in) a user the way npm does; prints the token.
+//!   cairn-bench seed --registry URL --token T --name PKG [--versions 100]
+//!       Publishes PKG's versions one by one with realistic manifests and
+//!       prints the size of the abbreviated packument.
+//!   cairn-bench publish --registry URL --token T [--clients 8] --total N --prefix P
+//!       N publishes from concurrent clients (client i publishes new versions
+//!       of P-i), then checks that every published version is in its packument.
+//!       Exits non-zero on any failed publish or lost version.
+//!
+//! Only ever pointed at servers on this machine (127.0.0.1).
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use cairn_e2e::publish::{publish_body, tarball};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::header::{HeaderValue, ACCEPT_ENCODING, CONTENT_ENCODING, CONTENT_TYPE};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+
+const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
+
+/// `--key value` pairs after the subcommand.
+struct Args(HashMap<String, String>);
+
+impl Args {
+    fn parse(rest: &[String]) -> Result<Args> {
+        let mut map = HashMap::new();
+        let mut it = rest.iter();
+        while let Some(k) = it.next() {
+            let key = k.strip_prefix("--").ok_or_else(|| anyhow!("expected --option, got {k:?}"))?;
+            let value = it.next().ok_or_else(|| anyhow!("--{key} needs a value"))?;
+            map.insert(key.to_string(), value.clone());
+        }
+        Ok(Args(map))
+    }
+    fn get(&self, key: &str) -> Result<String> {
+        self.0.get(key).cloned().ok_or_else(|| anyhow!("--{key} is required"))
+    }
+    fn opt(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn num(&self, key: &str, default: Option<usize>) -> Result<usize> {
+        match (self.0.get(key), default) {
+            (Some(v), _) => v.parse().with_context(|| format!("--{key} {v:?} is not a number")),
+            (None, Some(d)) => Ok(d),
+            (None, None) => bail!("--{key} is required"),
+        }
+    }
+}
+
+fn usage() -> &'static str {
+    "usage: cairn-bench ceiling --port P --file F --content-type T [--gzip-file G]\n\
+     \x20      cairn-bench adduser --registry URL --name N --password P\n\
+     \x20      cairn-bench seed --registry URL --token T --name PKG [--versions 100]\n\
+     \x20      cairn-bench publish --registry URL --token T [--clients 8] --total N --prefix P"
+}
+
+fn main() -> ExitCode {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let Some((cmd, rest)) = argv.split_first() else {
+        eprintln!("{}", usage());
+        return ExitCode::from(2);
+    };
+    let result = Args::parse(rest).and_then(|args| match cmd.as_str() {
+        // The ceiling gets the same runtime as `cairn serve`: multi-threaded, one worker per core.
+        "ceiling" => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(ceiling(args)),
+        // The clients stay on one thread so they take as little CPU from the server as possible.
+        other => {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            match other {
+                "adduser" => rt.block_on(adduser(args)),
+                "seed" => rt.block_on(seed(args)),
+                "publish" => rt.block_on(publish(args)),
+                _ => Err(anyhow!("unknown subcommand {other:?}\n{}", usage())),
+            }
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("cairn-bench {cmd}: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+// ---------------------------------------------------------------- ceiling
+
+fn accepts_gzip(req: &Request<Incoming>) -> bool {
+    req.headers().get_all(ACCEPT_ENCODING).iter().any(|v| {
+        v.to_str().unwrap_or("").split(',').any(|p| p.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip"))
+    })
+}
+
+async fn ceiling(args: Args) -> Result<()> {
+    let port = args.num("port", None)?;
+    let file = args.get("file")?;
+    let body = Bytes::from(std::fs::read(&file).with_context(|| format!("reading {file}"))?);
+    let gzip = match args.opt("gzip-file") {
+        Some(g) => Some(Bytes::from(std::fs::read(&g).with_context(|| format!("reading {g}"))?)),
+        None => None,
+    };
+    let content_type = HeaderValue::from_str(&args.get("content-type")?)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16)).await?;
+    eprintln!("ceiling serving {} bytes of {file} on 127.0.0.1:{port}", body.len());
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (body, gzip, content_type) = (body.clone(), gzip.clone(), content_type.clone());
+        let service = service_fn(move |req: Request<Incoming>| {
+            let mut resp = match (&gzip, accepts_gzip(&req)) {
+                (Some(g), true) => {
+                    let mut r = Response::new(Full::new(g.clone()));
+                    r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+                    r
+                }
+                _ => Response::new(Full::new(body.clone())),
+            };
+            resp.headers_mut().insert(CONTENT_TYPE, content_type.clone());
+            async move { Ok::<_, Infallible>(resp) }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+fn client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .pool_max_idle_per_host(64)
+        .no_proxy()
+        .build()
+        .expect("HTTP client")
+}
+
+fn base(args: &Args) -> Result<String> {
+    Ok(args.get("registry")?.trim_end_matches('/').to_string())
+}
+
+/// `/name` with a scope's `/` escaped, as npm sends it.
+fn pkg_path(name: &str) -> String {
+    format!("/{}", name.replace('/', "%2f"))
+}
+
+async fn adduser(args: Args) -> Result<()> {
+    let base = base(&args)?;
+    let (name, password) = (args.get("name")?, args.get("password")?);
+    let body = json!({
+        "_id": format!("org.couchdb.user:{name}"),
+        "name": name,
+        "password": password,
+        "email": format!("{name}@example.com"),
+        "type": "user",
+        "roles": [],
+        "date": "2025-01-01T00:00:00.000Z",
+    });
+    let resp = client().put(format!("{base}/-/user/org.couchdb.user:{name}")).json(&body).send().await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        bail!("PUT /-/user/org.couchdb.user:{name}: {status}: {text}");
+    }
+    let value: Value = serde_json::from_str(&text).with_context(|| format!("answer is not JSON: {text}"))?;
+    let token = value["token"].as_str().ok_or_else(|| anyhow!("no token in {text}"))?;
+    println!("{token}");
+    Ok(())
+}
+
+const README: &str = "# bench-pkg\n\nA package published by `cairn-bench seed` for the benchmarks.\n\n\
+## Install\n\n```sh\nnpm install bench-pkg\n```\n\n## Usage\n\n```js\nconst bench = require('bench-pkg');\n\
+bench.run({ iterations: 1000, warmup: 100 });\n```\n\n## Options\n\n| option | default | meaning |\n|---|---|---|\n\
+| iterations | 1000 | how many rounds |\n| warmup | 100 | rounds not measured |\n| reporter | `text` | `text` or `json` |\n\n\
+## License\n\nMIT\n";
+
+/// The package.json fields of one version, shaped like a typical library's
+/// (dependency ranges drift a little from version to version).
+fn realistic_manifest(name: &str, i: usize) -> Value {
+    json!({
+        "description": "Runs functions in a loop and reports how long they took",
+        "keywords": ["benchmark", "performance", "timing", "test"],
+        "main": "lib/index.js",
+        "types": "lib/index.d.ts",
+        "bin": {"bench-run": "bin/cli.js"},
+        "scripts": {"build": "tsc -p .", "test": "node --test", "lint": "eslint ."},
+        "repository": {"type": "git", "url": format!("git+https://git.example.com/bench/{name}.git")},
+        "author": "Bench Author <bench@example.com>",
+        "license": "MIT",
+        "homepage": format!("https://git.example.com/bench/{name}#readme"),
+        "bugs": {"url": format!("https://git.example.com/bench/{name}/issues")},
+        "engines": {"node": ">=18"},
+        "dependencies": {
+            "debug": format!("^4.3.{}", i % 5),
+            "semver": format!("^7.{}.0", 3 + i % 4),
+            "chalk": "^4.1.2",
+            "ms": "^2.1.3",
+            "yargs": format!("^17.{}.0", i % 8),
+        },
+        "devDependencies": {"typescript": "^5.4.0", "eslint": "^8.57.0", "@types/node": "^20.11.0"},
+    })
+}
+
+fn version_of(i: usize) -> String {
+    format!("1.{}.{}", i / 10, i % 10)
+}
+
+/// One publish body: a real tarball and the document libnpmpublish sends.
+fn publish_doc(base: &str, name: &str, version: &str, i: usize) -> Vec<u8> {
+    let tgz = tarball(name, version, realistic_manifest(name, i));
+    let mut body = publish_body(name, version, &tgz, None, base);
+    body["versions"][version]["readme"] = json!(README.replace("bench-pkg", name));
+    body["versions"][version]["readmeFilename"] = json!("README.md");
+    serde_json::to_vec(&body).expect("JSON")
+}
+
+async fn put_doc(http: &reqwest::Client, base: &str, token: &str, name: &str, body: Vec<u8>) -> Result<()> {
+    let resp = http
+        .put(format!("{base}{}", pkg_path(name)))
+        .bearer_auth(token)
+        .header("content-type", "application/json")
+        .header("npm-command", "publish")
+        .body(body)
+        .send()
+        .await?;
+    let status = resp.status();
+    if !status.is_success() {
+        let text = resp.text().await.unwrap_or_default();
+        bail!("PUT {}: {status}: {}", pkg_path(name), text.chars().take(300).collect::<String>());
+    }
+    resp.bytes().await?;
+    Ok(())
+}
+
+async fn get_doc(http: &reqwest::Client, base: &str, name: &str, accept: &str) -> Result<Bytes> {
+    let resp = http.get(format!("{base}{}", pkg_path(name))).header("accept", accept).send().await?;
+    let status = resp.status();
+    if !status.is_success() {
+        bail!("GET {}: {status}", pkg_path(name));
+    }
+    Ok(resp.bytes().await?)
+}
+
+async fn seed(args: Args) -> Result<()> {
+    let base = base(&args)?;
+    let (token, name) = (args.get("token")?, args.get("name")?);
+    let count = args.num("versions", Some(100))?;
+    let http = client();
+    let start = Instant::now();
+    for i in 0..count {
+        let version = version_of(i);
+        put_doc(&http, &base, &token, &name, publish_doc(&base, &name, &version, i))
+            .await
+            .with_context(|| format!("publishing {name}@{version}"))?;
+    }
+    let took = start.elapsed();
+    let abbreviated = get_doc(&http, &base, &name, ABBREVIATED).await?;
+    let full = get_doc(&http, &base, &name, "application/json").await?;
+    let doc: Value = serde_json::from_slice(&abbreviated).context("abbreviated packument is not JSON")?;
+    let served = doc["versions"].as_object().map_or(0, |v| v.len());
+    if served != count {
+        bail!("the abbreviated packument of {name} lists {served} versions, {count} were published");
+    }
+    eprintln!("seeded {count} versions of {name} in {:.1} s", took.as_secs_f64());
+    println!("abbreviated_bytes={} full_bytes={} versions={served}", abbreviated.len(), full.len());
+    Ok(())
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let idx = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[idx.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
+async fn publish(args: Args) -> Result<()> {
+    let base = base(&args)?;
+    let token = args.get("token")?;
+    let prefix = args.get("prefix")?;
+    let clients = args.num("clients", Some(8))?.max(1);
+    let total = args.num("total", None)?;
+
+    // Build every body before the clock starts: tarballs and hashes are client work.
+    let mut plans: Vec<(String, Vec<(String, Vec<u8>)>)> = Vec::new();
+    for c in 0..clients {
+        let name = format!("{prefix}-{c}");
+        let n = total / clients + usize::from(c < total % clients);
+        let docs = (0..n).map(|i| (version_of(i), publish_doc(&base, &name, &version_of(i), i))).collect();
+        plans.push((name, docs));
+    }
+
+    let http = client();
+    let token = Arc::new(token);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for (name, docs) in plans {
+        let (http, base, token) = (http.clone(), base.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut latencies = Vec::with_capacity(docs.len());
+            let mut published = Vec::new();
+            let mut failures = Vec::new();
+            for (version, body) in docs {
+                let t = Instant::now();
+                match put_doc(&http, &base, &token, &name, body).await {
+                    Ok(()) => {
+                        latencies.push(t.elapsed());
+                        published.push(version);
+                    }
+                    Err(e) => failures.push(format!("{name}@{version}: {e:#}")),
+                }
+            }
+            (name, latencies, published, failures)
+        }));
+    }
+    let mut latencies = Vec::new();
+    let mut published_by_pkg = Vec::new();
+    let mut failures = Vec::new();
+    for t in tasks {
+        let (name, l, p, f) = t.await?;
+        latencies.extend(l);
+        published_by_pkg.push((name, p));
+        failures.extend(f);
+    }
+    let wall = start.elapsed();
+    latencies.sort();
+    let ok = latencies.len();
+
+    // No lost version: every acknowledged publish is in its package's document.
+    let mut missing = 0usize;
+    for (name, versions) in &published_by_pkg {
+        let doc: Value = match get_doc(&http, &base, name, "application/json").await {
+            Ok(b) => serde_json::from_slice(&b).context("packument is not JSON")?,
+            Err(e) if versions.is_empty() => {
+                eprintln!("{name}: {e:#} (nothing was published)");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let listed = doc["versions"].as_object().cloned().unwrap_or_default();
+        for v in versions {
+            if !listed.contains_key(v) {
+                missing += 1;
+                eprintln!("LOST: {name}@{v} was acknowledged but is not in the packument");
+            }
+        }
+    }
+    for f in failures.iter().take(10) {
+        eprintln!("FAILED: {f}");
+    }
+    println!(
+        "publishes_per_s={:.1} p50_ms={:.2} p99_ms={:.2} ok={ok} failed={} lost={missing} clients={clients} wall_s={:.2}",
+        ok as f64 / wall.as_secs_f64(),
+        percentile(&latencies, 50.0),
+        percentile(&latencies, 99.0),
+        failures.len(),
+        wall.as_secs_f64()
+    );
+    if !failures.is_empty() || missing > 0 {
+        bail!("{} publishes failed, {missing} acknowledged versions lost", failures.len());
+    }
+    Ok(())
+}

@@ -1,0 +1,561 @@
+//! Writes to published packages, driven exactly as the npm CLI drives them:
+//! dist-tags, deprecate, unpublish (one version and whole), owners, stars.
+
+use cairn_e2e::publish::*;
+use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, StatusCode};
+use serde_json::{json, Value};
+
+both_backends!(
+    dist_tags,
+    dist_tag_errors,
+    deprecate,
+    deprecate_permissions,
+    published_versions_are_immutable,
+    unpublish_one_version,
+    unpublished_version_cannot_be_reused,
+    unpublish_whole_package,
+    unpublish_permissions_and_stale_rev,
+    owners,
+    owner_errors,
+    stars,
+);
+
+async fn put_tag(s: &Server, token: Option<&str>, name: &str, tag: &str, version: &str) -> (StatusCode, Value) {
+    // npm dist-tag add: PUT with the version as a JSON string.
+    s.call(Method::PUT, &format!("/-/package/{}/dist-tags/{tag}", enc(name)), token, Some(&json!(version))).await
+}
+
+async fn dist_tags(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    publish_tagged(&s, &alice, "foo", "1.1.0", "beta").await;
+
+    let (status, tags) = s.get("/-/package/foo/dist-tags", None).await;
+    assert_eq!(status, StatusCode::OK, "{tags}");
+    assert_eq!(tags, json!({"latest": "1.0.0", "beta": "1.1.0"}));
+
+    let (status, body) = put_tag(&s, Some(&alice), "foo", "next", "1.1.0").await;
+    assert!(status == StatusCode::OK || status == StatusCode::CREATED, "{status} {body}");
+    let (_, tags) = s.get("/-/package/foo/dist-tags", None).await;
+    assert_eq!(tags, json!({"latest": "1.0.0", "beta": "1.1.0", "next": "1.1.0"}));
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["dist-tags"]["next"], json!("1.1.0"));
+    let (status, v) = s.get("/foo/next", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(v["version"], json!("1.1.0"));
+
+    // Moving latest.
+    let (status, body) = put_tag(&s, Some(&alice), "foo", "latest", "1.1.0").await;
+    assert!(status == StatusCode::OK || status == StatusCode::CREATED, "{status} {body}");
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["dist-tags"]["latest"], json!("1.1.0"));
+    // The abbreviated document follows.
+    let r = request(&s, Method::GET, "/foo", None, &[("accept", CORGI_ACCEPT)], None).await;
+    assert_eq!(r.json()["dist-tags"]["latest"], json!("1.1.0"));
+    let (status, body) = put_tag(&s, Some(&alice), "foo", "latest", "1.0.0").await;
+    assert!(status.is_success(), "{status} {body}");
+
+    let (status, body) = s.call(Method::DELETE, "/-/package/foo/dist-tags/next", Some(&alice), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (_, tags) = s.get("/-/package/foo/dist-tags", None).await;
+    assert_eq!(tags, json!({"latest": "1.0.0", "beta": "1.1.0"}));
+    let (status, _) = s.get("/foo/next", None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Scoped, as npm sends it.
+    publish_ok(&s, &alice, "@acme/w", "2.0.0").await;
+    let (status, tags) = s.get("/-/package/@acme%2fw/dist-tags", None).await;
+    assert_eq!(status, StatusCode::OK, "{tags}");
+    assert_eq!(tags, json!({"latest": "2.0.0"}));
+    let (status, body) = put_tag(&s, Some(&alice), "@acme/w", "stable", "2.0.0").await;
+    assert!(status.is_success(), "{status} {body}");
+    let (_, tags) = s.get("/-/package/@acme%2fw/dist-tags", None).await;
+    assert_eq!(tags, json!({"latest": "2.0.0", "stable": "2.0.0"}));
+}
+
+async fn dist_tag_errors(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let bob = s.add_user("bob", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    publish_tagged(&s, &alice, "foo", "1.1.0", "beta").await;
+    let want = json!({"latest": "1.0.0", "beta": "1.1.0"});
+
+    // latest cannot be removed.
+    let (status, body) = s.call(Method::DELETE, "/-/package/foo/dist-tags/latest", Some(&alice), None).await;
+    assert_error_in(status, &body, &[400, 403, 422], "DELETE latest");
+    // A tag must point at a published version.
+    let (status, body) = put_tag(&s, Some(&alice), "foo", "next", "9.9.9").await;
+    assert_error_in(status, &body, &[400, 404, 422], "tag to a missing version");
+    let (status, body) = put_tag(&s, Some(&alice), "foo", "next", "not a version").await;
+    assert_error_in(status, &body, &[400, 404, 422], "tag to an invalid version");
+    // The body must be a JSON string.
+    let (status, body) = s.call(Method::PUT, "/-/package/foo/dist-tags/next", Some(&alice), Some(&json!({"v": "1.0.0"}))).await;
+    assert_error_in(status, &body, &[400, 422], "tag body not a string");
+    // Only maintainers.
+    let (status, body) = put_tag(&s, Some(&bob), "foo", "next", "1.1.0").await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.call(Method::DELETE, "/-/package/foo/dist-tags/beta", Some(&bob), None).await;
+    assert_error(status, &body, 403);
+    let (status, body) = put_tag(&s, None, "foo", "next", "1.1.0").await;
+    assert_error(status, &body, 401);
+    let ro = readonly_token(&s, &alice).await;
+    let (status, body) = put_tag(&s, Some(&ro), "foo", "next", "1.1.0").await;
+    assert_error(status, &body, 403);
+    let (_, tags) = s.get("/-/package/foo/dist-tags", None).await;
+    assert_eq!(tags, want);
+    // Removing a tag that does not exist: a 404, or an idempotent success.
+    let (status, body) = s.call(Method::DELETE, "/-/package/foo/dist-tags/nosuch", Some(&alice), None).await;
+    if !status.is_success() {
+        assert_error(status, &body, 404);
+    }
+    // Unknown packages.
+    let (status, body) = s.get("/-/package/nope/dist-tags", None).await;
+    assert_error(status, &body, 404);
+    let (status, body) = put_tag(&s, Some(&alice), "nope", "next", "1.0.0").await;
+    assert_error(status, &body, 404);
+    let (status, body) = s.get("/nope", None).await;
+    assert_error(status, &body, 404);
+    let (_, tags) = s.get("/-/package/foo/dist-tags", None).await;
+    assert_eq!(tags, want);
+}
+
+/// `npm deprecate NAME@VERSION MSG`: fetch ?write=true, set `deprecated`, PUT the whole document.
+async fn deprecate_doc(s: &Server, token: &str, name: &str, versions: &[&str], msg: &str) -> (StatusCode, Value) {
+    let mut doc = write_doc(s, token, name).await;
+    for v in versions {
+        doc["versions"][*v]["deprecated"] = json!(msg);
+    }
+    if let Some(o) = doc.as_object_mut() {
+        o.remove("_attachments");
+    }
+    s.call(Method::PUT, &format!("/{}", enc(name)), Some(token), Some(&doc)).await
+}
+
+async fn deprecate(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    publish_ok(&s, &alice, "foo", "1.1.0").await;
+    let before = packument(&s, "foo").await;
+
+    let (status, body) = deprecate_doc(&s, &alice, "foo", &["1.0.0"], "use 1.1.0").await;
+    assert!(status == StatusCode::OK || status == StatusCode::CREATED, "{status} {body}");
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["versions"]["1.0.0"]["deprecated"], json!("use 1.1.0"));
+    assert!(doc["versions"]["1.1.0"].get("deprecated").is_none());
+    assert_eq!(doc["versions"]["1.0.0"]["dist"], before["versions"]["1.0.0"]["dist"]);
+    assert_eq!(doc["dist-tags"], before["dist-tags"]);
+    assert_eq!(doc["maintainers"], before["maintainers"]);
+    let r = request(&s, Method::GET, "/foo", None, &[("accept", CORGI_ACCEPT)], None).await;
+    let corgi = r.json();
+    assert_eq!(corgi["versions"]["1.0.0"]["deprecated"], json!("use 1.1.0"));
+    assert!(corgi["versions"]["1.1.0"].get("deprecated").is_none());
+    let (_, v) = s.get("/foo/1.0.0", None).await;
+    assert_eq!(v["deprecated"], json!("use 1.1.0"));
+    // Tarballs are untouched.
+    let r = request(&s, Method::GET, "/foo/-/foo-1.0.0.tgz", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // Deprecating every version at once (npm deprecate foo "msg").
+    let (status, body) = deprecate_doc(&s, &alice, "foo", &["1.0.0", "1.1.0"], "abandoned").await;
+    assert!(status.is_success(), "{status} {body}");
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["versions"]["1.0.0"]["deprecated"], json!("abandoned"));
+    assert_eq!(doc["versions"]["1.1.0"]["deprecated"], json!("abandoned"));
+
+    // "" undeprecates: the field is gone.
+    let (status, body) = deprecate_doc(&s, &alice, "foo", &["1.0.0", "1.1.0"], "").await;
+    assert!(status.is_success(), "{status} {body}");
+    let doc = packument(&s, "foo").await;
+    assert!(doc["versions"]["1.0.0"].get("deprecated").is_none(), "{}", doc["versions"]["1.0.0"]);
+    assert!(doc["versions"]["1.1.0"].get("deprecated").is_none());
+    let r = request(&s, Method::GET, "/foo", None, &[("accept", CORGI_ACCEPT)], None).await;
+    let corgi = r.json();
+    assert!(corgi["versions"]["1.0.0"].get("deprecated").is_none(), "{}", corgi["versions"]["1.0.0"]);
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 2);
+}
+
+async fn deprecate_permissions(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let bob = s.add_user("bob", PW).await;
+    let admin = s.add_user("admin", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+
+    let mut doc = write_doc(&s, &bob, "foo").await;
+    doc["versions"]["1.0.0"]["deprecated"] = json!("bob says no");
+    let (status, body) = s.call(Method::PUT, "/foo", Some(&bob), Some(&doc)).await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.call(Method::PUT, "/foo", None, Some(&doc)).await;
+    assert_error(status, &body, 401);
+    let after = packument(&s, "foo").await;
+    assert!(after["versions"]["1.0.0"].get("deprecated").is_none());
+
+    let (status, body) = deprecate_doc(&s, &admin, "foo", &["1.0.0"], "admin says no").await;
+    assert!(status.is_success(), "admin may deprecate: {status} {body}");
+    let after = packument(&s, "foo").await;
+    assert_eq!(after["versions"]["1.0.0"]["deprecated"], json!("admin says no"));
+}
+
+async fn published_versions_are_immutable(backend: Backend) {
+    // A document PUT (deprecate) cannot rewrite what a published version is.
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let tgz = publish_ok(&s, &alice, "foo", "1.0.0").await;
+    let mut doc = write_doc(&s, &alice, "foo").await;
+    doc["versions"]["1.0.0"]["deprecated"] = json!("x");
+    doc["versions"]["1.0.0"]["dist"]["integrity"] = json!(integrity(b"evil"));
+    doc["versions"]["1.0.0"]["dist"]["shasum"] = json!(sha1_hex(b"evil"));
+    doc["versions"]["1.0.0"]["dist"]["tarball"] = json!("http://evil.example/foo.tgz");
+    doc["versions"]["1.0.0"]["dependencies"] = json!({"evil": "*"});
+    let (status, body) = s.call(Method::PUT, "/foo", Some(&alice), Some(&doc)).await;
+    if !status.is_success() {
+        assert_error_in(status, &body, &[400, 403, 409, 422], "rewriting a published version");
+    }
+    let after = packument(&s, "foo").await;
+    let v = &after["versions"]["1.0.0"];
+    assert_eq!(v["dist"]["integrity"], json!(integrity(&tgz)));
+    assert_eq!(v["dist"]["shasum"], json!(sha1_hex(&tgz)));
+    assert_eq!(v["dist"]["tarball"], json!(format!("{}/foo/-/foo-1.0.0.tgz", s.base)));
+    assert_eq!(v["dependencies"], json!({}));
+
+    // Nor add a version without a tarball.
+    let mut doc = write_doc(&s, &alice, "foo").await;
+    let mut v2 = doc["versions"]["1.0.0"].clone();
+    v2["version"] = json!("2.0.0");
+    v2["_id"] = json!("foo@2.0.0");
+    doc["versions"]["2.0.0"] = v2;
+    let (status, body) = s.call(Method::PUT, "/foo", Some(&alice), Some(&doc)).await;
+    if !status.is_success() {
+        assert_error_in(status, &body, &[400, 403, 409, 422], "adding a version without a tarball");
+    }
+    let after = packument(&s, "foo").await;
+    assert!(after["versions"].get("2.0.0").is_none(), "version without tarball stored: {after}");
+}
+
+/// `npm unpublish NAME@VERSION`, step by step as libnpmpublish does it.
+async fn unpublish_version(s: &Server, token: &str, name: &str, version: &str) {
+    let mut doc = write_doc(s, token, name).await;
+    let tarball_url = doc["versions"][version]["dist"]["tarball"].as_str().unwrap().to_string();
+    let latest = doc["dist-tags"]["latest"].clone();
+    doc["versions"].as_object_mut().unwrap().remove(version);
+    let tags = doc["dist-tags"].as_object_mut().unwrap();
+    tags.retain(|_, v| v != &json!(version));
+    if latest == json!(version) {
+        let mut remaining: Vec<String> = doc["versions"].as_object().unwrap().keys().cloned().collect();
+        remaining.sort_by(|a, b| semverish(a).cmp(&semverish(b)));
+        doc["dist-tags"]["latest"] = json!(remaining.last().unwrap());
+    }
+    let o = doc.as_object_mut().unwrap();
+    o.remove("_revisions");
+    o.remove("_attachments");
+    let rev = doc["_rev"].as_str().unwrap().to_string();
+    let (status, body) = s.call(Method::PUT, &format!("/{}/-rev/{rev}", enc(name)), Some(token), Some(&doc)).await;
+    assert!(status.is_success(), "unpublish PUT -rev: {status} {body}");
+    let doc = write_doc(s, token, name).await;
+    let rev = doc["_rev"].as_str().unwrap();
+    // npm takes the path of dist.tarball, whatever its host.
+    let after_scheme = tarball_url.split_once("://").map_or(tarball_url.as_str(), |(_, rest)| rest);
+    let path = &after_scheme[after_scheme.find('/').expect("a path in dist.tarball")..];
+    let (status, body) = s.call(Method::DELETE, &format!("{path}/-rev/{rev}"), Some(token), None).await;
+    assert!(status.is_success(), "unpublish DELETE tarball: {status} {body}");
+}
+
+/// Orders like `semver.compareLoose` for the versions these tests use: numbers, then a
+/// release above its prereleases.
+fn semverish(v: &str) -> (Vec<u64>, bool, String) {
+    let (core, pre) = v.split_once('-').unwrap_or((v, ""));
+    (core.split('.').map(|p| p.parse().unwrap_or(0)).collect(), pre.is_empty(), pre.to_string())
+}
+
+async fn unpublish_one_version(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let tgz1 = publish_ok(&s, &alice, "foo", "1.0.0").await;
+    publish_ok(&s, &alice, "foo", "1.1.0").await;
+    publish_tagged(&s, &alice, "foo", "1.2.0-rc.1", "next").await;
+
+    unpublish_version(&s, &alice, "foo", "1.1.0").await;
+    let doc = packument(&s, "foo").await;
+    let mut versions: Vec<&String> = doc["versions"].as_object().unwrap().keys().collect();
+    versions.sort();
+    assert_eq!(versions, ["1.0.0", "1.2.0-rc.1"]);
+    // npm moves latest to the highest remaining version (semver order, prereleases included).
+    assert_eq!(doc["dist-tags"], json!({"latest": "1.2.0-rc.1", "next": "1.2.0-rc.1"}));
+    let r = request(&s, Method::GET, "/foo/-/foo-1.1.0.tgz", None, &[], None).await;
+    assert_error(r.status, &r.json(), 404);
+    let (status, body) = s.get("/foo/1.1.0", None).await;
+    assert_error(status, &body, 404);
+    let r = request(&s, Method::GET, "/foo/-/foo-1.0.0.tgz", None, &[], None).await;
+    assert_eq!(r.bytes, tgz1);
+    let r = request(&s, Method::GET, "/foo", None, &[("accept", CORGI_ACCEPT)], None).await;
+    assert!(r.json()["versions"].get("1.1.0").is_none());
+
+    // Scoped, the same way.
+    publish_ok(&s, &alice, "@acme/w", "1.0.0").await;
+    publish_ok(&s, &alice, "@acme/w", "2.0.0").await;
+    unpublish_version(&s, &alice, "@acme/w", "2.0.0").await;
+    let doc = packument(&s, "@acme/w").await;
+    assert_eq!(doc["dist-tags"], json!({"latest": "1.0.0"}));
+    assert!(doc["versions"].get("2.0.0").is_none());
+    let r = request(&s, Method::GET, "/@acme/w/-/w-2.0.0.tgz", None, &[], None).await;
+    assert_error(r.status, &r.json(), 404);
+}
+
+async fn unpublished_version_cannot_be_reused(backend: Backend) {
+    // npm never lets a name@version be published twice, even after an unpublish.
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    publish_ok(&s, &alice, "foo", "1.1.0").await;
+    unpublish_version(&s, &alice, "foo", "1.1.0").await;
+    let p = publish_with(&s, Some(&alice), "foo", "1.1.0", json!({"description": "again"}), None).await;
+    assert_error(p.status, &p.body, 403);
+}
+
+async fn unpublish_whole_package(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    assert!(blob_files(&s).is_empty());
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    publish_ok(&s, &alice, "foo", "1.1.0").await;
+    assert!(!blob_files(&s).is_empty());
+    let doc = write_doc(&s, &alice, "foo").await;
+    let rev = doc["_rev"].as_str().unwrap();
+    let (status, body) = s.call(Method::DELETE, &format!("/foo/-rev/{rev}"), Some(&alice), None).await;
+    assert!(status.is_success(), "DELETE /foo/-rev: {status} {body}");
+
+    let (status, body) = s.get("/foo", None).await;
+    assert_error(status, &body, 404);
+    let r = request(&s, Method::GET, "/foo", None, &[("accept", CORGI_ACCEPT)], None).await;
+    assert_error(r.status, &r.json(), 404);
+    for v in ["1.0.0", "1.1.0"] {
+        let r = request(&s, Method::GET, &format!("/foo/-/foo-{v}.tgz"), None, &[], None).await;
+        assert_error(r.status, &r.json(), 404);
+        let (status, body) = s.get(&format!("/foo/{v}"), None).await;
+        assert_error(status, &body, 404);
+    }
+    let (status, body) = s.get("/-/package/foo/dist-tags", None).await;
+    assert_error(status, &body, 404);
+    let sr = &s;
+    let left = poll(5, || async move {
+        let files = blob_files(sr);
+        files.is_empty().then_some(())
+    })
+    .await;
+    assert!(left.is_some(), "blob files left after unpublishing the only package: {:?}", blob_files(&s));
+
+    // Scoped: DELETE /@scope%2fname/-rev/REV.
+    publish_ok(&s, &alice, "@acme/w", "1.0.0").await;
+    let doc = write_doc(&s, &alice, "@acme/w").await;
+    let rev = doc["_rev"].as_str().unwrap();
+    let (status, body) = s.call(Method::DELETE, &format!("/@acme%2fw/-rev/{rev}"), Some(&alice), None).await;
+    assert!(status.is_success(), "{status} {body}");
+    let (status, body) = s.get("/@acme%2fw", None).await;
+    assert_error(status, &body, 404);
+    let r = request(&s, Method::GET, "/@acme/w/-/w-1.0.0.tgz", None, &[], None).await;
+    assert_error(r.status, &r.json(), 404);
+}
+
+async fn unpublish_permissions_and_stale_rev(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let bob = s.add_user("bob", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    publish_ok(&s, &alice, "foo", "1.1.0").await;
+    let doc = write_doc(&s, &alice, "foo").await;
+    let rev = doc["_rev"].as_str().unwrap().to_string();
+    let mut trimmed = doc.clone();
+    trimmed["versions"].as_object_mut().unwrap().remove("1.1.0");
+    trimmed["dist-tags"]["latest"] = json!("1.0.0");
+
+    // Not a maintainer.
+    let (status, body) = s.call(Method::PUT, &format!("/foo/-rev/{rev}"), Some(&bob), Some(&trimmed)).await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.call(Method::DELETE, &format!("/foo/-/foo-1.1.0.tgz/-rev/{rev}"), Some(&bob), None).await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.call(Method::DELETE, &format!("/foo/-rev/{rev}"), Some(&bob), None).await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.call(Method::DELETE, &format!("/foo/-rev/{rev}"), None, None).await;
+    assert_error(status, &body, 401);
+    let ro = readonly_token(&s, &alice).await;
+    let (status, body) = s.call(Method::DELETE, &format!("/foo/-rev/{rev}"), Some(&ro), None).await;
+    assert_error(status, &body, 403);
+    let after = packument(&s, "foo").await;
+    assert_eq!(after["versions"].as_object().unwrap().len(), 2);
+    assert_eq!(after["_rev"], json!(rev), "refused writes leave the rev alone");
+    let r = request(&s, Method::GET, "/foo/-/foo-1.1.0.tgz", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+
+    // A stale rev: someone wrote in between.
+    publish_ok(&s, &alice, "foo", "1.2.0").await;
+    let (status, body) = s.call(Method::PUT, &format!("/foo/-rev/{rev}"), Some(&alice), Some(&trimmed)).await;
+    assert_error(status, &body, 409);
+    let (status, body) = s.call(Method::DELETE, &format!("/foo/-rev/{rev}"), Some(&alice), None).await;
+    assert_error(status, &body, 409);
+    let (status, body) = s.call(Method::DELETE, &format!("/foo/-/foo-1.1.0.tgz/-rev/{rev}"), Some(&alice), None).await;
+    assert_error(status, &body, 409);
+    let (status, body) = s.call(Method::DELETE, "/foo/-rev/99-bogus", Some(&alice), None).await;
+    assert_error(status, &body, 409);
+    let after = packument(&s, "foo").await;
+    assert_eq!(after["versions"].as_object().unwrap().len(), 3);
+    let r = request(&s, Method::GET, "/foo/-/foo-1.1.0.tgz", None, &[], None).await;
+    assert_eq!(r.status, StatusCode::OK);
+    // Unknown package.
+    let (status, body) = s.call(Method::DELETE, "/nope/-rev/1-abc", Some(&alice), None).await;
+    assert_error(status, &body, 404);
+}
+
+/// `npm owner add/rm`: PUT /NAME/-rev/REV with `{_id, _rev, maintainers}` only.
+async fn set_owners(s: &Server, token: &str, name: &str, maintainers: Value) -> (StatusCode, Value) {
+    let doc = write_doc(s, token, name).await;
+    let rev = doc["_rev"].as_str().unwrap();
+    let body = json!({"_id": doc["_id"], "_rev": rev, "maintainers": maintainers});
+    s.call(Method::PUT, &format!("/{}/-rev/{rev}", enc(name)), Some(token), Some(&body)).await
+}
+
+async fn owners(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let bob = s.add_user("bob", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    let p = publish_with(&s, Some(&bob), "foo", "1.1.0", json!({}), None).await;
+    assert_error(p.status, &p.body, 403);
+
+    let alice_m = json!({"name": "alice", "email": "alice@example.com"});
+    let bob_m = json!({"name": "bob", "email": "bob@example.com"});
+    let (status, body) = set_owners(&s, &alice, "foo", json!([alice_m, bob_m])).await;
+    assert!(status.is_success(), "owner add: {status} {body}");
+    let doc = packument(&s, "foo").await;
+    let mut names: Vec<&str> = doc["maintainers"].as_array().unwrap().iter().map(|m| m["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["alice", "bob"]);
+    // The partial document did not touch the versions.
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 1);
+    assert_eq!(doc["dist-tags"], json!({"latest": "1.0.0"}));
+    publish_ok(&s, &bob, "foo", "1.1.0").await;
+    let (status, body) = s.call(Method::PUT, "/-/package/foo/dist-tags/old", Some(&bob), Some(&json!("1.0.0"))).await;
+    assert!(status.is_success(), "{status} {body}");
+
+    // Bob removes alice.
+    let (status, body) = set_owners(&s, &bob, "foo", json!([bob_m])).await;
+    assert!(status.is_success(), "owner rm: {status} {body}");
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["maintainers"], json!([bob_m]));
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 2);
+    let p = publish_with(&s, Some(&alice), "foo", "1.2.0", json!({}), None).await;
+    assert_error(p.status, &p.body, 403);
+    publish_ok(&s, &bob, "foo", "1.2.0").await;
+
+    // Scoped.
+    publish_ok(&s, &bob, "@acme/w", "1.0.0").await;
+    let (status, body) = set_owners(&s, &bob, "@acme/w", json!([bob_m, alice_m])).await;
+    assert!(status.is_success(), "{status} {body}");
+    publish_ok(&s, &alice, "@acme/w", "1.1.0").await;
+}
+
+async fn owner_errors(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let bob = s.add_user("bob", PW).await;
+    let carol = s.add_user("carol", PW).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    let alice_m = json!({"name": "alice", "email": "alice@example.com"});
+    let want = json!([alice_m]);
+
+    let (status, body) = set_owners(&s, &alice, "foo", json!([alice_m, {"name": "nobody", "email": "n@example.com"}])).await;
+    assert_error_in(status, &body, &[400, 404, 422], "unknown user as owner");
+    let (status, body) = set_owners(&s, &alice, "foo", json!([])).await;
+    assert_error_in(status, &body, &[400, 403, 422], "no owners left");
+    let (status, body) = set_owners(&s, &alice, "foo", json!("alice")).await;
+    assert_error_in(status, &body, &[400, 422], "maintainers not a list");
+    // Not a maintainer: may not add themselves, nor remove anyone.
+    let (status, body) = set_owners(&s, &carol, "foo", json!([alice_m, {"name": "carol", "email": "carol@example.com"}])).await;
+    assert_error(status, &body, 403);
+    let (status, body) = set_owners(&s, &bob, "foo", json!([{"name": "bob", "email": "bob@example.com"}])).await;
+    assert_error(status, &body, 403);
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["maintainers"], want);
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 1);
+    let p = publish_with(&s, Some(&carol), "foo", "1.1.0", json!({}), None).await;
+    assert_error(p.status, &p.body, 403);
+}
+
+/// `npm star` / `npm unstar`: ?write=true, then PUT /NAME `{_id, _rev, users}`.
+async fn star(s: &Server, token: &str, name: &str, user: &str, on: bool) -> (StatusCode, Value) {
+    let doc = write_doc(s, token, name).await;
+    let mut users = doc.get("users").cloned().filter(Value::is_object).unwrap_or_else(|| json!({}));
+    if on {
+        users[user] = json!(true);
+    } else {
+        users.as_object_mut().unwrap().remove(user);
+    }
+    let body = json!({"_id": doc["_id"], "_rev": doc["_rev"], "users": users});
+    s.call(Method::PUT, &format!("/{}", enc(name)), Some(token), Some(&body)).await
+}
+
+async fn starred_by(s: &Server, user: &str) -> Vec<String> {
+    let (status, body) = s.get(&format!("/-/_view/starredByUser?key=%22{user}%22"), None).await;
+    assert_eq!(status, StatusCode::OK, "starredByUser: {body}");
+    let mut names: Vec<String> = body["rows"].as_array().unwrap_or_else(|| panic!("rows in {body}")).iter().map(|r| r["value"].as_str().unwrap().to_string()).collect();
+    names.sort();
+    names
+}
+
+async fn stars(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", PW).await;
+    let bob = s.add_user("bob", PW).await;
+    publish_ok(&s, &bob, "foo", "1.0.0").await;
+    publish_ok(&s, &bob, "bar", "1.0.0").await;
+    publish_ok(&s, &bob, "@acme/w", "1.0.0").await;
+    assert!(starred_by(&s, "alice").await.is_empty());
+
+    // Anyone logged in may star (alice maintains none of these).
+    for name in ["foo", "bar", "@acme/w"] {
+        let (status, body) = star(&s, &alice, name, "alice", true).await;
+        assert!(status.is_success(), "star {name}: {status} {body}");
+    }
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["users"], json!({"alice": true}));
+    assert_eq!(starred_by(&s, "alice").await, ["@acme/w", "bar", "foo"]);
+    // Starring did not change anything else.
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 1);
+    assert_eq!(doc["maintainers"], json!([{"name": "bob", "email": "bob@example.com"}]));
+
+    let (status, body) = star(&s, &bob, "foo", "bob", true).await;
+    assert!(status.is_success(), "{status} {body}");
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["users"], json!({"alice": true, "bob": true}));
+    assert_eq!(starred_by(&s, "bob").await, ["foo"]);
+
+    // Unstar.
+    let (status, body) = star(&s, &alice, "bar", "alice", false).await;
+    assert!(status.is_success(), "unstar: {status} {body}");
+    assert_eq!(starred_by(&s, "alice").await, ["@acme/w", "foo"]);
+    let doc = packument(&s, "bar").await;
+    assert!(doc.get("users").is_none_or(|u| u == &json!({})), "{doc}");
+
+    // Not on behalf of someone else: neither adding nor removing another user's star.
+    let (status, body) = star(&s, &alice, "bar", "bob", true).await;
+    assert_error(status, &body, 403);
+    assert!(starred_by(&s, "bob").await == ["foo"]);
+    let (status, body) = star(&s, &alice, "foo", "bob", false).await;
+    if !status.is_success() {
+        assert_error(status, &body, 403);
+    }
+    assert_eq!(starred_by(&s, "bob").await, ["foo"], "alice removed bob's star");
+    let doc = packument(&s, "foo").await;
+    assert_eq!(doc["users"]["bob"], json!(true));
+
+    // Anonymous.
+    let doc = write_doc(&s, &alice, "foo").await;
+    let body = json!({"_id": "foo", "_rev": doc["_rev"], "users": {"alice": true, "bob": true, "eve": true}});
+    let (status, resp) = s.call(Method::PUT, "/foo", None, Some(&body)).await;
+    assert_error(status, &resp, 401);
+    let (status, body) = s.get("/-/_view/starredByUser?key=%22nobody%22", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["rows"], json!([]));
+}
