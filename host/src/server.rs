@@ -32,7 +32,9 @@ pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
         LocalBlobStore::open(config.blob_dir())
             .map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
     );
-    let plugins = crate::plugins::Plugins::load(&config)?;
+    // Loading runs plugins' init, which may block on WASI calls: off the async threads.
+    let for_plugins = config.clone();
+    let plugins = tokio::task::spawn_blocking(move || crate::plugins::Plugins::load(&for_plugins)).await??;
     Ok(App::new(config, store, blobs, plugins))
 }
 

@@ -58,15 +58,22 @@ pub struct ServerOptions {
     /// so give tables like `[auth]` here in full).
     pub toml: String,
     pub auth_toml: String,
+    /// TOML placed last, e.g. `[[plugins]]` tables.
+    pub tail: String,
 }
 
 impl ServerOptions {
     pub fn new(backend: Backend) -> Self {
-        ServerOptions { backend, toml: String::new(), auth_toml: String::new() }
+        ServerOptions { backend, toml: String::new(), auth_toml: String::new(), tail: String::new() }
     }
     pub fn toml(mut self, extra: &str) -> Self {
         self.toml.push_str(extra);
         self.toml.push('\n');
+        self
+    }
+    pub fn tail(mut self, extra: &str) -> Self {
+        self.tail.push_str(extra);
+        self.tail.push('\n');
         self
     }
     pub fn auth(mut self, extra: &str) -> Self {
@@ -95,6 +102,14 @@ impl Server {
     }
 
     pub async fn start_with(opts: ServerOptions) -> Server {
+        match Server::try_start_with(opts).await {
+            Ok(s) => s,
+            Err(log) => panic!("cairn did not start; its log:\n{log}"),
+        }
+    }
+
+    /// Like `start_with`, but a server that exits at start is an `Err` with its log.
+    pub async fn try_start_with(opts: ServerOptions) -> Result<Server, String> {
         let data_dir = tempfile::tempdir().expect("temp dir");
         let (db, database_url) = match opts.backend {
             Backend::Sqlite => (None, format!("sqlite://{}", data_dir.path().join("cairn.db").display())),
@@ -106,11 +121,12 @@ impl Server {
         };
         let config_path = data_dir.path().join("cairn.toml");
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\n{}\n[auth]\nadmins = [\"admin\"]\nlast_used_flush_secs = 1\n{}",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\n{}\n[auth]\nadmins = [\"admin\"]\nlast_used_flush_secs = 1\n{}\n# -- extra --\n{}",
             data_dir.path().display().to_string(),
             database_url,
             opts.toml,
-            opts.auth_toml
+            opts.auth_toml,
+            opts.tail
         );
         std::fs::write(&config_path, config).expect("write config");
         let mut server = Server {
@@ -124,13 +140,13 @@ impl Server {
             log: Arc::new(Mutex::new(String::new())),
             db,
         };
-        server.spawn(&[]).await;
-        server
+        server.spawn(&[]).await?;
+        Ok(server)
     }
 
     /// Starts the process and waits for its "serving" log line. Public URL is
     /// derived from the bound port unless the config sets one.
-    async fn spawn(&mut self, env: &[(&str, &str)]) {
+    async fn spawn(&mut self, env: &[(&str, &str)]) -> Result<(), String> {
         let mut cmd = Command::new(cairn_bin());
         cmd.arg("serve").arg("--config").arg(&self.config_path).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped());
         cmd.env("RUST_LOG", "info");
@@ -159,13 +175,18 @@ impl Server {
                 l.push('\n');
             }
         });
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(30)))
-            .await
-            .unwrap()
-            .unwrap_or_else(|_| panic!("cairn did not start; its log:\n{}", self.log.lock().unwrap()));
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
+        let Ok(addr) = addr else {
+            let _ = child.kill();
+            let _ = child.wait();
+            // Let the reader thread take the last lines.
+            std::thread::sleep(Duration::from_millis(100));
+            return Err(self.log.lock().unwrap().clone());
+        };
         self.addr = addr.parse().expect("listen address");
         self.base = format!("http://{}", self.addr);
         self.child = Some(child);
+        Ok(())
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -192,7 +213,9 @@ impl Server {
         if self.child.is_some() {
             self.stop_with("TERM").await;
         }
-        self.spawn(&[]).await;
+        if let Err(log) = self.spawn(&[]).await {
+            panic!("cairn did not restart; its log:\n{log}");
+        }
     }
 
     /// Sends a request; returns status and the body parsed as JSON (or `Value::String` of the text).
@@ -278,4 +301,44 @@ pub fn assert_error(status: StatusCode, body: &Value, expected: u16) {
     assert_eq!(status.as_u16(), expected, "status (body: {body})");
     assert!(body["error"].as_str().is_some_and(|s| !s.is_empty()), "error field in {body}");
     assert!(body["reason"].as_str().is_some_and(|s| !s.is_empty()), "reason field in {body}");
+}
+
+/// The directory holding the sample plugins built for wasm32-wasip2:
+/// `$CAIRN_PLUGIN_DIR`, or built once by `plugins/build.sh` into the target dir.
+pub fn plugin_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        if let Ok(dir) = std::env::var("CAIRN_PLUGIN_DIR") {
+            return PathBuf::from(dir);
+        }
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf();
+        let exe = std::env::current_exe().expect("test executable path");
+        let target = exe.ancestors().nth(3).expect("target dir").to_path_buf();
+        let out = target.join("plugins-dist");
+        let status = Command::new("bash")
+            .arg(root.join("plugins/build.sh"))
+            .arg(&out)
+            .env("CARGO_TARGET_DIR", target.join("wasm-plugins"))
+            .status()
+            .expect("run plugins/build.sh");
+        assert!(status.success(), "plugins/build.sh failed");
+        out
+    })
+    .clone()
+}
+
+/// Path of one sample plugin, e.g. `plugin("scope_policy")`.
+pub fn plugin(name: &str) -> PathBuf {
+    let path = plugin_dir().join(format!("{name}.wasm"));
+    assert!(path.exists(), "{} was not built", path.display());
+    path
+}
+
+impl Server {
+    /// Rewrites the config file (the generated part stays) with `extra` appended, for reloads.
+    pub fn rewrite_config(&self, extra: &str) {
+        let text = std::fs::read_to_string(&self.config_path).expect("config");
+        let base = text.split("\n# -- extra --\n").next().unwrap_or(&text).to_string();
+        std::fs::write(&self.config_path, format!("{base}\n# -- extra --\n{extra}\n")).expect("write config");
+    }
 }

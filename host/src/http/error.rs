@@ -36,6 +36,12 @@ impl ApiError {
 
     pub fn into_response(self) -> Response {
         let mut resp = json_response(self.status, &json!({ "error": self.code, "reason": self.reason }));
+        // npm prints only `error` of a body, but shows an `npm-notice` header:
+        // that is how the reason reaches the person at the terminal.
+        let notice: String = self.reason.chars().take(500).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+        if let Ok(v) = http::HeaderValue::from_str(&notice) {
+            resp.headers_mut().insert("npm-notice", v);
+        }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         }

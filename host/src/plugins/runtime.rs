@@ -254,10 +254,11 @@ impl LoadedPlugin {
         (self.meta.timeout.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1
     }
 
-    /// A fresh instance with `init` already called.
+    /// A fresh instance with `init` already called. Setup gets at least a
+    /// second: it is a one-time cost per instance, not the plugin's decision.
     fn instantiate(&self) -> Result<Warm, Fault> {
         let mut store = self.new_store();
-        store.set_epoch_deadline(self.deadline_ticks());
+        store.set_epoch_deadline(self.deadline_ticks().max(1000 / TICK.as_millis() as u64));
         let result: wasmtime::Result<(Bound, Result<(), String>)> = (|| {
             Ok(match &self.pre {
                 Pre::Auth(p) => {
@@ -383,7 +384,7 @@ impl LoadedPlugin {
             |_| Ok(()),
         )?;
         match raw {
-            Err(message) => Err(Fault { message: format!("reported an error: {message}") }),
+            Err(message) => Err(self.reported(message)),
             Ok(None) => Ok(None),
             Ok(Some(json)) => {
                 let value: serde_json::Value = serde_json::from_str(&json)
@@ -404,7 +405,15 @@ impl LoadedPlugin {
             },
             |_| Ok(()),
         )?;
-        raw.map_err(|message| Fault { message: format!("reported an error: {message}") })
+        raw.map_err(|message| self.reported(message))
+    }
+
+    /// An error the plugin returned itself: counted, and logged like a fault.
+    fn reported(&self, message: String) -> Fault {
+        self.stats.errors.fetch_add(1, Ordering::Relaxed);
+        let message: String = message.chars().take(2000).collect();
+        tracing::warn!(plugin = %self.meta.name, error = %message, "plugin reported an error");
+        Fault { message: format!("reported an error: {message}") }
     }
 
     pub fn format(&self, event: &types::Event) -> Result<types::Outbound, Fault> {
@@ -425,7 +434,7 @@ impl LoadedPlugin {
                 Err(_) => Ok(()),
             },
         )?;
-        raw.map_err(|message| Fault { message: format!("reported an error: {message}") })
+        raw.map_err(|message| self.reported(message))
     }
 }
 

@@ -6,8 +6,13 @@
 # Installs or starts what the tests need when it is missing:
 # - PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; each test creates
 #   and drops its own database). Override with CAIRN_TEST_PG=postgres://...
+# - pnpm 9 and yarn berry 4, installed from the npm registry into
+#   ${CAIRN_CLIENTS_DIR:-~/.cache/cairn-test-clients} (outside the repository)
+#   and handed to the tests as CAIRN_PNPM and CAIRN_YARN. Corepack is not used:
+#   it downloads from outside the npm registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+target="${CARGO_TARGET_DIR:-$PWD/target}"
 
 pg_url="${CAIRN_TEST_PG:-postgres://postgres@127.0.0.1:5432}"
 if [ -z "${CAIRN_TEST_PG:-}" ] && ! (command -v pg_isready >/dev/null && pg_isready -q -h 127.0.0.1 -p 5432); then
@@ -30,6 +35,29 @@ command -v node >/dev/null && command -v npm >/dev/null || {
 # Without this, npm would use the machine's own ~/.npmrc settings in tests
 # that forget to pass a throwaway one.
 export npm_config_update_notifier=false npm_config_fund=false npm_config_audit=false
+
+# pnpm and yarn berry for the client tests (tests/tests/npm_clients.rs), which
+# fail rather than skip when they are missing.
+clients_dir="${CAIRN_CLIENTS_DIR:-$HOME/.cache/cairn-test-clients}"
+if [ -z "${CAIRN_PNPM:-}" ] || [ -z "${CAIRN_YARN:-}" ]; then
+  if [ ! -e "$clients_dir/node_modules/.bin/pnpm" ] || [ ! -e "$clients_dir/node_modules/.bin/yarn" ]; then
+    echo "installing pnpm@9 and @yarnpkg/cli-dist@4 into $clients_dir" >&2
+    mkdir -p "$clients_dir"
+    npm install --prefix "$clients_dir" --no-audit --no-fund pnpm@9 @yarnpkg/cli-dist@4 >&2
+  fi
+fi
+export CAIRN_PNPM="${CAIRN_PNPM:-$clients_dir/node_modules/.bin/pnpm}"
+export CAIRN_YARN="${CAIRN_YARN:-$clients_dir/node_modules/.bin/yarn}"
+(cd / && "$CAIRN_PNPM" --version && "$CAIRN_YARN" --version) >/dev/null || {
+  echo "pnpm ($CAIRN_PNPM) or yarn ($CAIRN_YARN) does not run" >&2
+  exit 1
+}
+
+# The sample plugins, built for wasm32-wasip2 (plugins/build.sh adds the
+# target with rustup when it is missing). Their own target dir: they build for
+# another platform.
+CARGO_TARGET_DIR="$target/wasm-plugins" bash plugins/build.sh "$target/plugins-dist" >&2
+export CAIRN_PLUGIN_DIR="$target/plugins-dist"
 
 cargo build --workspace --tests --locked
 cargo test --workspace --locked --no-fail-fast

@@ -1,0 +1,392 @@
+//! The plugin platform through the real server: each kind loaded and called,
+//! policies and block rules changing what may be published, hot swap under
+//! load, hostile plugins contained, bad configuration refused.
+
+use std::time::Duration;
+
+use cairn_e2e::publish::{publish_with, tarball};
+use cairn_e2e::{assert_error, cairn_bin, plugin, Backend, Method, Server, ServerOptions, StatusCode};
+use serde_json::{json, Value};
+
+const PW: &str = "password123";
+
+fn plugin_toml(name: &str, kind: &str, file: &str, extra: &str, config: &str) -> String {
+    format!(
+        "[[plugins]]\nname = {name:?}\nkind = {kind:?}\npath = {:?}\n{extra}\n[plugins.config]\n{config}\n",
+        plugin(file).display().to_string()
+    )
+}
+
+/// Functional tests give plugins a generous budget: they run beside a busy test
+/// suite on 2 cores, and time limits have tests of their own (hostile plugins).
+const RELAXED: &str = "timeout_ms = 2000";
+
+fn scope_policy(publishers: &str) -> String {
+    plugin_toml("acme-scopes", "auth-policy", "scope_policy", RELAXED, &format!("publishers = {{ {publishers} }}\nprivate_scopes = [\"@secret\"]"))
+}
+
+async fn users(s: &Server) -> (String, String, String) {
+    (s.add_user("admin", PW).await, s.add_user("alice", PW).await, s.add_user("bob", PW).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scope_policy_limits_publishing_and_private_reads() {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy("\"@acme\" = [\"alice\"]"))).await;
+    let (_, alice, bob) = users(&s).await;
+
+    // With the real npm CLI: bob may not publish in @acme, alice may.
+    let npm = NpmProject::new(&s, &bob, "@acme/tool", "1.0.0");
+    let out = npm.run(&["publish"]);
+    assert!(!out.status.success(), "bob's publish must be refused");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let tail: String = stderr.lines().filter(|l| l.contains("error")).collect::<Vec<_>>().join("\n");
+    assert!(stderr.contains("403") && stderr.contains("acme-scopes"), "npm output should name the plugin: {tail}");
+    let npm = NpmProject::new(&s, &alice, "@acme/tool", "1.0.0");
+    let out = npm.run(&["publish"]);
+    assert!(out.status.success(), "alice may publish: {}", String::from_utf8_lossy(&out.stderr));
+    // Other scopes are not restricted.
+    let p = publish_with(&s, Some(&bob), "@other/thing", "1.0.0", json!({}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+
+    // Private scope: anonymous reads refused, authenticated reads fine.
+    let p = publish_with(&s, Some(&alice), "@secret/stuff", "1.0.0", json!({}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let (status, body) = s.get("/@secret%2fstuff", None).await;
+    assert_error(status, &body, 403);
+    assert!(body["reason"].as_str().unwrap().contains("acme-scopes"));
+    let (status, body) = s.get("/@secret/stuff/-/stuff-1.0.0.tgz", None).await;
+    assert_error(status, &body, 403);
+    let (status, _) = s.get("/@secret%2fstuff", Some(&bob)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.get("/@acme%2ftool", None).await;
+    assert_eq!(status, StatusCode::OK);
+
+    // The built-in policy still applies first: a plugin cannot let bob publish alice's package.
+    let p = publish_with(&s, Some(&bob), "@acme/tool", "1.0.1", json!({}), None).await;
+    assert_error(p.status, &p.body, 403);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn block_rules_reject_publishes_with_their_reason() {
+    let config = "name_patterns = [\"^evil-\"]\nlicenses = [\"GPL-3.0\"]\nblock_install_scripts = true";
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml("rules", "block-rule", "block_rules", RELAXED, config))).await;
+    let (_, alice, _) = users(&s).await;
+    let before = cairn_e2e::publish::blob_files(&s);
+    for (name, extra, needle) in [
+        ("evil-pkg", json!({}), "evil"),
+        ("gpl-pkg", json!({"license": "GPL-3.0"}), "GPL-3.0"),
+        ("script-pkg", json!({"scripts": {"postinstall": "node x.js"}}), "script"),
+    ] {
+        let p = publish_with(&s, Some(&alice), name, "1.0.0", extra, None).await;
+        assert_error(p.status, &p.body, 403);
+        let reason = p.body["reason"].as_str().unwrap();
+        assert!(reason.contains("rules") && reason.contains(needle), "{name}: {reason}");
+        let (status, _) = s.get(&format!("/{name}"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{name} must not be stored");
+    }
+    assert_eq!(cairn_e2e::publish::blob_files(&s), before, "no blob left behind");
+    let p = publish_with(&s, Some(&alice), "good-pkg", "1.0.0", json!({"license": "MIT", "scripts": {"test": "x"}}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hook_formatter_and_upstream_adapters_are_called_through_the_server() {
+    // A second Cairn is the npm-compatible upstream; it also serves a static JSON index file? No:
+    // the static index is served by a tiny loopback server below.
+    let upstream = Server::start(Backend::Sqlite).await;
+    let up_alice = upstream.add_user("alice", PW).await;
+    let tgz = tarball("left-pad", "1.3.0", json!({}));
+    let p = publish_with(&upstream, Some(&up_alice), "left-pad", "1.3.0", json!({}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED);
+
+    let index_tarball_url = upstream.url("/left-pad/-/left-pad-1.3.0.tgz");
+    let index = json!({"packages": {"left-pad": {"versions": {"1.3.0": {"tarball": index_tarball_url, "description": "pads"}}}}});
+    let index_server = StaticServer::serve(index.to_string()).await;
+
+    let allowed = format!("allowed_hosts = [\"127.0.0.1:{}\", \"127.0.0.1:{}\"]", upstream.addr.port(), index_server.port);
+    let tail = [
+        plugin_toml("chat", "hook-formatter", "chat_hook", RELAXED, "username = \"registry-bot\""),
+        plugin_toml("npm-up", "upstream-adapter", "npm_upstream", &allowed, &format!("registry = {:?}", upstream.base)),
+        plugin_toml("index", "upstream-adapter", "static_index", &allowed, &format!("index_url = \"http://127.0.0.1:{}/index.json\"", index_server.port)),
+        plugin_toml("nohosts", "upstream-adapter", "npm_upstream", "", &format!("registry = {:?}", upstream.base)),
+    ]
+    .join("\n");
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;
+    let admin = s.add_user("admin", PW).await;
+    let alice = s.add_user("alice", PW).await;
+
+    let call = |name: &'static str, body: Value| {
+        let (s, admin) = (&s, admin.clone());
+        async move { s.call(Method::POST, &format!("/-/admin/plugins/{name}/test"), Some(&admin), Some(&body)).await }
+    };
+    let (status, out) = call("chat", json!({"kind": "package:publish", "package": "foo", "version": "1.0.0", "actor": "alice"})).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["content_type"], json!("application/json"));
+    let body: Value = serde_json::from_str(out["body"].as_str().unwrap()).unwrap();
+    let text = body["text"].as_str().unwrap();
+    assert!(text.contains("alice") && text.contains("foo@1.0.0"), "{text}");
+    assert_eq!(body["username"], json!("registry-bot"));
+
+    let (status, out) = call("npm-up", json!({"package": "left-pad"})).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["packument"]["versions"]["1.3.0"]["version"], json!("1.3.0"));
+    let (status, out) = call("npm-up", json!({"package": "no-such-package"})).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["packument"], Value::Null);
+    let (status, out) = call("npm-up", json!({"package": "left-pad", "version": "1.3.0", "url": index_tarball_url})).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["integrity"], json!(cairn_e2e::publish::integrity(&tgz)));
+
+    let (status, out) = call("index", json!({"package": "left-pad"})).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["packument"]["versions"]["1.3.0"]["dist"]["tarball"], json!(index_tarball_url));
+    assert_eq!(out["packument"]["dist-tags"]["latest"], json!("1.3.0"));
+
+    // fetch outside allowed_hosts is refused by the host: the plugin reports an error.
+    let (status, out) = call("nohosts", json!({"package": "left-pad"})).await;
+    assert_error(status, &out, 503);
+    assert!(out["reason"].as_str().unwrap().contains("allowed_hosts"), "{out}");
+
+    // Only admins may list, reload or test plugins.
+    let (status, body) = s.call(Method::POST, "/-/admin/plugins/chat/test", Some(&alice), Some(&json!({}))).await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.get("/-/admin/plugins", None).await;
+    assert_error(status, &body, 401);
+    let (status, list) = s.get("/-/admin/plugins", Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK);
+    let entries = list["plugins"].as_array().unwrap();
+    assert_eq!(entries.len(), 4);
+    let chat = entries.iter().find(|p| p["name"] == json!("chat")).unwrap();
+    assert_eq!(chat["kind"], json!("hook-formatter"));
+    assert_eq!(chat["wit_version"], json!("0.1.0"));
+    assert_eq!(chat["calls"], json!(1));
+    assert_eq!(chat["hash"].as_str().unwrap().len(), 64);
+    assert!(chat["p50_ms"].is_number() && chat["p99_ms"].is_number(), "{chat}");
+    let nohosts = entries.iter().find(|p| p["name"] == json!("nohosts")).unwrap();
+    assert_eq!(nohosts["errors"], json!(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hot_swap_changes_decisions_without_restart_or_failed_requests() {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy("\"@acme\" = [\"alice\"]"))).await;
+    let (admin, alice, bob) = users(&s).await;
+    let p = publish_with(&s, Some(&alice), "@acme/a", "1.0.0", json!({}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED);
+    let p = publish_with(&s, Some(&bob), "@acme/b", "1.0.0", json!({}), None).await;
+    assert_error(p.status, &p.body, 403);
+    let pid = s.pid();
+
+    // Concurrent readers during the swaps: every request must succeed.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut readers = Vec::new();
+    for _ in 0..4 {
+        let (client, url, stop) = (s.client.clone(), s.url("/@acme%2fa"), stop.clone());
+        readers.push(tokio::spawn(async move {
+            let (mut ok, mut failed) = (0u32, Vec::new());
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match client.get(&url).send().await {
+                    Ok(r) if r.status() == 200 => ok += 1,
+                    Ok(r) => failed.push(r.status().to_string()),
+                    Err(e) => failed.push(e.to_string()),
+                }
+            }
+            (ok, failed)
+        }));
+    }
+
+    // Edit the config and reload through the admin endpoint: bob may now publish, alice not.
+    s.rewrite_config(&scope_policy("\"@acme\" = [\"bob\"]"));
+    let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    assert_eq!(out["loaded"][0]["name"], json!("acme-scopes"));
+    let p = publish_with(&s, Some(&bob), "@acme/b", "1.0.0", json!({}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+    let p = publish_with(&s, Some(&alice), "@acme/c", "1.0.0", json!({}), None).await;
+    assert_error(p.status, &p.body, 403);
+
+    // A broken reload keeps the old set.
+    s.rewrite_config("[[plugins]]\nname = \"gone\"\nkind = \"auth-policy\"\npath = \"/nonexistent/plugin.wasm\"\n");
+    let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+    assert_error(status, &out, 422);
+    let reason = out["reason"].as_str().unwrap();
+    assert!(reason.contains("gone") && reason.contains("nonexistent"), "{reason}");
+    let p = publish_with(&s, Some(&alice), "@acme/c", "1.0.0", json!({}), None).await;
+    assert_error(p.status, &p.body, 403);
+
+    // SIGHUP reloads too: with no plugins configured, alice may publish again.
+    s.rewrite_config("");
+    std::process::Command::new("kill").arg("-HUP").arg(pid.to_string()).status().unwrap();
+    let mut published = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let (_, list) = s.get("/-/admin/plugins", Some(&admin)).await;
+        if list["plugins"].as_array().is_some_and(|a| a.is_empty()) {
+            let p = publish_with(&s, Some(&alice), "@acme/c", "1.0.0", json!({}), None).await;
+            assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+            published = true;
+            break;
+        }
+    }
+    assert!(published, "SIGHUP did not reload: {}", s.log());
+    assert_eq!(s.pid(), pid, "no restart");
+
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for r in readers {
+        let (ok, failed) = r.await.unwrap();
+        assert!(failed.is_empty(), "requests failed during reloads: {failed:?}");
+        total += ok;
+    }
+    assert!(total > 20, "the readers made only {total} requests");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_plugins_are_stopped_and_the_server_keeps_answering() {
+    let modes = [
+        ("loop", "timed out"),
+        ("alloc", "memory limit"),
+        ("trap", "hostile trap"),
+        ("garbage", "malformed"),
+        ("file", "hostile: file"),
+        ("socket", "hostile: socket"),
+    ];
+    let tail: String = modes
+        .iter()
+        .map(|(mode, _)| plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", "timeout_ms = 100\nmax_memory_mb = 32", &format!("mode = {mode:?}")))
+        .collect::<Vec<_>>()
+        .join("\n");
+    // Each hostile plugin alone in front of reads: load them all, then test each by reloading a
+    // config with just that one (the reload path is itself under test elsewhere).
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite)).await;
+    let (admin, alice, _) = users(&s).await;
+    let p = publish_with(&s, Some(&alice), "victim", "1.0.0", json!({}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED);
+    let _ = tail;
+    for (mode, needle) in modes {
+        s.rewrite_config(&plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", "timeout_ms = 100\nmax_memory_mb = 32", &format!("mode = {mode:?}")));
+        let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+        assert_eq!(status, StatusCode::OK, "{mode}: {out}");
+        let started = std::time::Instant::now();
+        let (status, body) = s.get("/victim", Some(&alice)).await;
+        assert_error(status, &body, 503);
+        let reason = body["reason"].as_str().unwrap();
+        assert!(reason.contains(&format!("h-{mode}")), "{mode}: the error names the plugin: {reason}");
+        assert!(reason.contains(needle), "{mode}: expected {needle:?} in {reason}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{mode} took {:?}", started.elapsed());
+        // The server keeps answering other requests, and stays up for the next call.
+        let (status, _) = s.get("/-/ping", None).await;
+        assert_eq!(status, StatusCode::OK, "{mode}");
+        let (status, _) = s.get("/victim", Some(&alice)).await;
+        assert_eq!(status.as_u16(), 503, "{mode}: the second call fails the same way");
+        assert!(s.log().contains(&format!("h-{mode}")), "{mode}: the fault is logged with the plugin name");
+    }
+    // The file and socket attempts failed inside the sandbox (the guest printed its error).
+    let log = s.log();
+    assert!(!log.contains("root:x:0:0"), "the guest read /etc/passwd");
+
+    // on_error = "allow" lets requests through a faulty plugin.
+    s.rewrite_config(&plugin_toml("h-trap", "auth-policy", "hostile", "on_error = \"allow\"", "mode = \"trap\""));
+    let (status, _) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, _) = s.get("/victim", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = s.get("/-/admin/plugins", Some(&admin)).await;
+    assert!(list["plugins"][0]["errors"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_plugin_configuration_is_refused_at_start() {
+    let cases = [
+        ("[[plugins]]\nname = \"missing\"\nkind = \"auth-policy\"\npath = \"/nonexistent/x.wasm\"\n".to_string(), vec!["missing", "cannot read"]),
+        (plugin_toml("wrongkind", "block-rule", "scope_policy", "", ""), vec!["wrongkind", "auth-policy"]),
+        (plugin_toml("initfail", "auth-policy", "hostile", "", "mode = \"init-fail\""), vec!["initfail", "init refused by config"]),
+        (plugin_toml("badcfg", "block-rule", "block_rules", "", "name_patterns = [\"(unclosed\"]"), vec!["badcfg", "(unclosed"]),
+        (format!("[[plugins]]\nname = \"notwasm\"\nkind = \"auth-policy\"\npath = {:?}\n", cairn_bin().display().to_string()), vec!["notwasm", "not a WebAssembly"]),
+        (plugin_toml("typo", "auth-policy", "scope_policy", "timeout = 5", ""), vec!["timeout"]),
+    ];
+    for (tail, needles) in cases {
+        let result = Server::try_start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;
+        let Err(log) = result else { panic!("started with a bad plugin config:\n{tail}") };
+        for n in needles {
+            assert!(log.contains(n), "expected {n:?} in the start error:\n{log}");
+        }
+    }
+}
+
+#[test]
+fn plugin_check_describes_components() {
+    let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(plugin("block_rules")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("kind:        block-rule") && stdout.contains("cairn:plugin@0.1.0"), "{stdout}");
+    for (file, kind) in [("scope_policy", "auth-policy"), ("static_index", "upstream-adapter"), ("npm_upstream", "upstream-adapter"), ("chat_hook", "hook-formatter")] {
+        let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(plugin(file)).output().unwrap();
+        assert!(String::from_utf8_lossy(&out.stdout).contains(kind), "{file}");
+    }
+    let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(cairn_bin()).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly"));
+}
+
+/// A throwaway npm project with its own config, publishing to `server` as the token's user.
+struct NpmProject {
+    dir: tempfile::TempDir,
+    home: tempfile::TempDir,
+}
+
+impl NpmProject {
+    fn new(s: &Server, token: &str, name: &str, version: &str) -> NpmProject {
+        let dir = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let host = s.base.trim_start_matches("http://");
+        std::fs::write(home.path().join("npmrc"), format!("registry={}/\n//{host}/:_authToken={token}\n", s.base)).unwrap();
+        std::fs::write(dir.path().join("package.json"), json!({"name": name, "version": version, "description": "x"}).to_string()).unwrap();
+        NpmProject { dir, home }
+    }
+
+    fn run(&self, args: &[&str]) -> std::process::Output {
+        std::process::Command::new("npm")
+            .args(args)
+            .current_dir(self.dir.path())
+            .env("npm_config_userconfig", self.home.path().join("npmrc"))
+            .env("npm_config_cache", self.home.path().join("cache"))
+            .env("npm_config_update_notifier", "false")
+            .env("npm_config_audit", "false")
+            .env("npm_config_fund", "false")
+            .output()
+            .expect("run npm")
+    }
+}
+
+/// Serves one JSON document at any path, on loopback.
+struct StaticServer {
+    port: u16,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl StaticServer {
+    async fn serve(body: String) -> StaticServer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut sock, _)) = listener.accept().await else { return };
+                let body = body.clone();
+                tokio::spawn(async move {
+                    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                    let mut buf = vec![0u8; 8192];
+                    let _ = sock.read(&mut buf).await;
+                    let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let _ = sock.write_all(resp.as_bytes()).await;
+                });
+            }
+        });
+        StaticServer { port, task }
+    }
+}
+
+impl Drop for StaticServer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
