@@ -18,6 +18,12 @@ pub struct App {
     pub packuments: PackumentCache,
     pub downloads: DownloadCounter,
     pub plugins: Plugins,
+    /// Wakes idle sync workers when a task is queued.
+    pub sync_wakeup: tokio::sync::Notify,
+    /// Signalled whenever a sync task ends.
+    pub sync_done: tokio::sync::Notify,
+    /// Proxy mode: upstream 404s remembered, and one fetch per name at a time.
+    pub proxy: crate::domain::proxy::ProxyState,
 }
 
 impl App {
@@ -26,7 +32,13 @@ impl App {
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
         );
-        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments, downloads: DownloadCounter::default(), plugins })
+        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments,
+            downloads: DownloadCounter::default(),
+            plugins,
+            sync_wakeup: tokio::sync::Notify::new(),
+            sync_done: tokio::sync::Notify::new(),
+            proxy: Default::default(),
+        })
     }
 
     pub fn is_admin_name(&self, name: &str) -> bool {

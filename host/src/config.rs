@@ -42,9 +42,80 @@ pub struct Config {
     pub log: LogConfig,
     /// WebAssembly plugins, run in the order given.
     pub plugins: Vec<PluginConfig>,
+    /// Who may sync from upstreams, and whether reads fall through to them.
+    pub sync_mode: SyncMode,
+    /// What happens to versions (and packages) gone upstream.
+    pub sync_delete_mode: SyncDeleteMode,
+    /// Whether an upstream 404 for a package counts as "gone" (then `sync_delete_mode` applies).
+    pub sync_delete_on_not_found: bool,
+    /// Sync tasks run at once by this process.
+    pub sync_workers: usize,
+    /// Attempts of a task before it ends in `error` (upstream 5xx and timeouts retry with backoff).
+    pub sync_max_attempts: u32,
+    /// Seconds without a heartbeat after which a processing task goes back to the queue.
+    pub sync_task_timeout_secs: u64,
+    /// Seconds an upstream request may take.
+    pub upstream_timeout_secs: u64,
+    /// Proxy mode: seconds a packument from upstream is served before it is refreshed.
+    pub proxy_max_age_secs: u64,
+    /// Proxy mode: seconds an upstream 404 is remembered.
+    pub proxy_negative_ttl_secs: u64,
+    /// Milliseconds between polls of an upstream's changes feed.
+    pub changes_poll_ms: u64,
+    /// Upstream registries (seeded into the database at start).
+    pub registries: Vec<RegistryConfig>,
     /// The file this configuration came from (for plugin paths and reloads).
     #[serde(skip)]
     pub config_path: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncMode {
+    /// The sync API is refused.
+    None,
+    /// Only admins may sync.
+    Admin,
+    /// Any authenticated user may sync.
+    All,
+    /// As `all`, and reads of unknown packages fetch them from the upstream (pull-through cache).
+    Proxy,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum SyncDeleteMode {
+    /// Remove local versions that are gone upstream (and the package when it is gone).
+    Delete,
+    /// Keep versions; block the package when it is gone upstream.
+    Block,
+    /// Keep everything.
+    Ignore,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    pub name: String,
+    pub host: String,
+    /// `npm`, `cnpm`, or the name of an upstream-adapter plugin.
+    #[serde(rename = "type", default = "default_registry_type")]
+    pub kind: String,
+    #[serde(default)]
+    pub default: bool,
+    /// Sent upstream as a Bearer token; never shown by any endpoint or log.
+    pub auth_token: Option<String>,
+    /// A CouchDB-style `_changes` URL to follow.
+    pub change_stream: Option<String>,
+    /// Scopes whose packages sync from this registry.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Prefix of maintainer names synced from this registry. Default `<name>:`.
+    pub user_prefix: Option<String>,
+}
+
+fn default_registry_type() -> String {
+    "npm".into()
 }
 
 #[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq, Hash)]
@@ -147,6 +218,17 @@ impl Default for Config {
             log: LogConfig::default(),
             plugins: Vec::new(),
             config_path: None,
+            sync_mode: SyncMode::All,
+            sync_delete_mode: SyncDeleteMode::Ignore,
+            sync_delete_on_not_found: false,
+            sync_workers: 2,
+            sync_max_attempts: 5,
+            sync_task_timeout_secs: 60,
+            upstream_timeout_secs: 60,
+            proxy_max_age_secs: 300,
+            proxy_negative_ttl_secs: 60,
+            changes_poll_ms: 1000,
+            registries: Vec::new(),
         }
     }
 }
@@ -241,6 +323,33 @@ impl Config {
         }
         if self.database_max_connections == 0 {
             return Err(ConfigError::Invalid("database_max_connections must be at least 1".into()));
+        }
+        let mut registry_names = std::collections::HashSet::new();
+        for r in &self.registries {
+            if r.name.is_empty() || !registry_names.insert(r.name.clone()) {
+                return Err(ConfigError::Invalid(format!("registry name {:?} is empty or used twice", r.name)));
+            }
+            if !(r.host.starts_with("http://") || r.host.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!("registry {}: host must start with http:// or https://", r.name)));
+            }
+            let plugin_type = self.plugins.iter().any(|p| p.name == r.kind && p.kind == PluginKind::UpstreamAdapter);
+            if !matches!(r.kind.as_str(), "npm" | "cnpm") && !plugin_type {
+                return Err(ConfigError::Invalid(format!(
+                    "registry {}: type {:?} is neither npm, cnpm nor the name of an upstream-adapter plugin",
+                    r.name, r.kind
+                )));
+            }
+            for scope in &r.scopes {
+                if !scope.starts_with('@') || scope.len() < 2 || scope.contains('/') {
+                    return Err(ConfigError::Invalid(format!("registry {}: scope {scope:?} must look like @name", r.name)));
+                }
+            }
+        }
+        if self.registries.iter().filter(|r| r.default).count() > 1 {
+            return Err(ConfigError::Invalid("only one registry may be the default".into()));
+        }
+        if self.sync_workers > 64 || self.sync_max_attempts == 0 {
+            return Err(ConfigError::Invalid("sync_workers must be 0-64 and sync_max_attempts at least 1".into()));
         }
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {

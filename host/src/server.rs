@@ -35,7 +35,17 @@ pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
     // Loading runs plugins' init, which may block on WASI calls: off the async threads.
     let for_plugins = config.clone();
     let plugins = tokio::task::spawn_blocking(move || crate::plugins::Plugins::load(&for_plugins)).await??;
-    Ok(App::new(config, store, blobs, plugins))
+    let app = App::new(config, store, blobs, plugins);
+    crate::domain::registries::seed(&app, &app.config.registries)
+        .await
+        .map_err(|e| anyhow::anyhow!("seeding [[registries]] from the config: {e}"))?;
+    Ok(app)
+}
+
+/// A name for this process's workers: host and pid.
+pub fn worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "host".into());
+    format!("{host}-{}", std::process::id())
 }
 
 /// Serves until `shutdown` resolves, then lets in-flight requests finish
@@ -46,6 +56,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     let graceful = GracefulShutdown::new();
     let flusher = spawn_flusher(app.clone());
     let reloader = spawn_sighup_reloader(app.clone());
+    let workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
+    let follower = crate::domain::changes::start_follower(app.clone());
     let header_timeout = Duration::from_secs(app.config.request_timeout_secs);
     tokio::pin!(shutdown);
     loop {
@@ -89,6 +101,10 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     }
     flusher.abort();
     reloader.abort();
+    follower.abort();
+    for w in workers {
+        w.abort();
+    }
     if let Err(e) = app.token_usage.flush(app.store.as_ref()).await {
         tracing::warn!(error = %e, "flushing token usage at shutdown failed");
     }

@@ -235,6 +235,7 @@ pub async fn publish(app: &App, caller: &Identity, url_name: &str, body: &Value)
         new_rev: next_rev(existing.as_ref().map(|r| r.rev.as_str())),
         description,
         keywords,
+        sync_registry: None,
     };
     // The blob goes in first under a key of its own; the row that makes it
     // visible is committed after, and the blob is removed if that fails.
@@ -244,6 +245,7 @@ pub async fn publish(app: &App, caller: &Identity, url_name: &str, body: &Value)
         Ok(PublishOutcome::Published) => Ok(Published { rev: new.new_rev.clone() }),
         Ok(PublishOutcome::NotMaintainer) => Err(Error::Forbidden(format!("{} is not a maintainer of {name}", caller.name))),
         Ok(PublishOutcome::VersionExists) => Err(Error::Conflict(format!("version {version} of {name} was published concurrently"))),
+        Ok(PublishOutcome::RegistryMismatch) => Err(Error::Forbidden(format!("{name} is synced from an upstream registry"))),
         Err(e) => Err(e.into()),
     };
     if result.is_err() {

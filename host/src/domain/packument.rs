@@ -58,12 +58,12 @@ impl PackumentCache {
         self.entries.write().expect("cache lock").remove(name);
     }
 
-    fn get(&self, name: &str) -> Option<Arc<Cached>> {
+    pub(crate) fn get(&self, name: &str) -> Option<Arc<Cached>> {
         let entry = self.entries.read().expect("cache lock").get(name).cloned()?;
         (entry.built.elapsed() < self.ttl).then_some(entry)
     }
 
-    fn put(&self, entry: Arc<Cached>) {
+    pub(crate) fn put(&self, entry: Arc<Cached>) {
         let mut map = self.entries.write().expect("cache lock");
         if map.len() >= self.capacity {
             // Crude but bounded: drop half of the entries.
@@ -153,7 +153,7 @@ pub fn has_install_script(manifest: &Value) -> bool {
         .is_some_and(|s| ["preinstall", "install", "postinstall"].iter().any(|k| s.contains_key(*k)))
 }
 
-fn abbreviate(manifest: &Value) -> Value {
+pub(crate) fn abbreviate(manifest: &Value) -> Value {
     let mut out = Map::new();
     for field in ABBREVIATED_FIELDS {
         if let Some(v) = manifest.get(*field) {
@@ -164,6 +164,21 @@ fn abbreviate(manifest: &Value) -> Value {
         out.insert("hasInstallScript".into(), Value::Bool(true));
     }
     Value::Object(out)
+}
+
+impl Cached {
+    /// An entry from documents built elsewhere (proxy mode).
+    pub fn from_docs(name: &str, rev: &str, full: Value, abbreviated: Value) -> Cached {
+        Cached {
+            name: name.to_string(),
+            rev: rev.to_string(),
+            full: doc(&full),
+            abbreviated: doc(&abbreviated),
+            value: full,
+            blocked: None,
+            built: Instant::now(),
+        }
+    }
 }
 
 pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -> Cached {

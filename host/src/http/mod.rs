@@ -7,7 +7,9 @@ pub mod error;
 mod meta;
 mod package_admin;
 mod packages;
+mod registries;
 mod search;
+mod sync;
 mod tokens;
 mod users;
 
@@ -227,6 +229,19 @@ async fn route(req: Req) -> ApiResult {
         (&Method::POST, ["-", "admin", "plugins", "reload"]) => admin::reload(req).await,
         (&Method::POST, ["-", "admin", "plugins", name, "test"]) => admin::test(req, name).await,
 
+        (&Method::GET, ["-", "registry"]) => registries::list(req).await,
+        (&Method::POST, ["-", "registry"]) => registries::create(req).await,
+        (&Method::GET, ["-", "registry", id]) => registries::show(req, id).await,
+        (&Method::PATCH, ["-", "registry", id]) => registries::update(req, id).await,
+        (&Method::DELETE, ["-", "registry", id]) => registries::delete(req, id).await,
+        (&Method::GET, ["-", "registry", id, "scopes"]) => registries::scopes(req, id).await,
+        (&Method::POST, ["-", "scope"]) => registries::create_scope(req).await,
+        (&Method::DELETE, ["-", "scope", id]) => registries::delete_scope(req, id).await,
+
+        (&Method::POST, ["-", "npm", "v1", "security", "advisories", "bulk"]) => sync::advisories(req).await,
+        (_, ["-", "npm", "v1", "security", "audits", ..]) => sync::audit_gone(req).await,
+        (&Method::GET, ["_changes"]) => sync::changes(req).await,
+
         (&Method::GET, ["-", "v1", "search"]) => search::search(req).await,
         (&Method::GET, ["-", "_view", "starredByUser"]) => search::starred_by_user(req).await,
 
@@ -240,6 +255,9 @@ async fn route(req: Req) -> ApiResult {
                 (&Method::PUT, ["blocks"]) => package_admin::put_block(req, &name).await,
                 (&Method::DELETE, ["blocks"]) => package_admin::delete_block(req, &name).await,
                 (&Method::GET, ["collaborators"]) => package_admin::collaborators(req, &name).await,
+                (&Method::PUT, ["syncs"]) => sync::create(req, &name).await,
+                (&Method::GET, ["syncs", id]) => sync::show(req, &name, id).await,
+                (&Method::GET, ["syncs", id, "log"]) => sync::log(req, &name, id).await,
                 _ => no_route(),
             }
         }
@@ -262,6 +280,8 @@ async fn route(req: Req) -> ApiResult {
                 (&Method::GET | &Method::HEAD, ["-", file]) => packages::tarball(req, &name, file).await,
                 // The Verdaccio-style alias `/@s/n/-/@s/n-1.0.0.tgz`.
                 (&Method::GET | &Method::HEAD, ["-", _scope, file]) if name.starts_with('@') => packages::tarball(req, &name, file).await,
+                (&Method::PUT, ["sync"]) => sync::create_legacy(req, &name).await,
+                (&Method::GET, ["sync", "log", id]) => sync::log_legacy(req, &name, id).await,
                 (&Method::GET | &Method::HEAD, [spec]) => packages::version(req, &name, spec).await,
                 (&Method::PUT, ["-rev", rev]) => packages::put_rev(req, &name, rev).await,
                 (&Method::DELETE, ["-rev", rev]) => packages::delete_rev(req, &name, rev).await,

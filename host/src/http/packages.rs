@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use crate::domain::packages::{self, refuse_blocked, resolve_spec};
 use crate::domain::packument::{self, Cached, Doc, Lookup};
+use crate::domain::proxy;
 use crate::domain::policy::{self, Action};
 use crate::domain::{names, Error};
 
@@ -101,7 +102,10 @@ async fn found(req: &Req, name: &str) -> Result<std::sync::Arc<Cached>, ApiError
         }
         Lookup::Missing(block) => {
             refuse_blocked(block.as_ref())?;
-            Err(ApiError::not_found(format!("package {name} not found")))
+            match proxy::packument(&req.app, name, false).await? {
+                Some(entry) => Ok(entry),
+                None => Err(ApiError::not_found(format!("package {name} not found"))),
+            }
         }
     }
 }
@@ -122,8 +126,16 @@ pub async fn packument(req: Req, name: &str) -> ApiResult {
 }
 
 pub async fn version(req: Req, name: &str, spec: &str) -> ApiResult {
-    let entry = found(&req, name).await?;
-    let Some(version) = resolve_spec(&entry.value, spec) else {
+    let mut entry = found(&req, name).await?;
+    let mut resolved = resolve_spec(&entry.value, spec);
+    if resolved.is_none() && proxy::enabled(&req.app) && req.app.store.package(name).await?.is_none() {
+        // A version missing from a proxied packument: ask the upstream again.
+        if let Some(fresh) = proxy::packument(&req.app, name, true).await? {
+            resolved = resolve_spec(&fresh.value, spec);
+            entry = fresh;
+        }
+    }
+    let Some(version) = resolved else {
         return Err(ApiError::not_found(format!("version {spec} of {name} not found")));
     };
     authorize_read(&req, name, Some(&version)).await?;
@@ -137,7 +149,7 @@ pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
     }
     let not_found = || ApiError::not_found(format!("tarball {file} of {name} not found"));
     let Some(version) = req.app.store.version_by_file(name, file).await? else {
-        return Err(not_found());
+        return proxied_tarball(req, name, file).await;
     };
     authorize_read(&req, name, Some(&version.version)).await?;
     let Some(blob) = req.app.blobs.get(&version.tarball_key).await.map_err(Error::from)? else {
@@ -160,6 +172,29 @@ pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
     if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", version.integrity)) {
         h.insert(header::ETAG, v);
     }
+    Ok(resp)
+}
+
+/// Proxy mode: the tarball from the upstream, stored as it is first downloaded.
+async fn proxied_tarball(req: Req, name: &str, file: &str) -> ApiResult {
+    let not_found = || ApiError::not_found(format!("tarball {file} of {name} not found"));
+    if !proxy::enabled(&req.app) || req.app.store.package(name).await?.is_some() {
+        return Err(not_found());
+    }
+    let Some((version, bytes)) = proxy::tarball(&req.app, name, file).await? else {
+        return Err(not_found());
+    };
+    authorize_read(&req, name, Some(&version)).await?;
+    let head = req.method == Method::HEAD;
+    let len = bytes.len() as u64;
+    if !head {
+        req.app.downloads.count(name, &version);
+    }
+    let mut resp = http::Response::new(super::full(if head { bytes::Bytes::new() } else { bytes }));
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
     Ok(resp)
 }
 

@@ -56,6 +56,8 @@ pub struct PackageRecord {
     /// User names with their email (None when the user no longer exists or has none).
     pub maintainers: Vec<(String, Option<String>)>,
     pub stars: Vec<String>,
+    /// The registry the package is synced from; None when published here.
+    pub registry_id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,6 +87,9 @@ pub struct NewVersion {
     pub new_rev: String,
     pub description: Option<String>,
     pub keywords: Option<String>,
+    /// Set for versions synced from a registry: no maintainer check, and a new
+    /// package records this registry. A package published here refuses them.
+    pub sync_registry: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -92,7 +97,77 @@ pub enum PublishOutcome {
     Published,
     NotMaintainer,
     VersionExists,
+    /// A synced version for a package that was published here (or comes from another registry).
+    RegistryMismatch,
 }
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Registry {
+    pub id: String,
+    pub name: String,
+    pub host: String,
+    pub change_stream: Option<String>,
+    /// `npm`, `cnpm`, or the name of an upstream-adapter plugin.
+    pub kind: String,
+    pub user_prefix: String,
+    pub auth_token: Option<String>,
+    pub is_default: bool,
+    pub from_config: bool,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scope {
+    pub id: String,
+    pub name: String,
+    pub registry_id: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Task {
+    pub id: String,
+    pub kind: String,
+    pub target: String,
+    pub state: String,
+    pub priority: i64,
+    /// JSON options.
+    pub data: String,
+    pub attempts: i64,
+    pub error: Option<String>,
+    pub author: Option<String>,
+    pub claimed_by: Option<String>,
+    pub run_after: i64,
+    pub heartbeat_at: Option<i64>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    pub seq: i64,
+    pub kind: String,
+    pub package: String,
+    pub data: String,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProxyTarball {
+    pub name: String,
+    pub file: String,
+    pub version: String,
+    pub blob_key: String,
+    pub size: i64,
+    pub integrity: String,
+    pub created_at: i64,
+}
+
+/// Merges the options of a new task into those of the waiting one (both JSON).
+pub type MergeFn = dyn Fn(&str, &str) -> String + Send + Sync;
 
 /// A change to an existing package, applied in one transaction and only if the
 /// package's rev still equals `expected_rev` (when given).
@@ -177,10 +252,51 @@ pub trait Store: Send + Sync + 'static {
     async fn starred_by(&self, user: &str) -> StoreResult<Vec<String>>;
     /// Whether `package`@`version` was published once and then unpublished.
     async fn is_tombstoned(&self, package: &str, version: &str) -> StoreResult<bool>;
+    /// Lets a version be stored again (a forced re-sync of history).
+    async fn untombstone(&self, package: &str, version: &str) -> StoreResult<()>;
+    /// Sets the imported (upstream) daily download counts of a package.
+    async fn import_downloads(&self, package: &str, days: &[(String, i64)]) -> StoreResult<()>;
 
     async fn put_block(&self, block: &Block) -> StoreResult<Block>;
     async fn delete_block(&self, package: &str) -> StoreResult<bool>;
     async fn block(&self, package: &str) -> StoreResult<Option<Block>>;
+
+    async fn list_registries(&self, offset: i64, limit: i64) -> StoreResult<(Vec<Registry>, i64)>;
+    async fn registry(&self, id_or_name: &str) -> StoreResult<Option<Registry>>;
+    /// Fails with `Conflict` when the name is taken.
+    async fn create_registry(&self, r: &Registry) -> StoreResult<()>;
+    async fn update_registry(&self, r: &Registry) -> StoreResult<()>;
+    /// Deletes the registry and its scopes.
+    async fn delete_registry(&self, id: &str) -> StoreResult<bool>;
+    async fn scopes(&self, registry_id: Option<&str>) -> StoreResult<Vec<Scope>>;
+    async fn scope_by_name(&self, name: &str) -> StoreResult<Option<Scope>>;
+    async fn create_scope(&self, s: &Scope) -> StoreResult<()>;
+    async fn delete_scope(&self, id: &str) -> StoreResult<bool>;
+
+    /// Queues `task`, or merges it into the waiting task of the same target
+    /// (`merge(existing_data, new_data)`). Returns the task that will run.
+    async fn enqueue_task(&self, task: &Task, merge: &MergeFn) -> StoreResult<Task>;
+    async fn task(&self, id: &str) -> StoreResult<Option<Task>>;
+    /// Atomically claims the next runnable task for `worker`.
+    async fn claim_task(&self, worker: &str, now: i64) -> StoreResult<Option<Task>>;
+    async fn heartbeat_task(&self, id: &str, worker: &str, now: i64) -> StoreResult<()>;
+    /// Ends a task in `success` or `error`.
+    async fn finish_task(&self, id: &str, state: &str, error: Option<&str>, now: i64) -> StoreResult<()>;
+    /// Puts a task back in the queue to run after `run_after` (merging into a waiting twin if one appeared).
+    async fn retry_task(&self, id: &str, run_after: i64, error: &str, now: i64) -> StoreResult<()>;
+    /// Returns tasks whose worker stopped sending heartbeats before `cutoff` to the queue.
+    async fn recover_stale_tasks(&self, cutoff: i64, now: i64) -> StoreResult<u64>;
+
+    /// At most `limit` changes with `seq > since`.
+    async fn changes_since(&self, since: i64, limit: i64) -> StoreResult<Vec<Change>>;
+    async fn change_position(&self, registry_id: &str) -> StoreResult<Option<String>>;
+    async fn set_change_position(&self, registry_id: &str, since: &str, now: i64) -> StoreResult<()>;
+
+    async fn proxy_packument(&self, name: &str) -> StoreResult<Option<(String, String, i64)>>;
+    async fn put_proxy_packument(&self, name: &str, registry_id: &str, doc: &str, now: i64) -> StoreResult<()>;
+    async fn proxy_tarball(&self, name: &str, file: &str) -> StoreResult<Option<ProxyTarball>>;
+    /// False when another request stored the same file first.
+    async fn put_proxy_tarball(&self, t: &ProxyTarball) -> StoreResult<bool>;
 
     /// Adds (package, version, day, count) rows to the daily download counts.
     async fn add_downloads(&self, rows: &[(String, String, String, i64)]) -> StoreResult<()>;

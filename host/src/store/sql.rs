@@ -12,7 +12,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::Row;
 
 use super::{
-    Block, NewVersion, PackageChange, PackageRecord, PublishOutcome, Store, StoreError, StoreResult, Token, User, VersionRecord,
+    Block, Change, MergeFn, NewVersion, PackageChange, PackageRecord, ProxyTarball, PublishOutcome, Registry, Scope, Store,
+    StoreError, StoreResult, Task, Token, User, VersionRecord,
 };
 
 mod embedded {
@@ -44,8 +45,21 @@ fn cidrs_from_text(text: &str) -> StoreResult<Vec<String>> {
     serde_json::from_str(text).map_err(|e| StoreError::Corrupt(format!("tokens.cidr_whitelist: {e}")))
 }
 
+/// Records a change for the `_changes` feed inside the caller's transaction.
+macro_rules! record_change {
+    ($tx:expr, $kind:expr, $package:expr, $data:expr, $now:expr) => {
+        sqlx::query("INSERT INTO changes (type, package, data, created_at) VALUES ($1, $2, $3, $4)")
+            .bind($kind)
+            .bind($package)
+            .bind($data)
+            .bind($now)
+            .execute(&mut *$tx)
+            .await?
+    };
+}
+
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $backend:literal, $migrations:expr) => {
+    ($store:ident, $db:ty, $pool:ty, $backend:literal, $migrations:expr, $skip_locked:literal) => {
         pub struct $store {
             pool: $pool,
         }
@@ -75,6 +89,52 @@ macro_rules! sql_store {
                     integrity: row.try_get("integrity")?,
                     publisher: row.try_get("publisher")?,
                     created_at: row.try_get("created_at")?,
+                })
+            }
+
+            fn registry_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<Registry> {
+                Ok(Registry {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    host: row.try_get("host")?,
+                    change_stream: row.try_get("change_stream")?,
+                    kind: row.try_get("type")?,
+                    user_prefix: row.try_get("user_prefix")?,
+                    auth_token: row.try_get("auth_token")?,
+                    is_default: row.try_get("is_default")?,
+                    from_config: row.try_get("from_config")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn scope_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<Scope> {
+                Ok(Scope {
+                    id: row.try_get("id")?,
+                    name: row.try_get("name")?,
+                    registry_id: row.try_get("registry_id")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                })
+            }
+
+            fn task_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<Task> {
+                Ok(Task {
+                    id: row.try_get("id")?,
+                    kind: row.try_get("type")?,
+                    target: row.try_get("target")?,
+                    state: row.try_get("state")?,
+                    priority: row.try_get::<i32, _>("priority")? as i64,
+                    data: row.try_get("data")?,
+                    attempts: row.try_get::<i32, _>("attempts")? as i64,
+                    error: row.try_get("error")?,
+                    author: row.try_get("author")?,
+                    claimed_by: row.try_get("claimed_by")?,
+                    run_after: row.try_get("run_after")?,
+                    heartbeat_at: row.try_get("heartbeat_at")?,
+                    created_at: row.try_get("created_at")?,
+                    updated_at: row.try_get("updated_at")?,
+                    finished_at: row.try_get("finished_at")?,
                 })
             }
 
@@ -281,6 +341,7 @@ macro_rules! sql_store {
                     tags,
                     maintainers,
                     stars,
+                    registry_id: row.try_get("registry_id")?,
                 }))
             }
 
@@ -296,20 +357,30 @@ macro_rules! sql_store {
             async fn publish(&self, new: &NewVersion) -> StoreResult<PublishOutcome> {
                 let v = &new.version;
                 let mut tx = self.pool.begin().await?;
+                let now = super::now_ms();
                 let created = sqlx::query(
-                    "INSERT INTO packages (name, rev, description, keywords, created_at, modified_at) \
-                     VALUES ($1, $2, $3, $4, $5, $5) ON CONFLICT (name) DO NOTHING",
+                    "INSERT INTO packages (name, rev, description, keywords, created_at, modified_at, registry_id) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (name) DO NOTHING",
                 )
                 .bind(&new.package)
                 .bind(&new.new_rev)
                 .bind(&new.description)
                 .bind(&new.keywords)
-                .bind(v.created_at)
+                .bind(v.created_at.min(now))
+                .bind(&new.sync_registry)
                 .execute(&mut *tx)
                 .await?
                 .rows_affected()
                     == 1;
-                if created {
+                if let Some(registry) = &new.sync_registry {
+                    if !created {
+                        let row = sqlx::query("SELECT registry_id FROM packages WHERE name = $1").bind(&new.package).fetch_one(&mut *tx).await?;
+                        let current: Option<String> = row.try_get("registry_id")?;
+                        if current.as_deref() != Some(registry.as_str()) {
+                            return Ok(PublishOutcome::RegistryMismatch);
+                        }
+                    }
+                } else if created {
                     sqlx::query("INSERT INTO maintainers (package, user_name) VALUES ($1, $2)")
                         .bind(&new.package)
                         .bind(&new.publisher)
@@ -358,12 +429,13 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?;
                 }
+                record_change!(tx, "PACKAGE_VERSION_ADDED", &new.package, serde_json::json!({"version": v.version, "rev": new.new_rev}).to_string(), now);
                 let mut update = String::from("UPDATE packages SET rev = $1, modified_at = $2");
                 if new.description.is_some() || new.keywords.is_some() || created {
                     update.push_str(", description = $4, keywords = $5");
                 }
                 update.push_str(" WHERE name = $3");
-                let mut q = sqlx::query(&update).bind(&new.new_rev).bind(v.created_at).bind(&new.package);
+                let mut q = sqlx::query(&update).bind(&new.new_rev).bind(now).bind(&new.package);
                 if new.description.is_some() || new.keywords.is_some() || created {
                     q = q.bind(&new.description).bind(&new.keywords);
                 }
@@ -458,6 +530,7 @@ macro_rules! sql_store {
                     };
                     sqlx::query(sql).bind(name).bind(user).execute(&mut *tx).await?;
                 }
+                record_change!(tx, "PACKAGE_UPDATED", name, serde_json::json!({"rev": c.new_rev, "removed": c.remove_versions}).to_string(), c.now);
                 if let Some((description, keywords)) = &c.search_fields {
                     sqlx::query("UPDATE packages SET description = $1, keywords = $2 WHERE name = $3")
                         .bind(description)
@@ -487,6 +560,7 @@ macro_rules! sql_store {
                     return Ok(None);
                 }
                 let now = super::now_ms();
+                record_change!(tx, "PACKAGE_UNPUBLISHED", name, "{}".to_string(), now);
                 for v in &versions {
                     sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
                         .bind(name)
@@ -546,6 +620,28 @@ macro_rules! sql_store {
                     .is_some())
             }
 
+            async fn untombstone(&self, package: &str, version: &str) -> StoreResult<()> {
+                sqlx::query("DELETE FROM tombstones WHERE package = $1 AND version = $2").bind(package).bind(version).execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn import_downloads(&self, package: &str, days: &[(String, i64)]) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                for (day, count) in days {
+                    sqlx::query(
+                        "INSERT INTO downloads (package, version, day, count) VALUES ($1, '*', $2, $3) \
+                         ON CONFLICT (package, version, day) DO UPDATE SET count = excluded.count",
+                    )
+                    .bind(package)
+                    .bind(day)
+                    .bind(*count)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
             async fn put_block(&self, b: &Block) -> StoreResult<Block> {
                 let row = sqlx::query(
                     "INSERT INTO blocks (package, id, reason, operator, created_at) VALUES ($1, $2, $3, $4, $5) \
@@ -569,6 +665,345 @@ macro_rules! sql_store {
             async fn block(&self, package: &str) -> StoreResult<Option<Block>> {
                 let row = sqlx::query("SELECT * FROM blocks WHERE package = $1").bind(package).fetch_optional(&self.pool).await?;
                 row.as_ref().map(Self::block_from_row).transpose()
+            }
+
+            async fn list_registries(&self, offset: i64, limit: i64) -> StoreResult<(Vec<Registry>, i64)> {
+                let total: i64 = sqlx::query("SELECT COUNT(*) AS n FROM registries").fetch_one(&self.pool).await?.try_get("n")?;
+                let rows = sqlx::query("SELECT * FROM registries ORDER BY created_at, name LIMIT $1 OFFSET $2")
+                    .bind(limit)
+                    .bind(offset)
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok((rows.iter().map(Self::registry_from_row).collect::<StoreResult<_>>()?, total))
+            }
+
+            async fn registry(&self, id_or_name: &str) -> StoreResult<Option<Registry>> {
+                let row = sqlx::query("SELECT * FROM registries WHERE id = $1 OR name = $1 ORDER BY CASE WHEN id = $1 THEN 0 ELSE 1 END LIMIT 1")
+                    .bind(id_or_name)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::registry_from_row).transpose()
+            }
+
+            async fn create_registry(&self, r: &Registry) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                if r.is_default {
+                    sqlx::query("UPDATE registries SET is_default = $1").bind(false).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "INSERT INTO registries (id, name, host, change_stream, type, user_prefix, auth_token, is_default, from_config, \
+                     created_at, updated_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(&r.id)
+                .bind(&r.name)
+                .bind(&r.host)
+                .bind(&r.change_stream)
+                .bind(&r.kind)
+                .bind(&r.user_prefix)
+                .bind(&r.auth_token)
+                .bind(r.is_default)
+                .bind(r.from_config)
+                .bind(r.created_at)
+                .bind(r.updated_at)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, || format!("registry {}", r.name)))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn update_registry(&self, r: &Registry) -> StoreResult<()> {
+                let mut tx = self.pool.begin().await?;
+                if r.is_default {
+                    sqlx::query("UPDATE registries SET is_default = $1 WHERE id <> $2").bind(false).bind(&r.id).execute(&mut *tx).await?;
+                }
+                sqlx::query(
+                    "UPDATE registries SET name = $1, host = $2, change_stream = $3, type = $4, auth_token = $5, is_default = $6, \
+                     from_config = $7, updated_at = $8 WHERE id = $9",
+                )
+                .bind(&r.name)
+                .bind(&r.host)
+                .bind(&r.change_stream)
+                .bind(&r.kind)
+                .bind(&r.auth_token)
+                .bind(r.is_default)
+                .bind(r.from_config)
+                .bind(r.updated_at)
+                .bind(&r.id)
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| map_unique(e, || format!("registry {}", r.name)))?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn delete_registry(&self, id: &str) -> StoreResult<bool> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM scopes WHERE registry_id = $1").bind(id).execute(&mut *tx).await?;
+                let done = sqlx::query("DELETE FROM registries WHERE id = $1").bind(id).execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn scopes(&self, registry_id: Option<&str>) -> StoreResult<Vec<Scope>> {
+                let rows = match registry_id {
+                    Some(id) => sqlx::query("SELECT * FROM scopes WHERE registry_id = $1 ORDER BY name").bind(id).fetch_all(&self.pool).await?,
+                    None => sqlx::query("SELECT * FROM scopes ORDER BY name").fetch_all(&self.pool).await?,
+                };
+                rows.iter().map(Self::scope_from_row).collect()
+            }
+
+            async fn scope_by_name(&self, name: &str) -> StoreResult<Option<Scope>> {
+                let row = sqlx::query("SELECT * FROM scopes WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::scope_from_row).transpose()
+            }
+
+            async fn create_scope(&self, sc: &Scope) -> StoreResult<()> {
+                sqlx::query("INSERT INTO scopes (id, name, registry_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(&sc.id)
+                    .bind(&sc.name)
+                    .bind(&sc.registry_id)
+                    .bind(sc.created_at)
+                    .bind(sc.updated_at)
+                    .execute(&self.pool)
+                    .await
+                    .map_err(|e| map_unique(e, || format!("scope {}", sc.name)))?;
+                Ok(())
+            }
+
+            async fn delete_scope(&self, id: &str) -> StoreResult<bool> {
+                let done = sqlx::query("DELETE FROM scopes WHERE id = $1").bind(id).execute(&self.pool).await?;
+                Ok(done.rows_affected() > 0)
+            }
+
+            async fn enqueue_task(&self, t: &Task, merge: &MergeFn) -> StoreResult<Task> {
+                // A concurrent enqueue may win the unique "one waiting task" index; then merge into it.
+                for _ in 0..5 {
+                    let mut tx = self.pool.begin().await?;
+                    let existing = sqlx::query(&format!("SELECT * FROM tasks WHERE type = $1 AND target = $2 AND state = 'waiting' {}", $skip_locked.replace(" SKIP LOCKED", "")))
+                        .bind(&t.kind)
+                        .bind(&t.target)
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                    if let Some(row) = existing {
+                        let mut current = Self::task_from_row(&row)?;
+                        current.data = merge(&current.data, &t.data);
+                        current.priority = current.priority.max(t.priority);
+                        current.updated_at = t.updated_at;
+                        sqlx::query("UPDATE tasks SET data = $1, priority = $2, updated_at = $3 WHERE id = $4")
+                            .bind(&current.data)
+                            .bind(current.priority as i32)
+                            .bind(current.updated_at)
+                            .bind(&current.id)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        return Ok(current);
+                    }
+                    let inserted = sqlx::query(
+                        "INSERT INTO tasks (id, type, target, state, priority, data, attempts, error, author, claimed_by, run_after, \
+                         heartbeat_at, created_at, updated_at, finished_at) \
+                         VALUES ($1, $2, $3, 'waiting', $4, $5, 0, NULL, $6, NULL, $7, NULL, $8, $8, NULL)",
+                    )
+                    .bind(&t.id)
+                    .bind(&t.kind)
+                    .bind(&t.target)
+                    .bind(t.priority as i32)
+                    .bind(&t.data)
+                    .bind(&t.author)
+                    .bind(t.run_after)
+                    .bind(t.created_at)
+                    .execute(&mut *tx)
+                    .await;
+                    match inserted {
+                        Ok(_) => {
+                            tx.commit().await?;
+                            let mut out = t.clone();
+                            out.state = "waiting".into();
+                            return Ok(out);
+                        }
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => continue,
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Err(StoreError::Conflict(format!("task for {}", t.target)))
+            }
+
+            async fn task(&self, id: &str) -> StoreResult<Option<Task>> {
+                let row = sqlx::query("SELECT * FROM tasks WHERE id = $1").bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::task_from_row).transpose()
+            }
+
+            async fn claim_task(&self, worker: &str, now: i64) -> StoreResult<Option<Task>> {
+                let row = sqlx::query(&format!(
+                    "UPDATE tasks SET state = 'processing', claimed_by = $1, attempts = attempts + 1, heartbeat_at = $2, updated_at = $2 \
+                     WHERE id = (SELECT id FROM tasks WHERE state = 'waiting' AND run_after <= $2 \
+                     ORDER BY priority DESC, created_at LIMIT 1 {}) AND state = 'waiting' RETURNING *",
+                    $skip_locked
+                ))
+                .bind(worker)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.as_ref().map(Self::task_from_row).transpose()
+            }
+
+            async fn heartbeat_task(&self, id: &str, worker: &str, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE tasks SET heartbeat_at = $1 WHERE id = $2 AND claimed_by = $3 AND state = 'processing'")
+                    .bind(now)
+                    .bind(id)
+                    .bind(worker)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn finish_task(&self, id: &str, state: &str, error: Option<&str>, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE tasks SET state = $1, error = $2, finished_at = $3, updated_at = $3 WHERE id = $4")
+                    .bind(state)
+                    .bind(error)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn retry_task(&self, id: &str, run_after: i64, error: &str, now: i64) -> StoreResult<()> {
+                let done = sqlx::query(
+                    "UPDATE tasks SET state = 'waiting', claimed_by = NULL, run_after = $1, error = $2, updated_at = $3 WHERE id = $4",
+                )
+                .bind(run_after)
+                .bind(error)
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await;
+                match done {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                        // A newer waiting task for the same target exists; it will do the work.
+                        self.finish_task(id, "error", Some(&format!("{error}; superseded by a newer waiting task")), now).await
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+
+            async fn recover_stale_tasks(&self, cutoff: i64, now: i64) -> StoreResult<u64> {
+                let stale = sqlx::query("SELECT id FROM tasks WHERE state = 'processing' AND (heartbeat_at IS NULL OR heartbeat_at < $1)")
+                    .bind(cutoff)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut n = 0;
+                for row in stale {
+                    let id: String = row.try_get("id")?;
+                    let moved = sqlx::query(
+                        "UPDATE tasks SET state = 'waiting', claimed_by = NULL, run_after = $1, updated_at = $1, \
+                         error = 'its worker stopped; queued again' WHERE id = $2 AND state = 'processing' AND (heartbeat_at IS NULL OR heartbeat_at < $3)",
+                    )
+                    .bind(now)
+                    .bind(&id)
+                    .bind(cutoff)
+                    .execute(&self.pool)
+                    .await;
+                    match moved {
+                        Ok(r) => n += r.rows_affected(),
+                        Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
+                            self.finish_task(&id, "error", Some("its worker stopped; a newer waiting task replaces it"), now).await?;
+                        }
+                        Err(e) => return Err(e.into()),
+                    }
+                }
+                Ok(n)
+            }
+
+            async fn changes_since(&self, since: i64, limit: i64) -> StoreResult<Vec<Change>> {
+                sqlx::query("SELECT * FROM changes WHERE seq > $1 ORDER BY seq LIMIT $2")
+                    .bind(since)
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| {
+                        Ok(Change {
+                            seq: r.try_get("seq")?,
+                            kind: r.try_get("type")?,
+                            package: r.try_get("package")?,
+                            data: r.try_get("data")?,
+                            created_at: r.try_get("created_at")?,
+                        })
+                    })
+                    .collect()
+            }
+
+            async fn change_position(&self, registry_id: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query("SELECT since FROM change_positions WHERE registry_id = $1").bind(registry_id).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| r.try_get("since")).transpose()?)
+            }
+
+            async fn set_change_position(&self, registry_id: &str, since: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO change_positions (registry_id, since, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (registry_id) DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at",
+                )
+                .bind(registry_id)
+                .bind(since)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn proxy_packument(&self, name: &str) -> StoreResult<Option<(String, String, i64)>> {
+                let row = sqlx::query("SELECT registry_id, doc, fetched_at FROM proxy_packuments WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| Ok::<_, StoreError>((r.try_get("registry_id")?, r.try_get("doc")?, r.try_get("fetched_at")?))).transpose()?)
+            }
+
+            async fn put_proxy_packument(&self, name: &str, registry_id: &str, doc: &str, now: i64) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO proxy_packuments (name, registry_id, doc, fetched_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (name) DO UPDATE SET registry_id = excluded.registry_id, doc = excluded.doc, fetched_at = excluded.fetched_at",
+                )
+                .bind(name)
+                .bind(registry_id)
+                .bind(doc)
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn proxy_tarball(&self, name: &str, file: &str) -> StoreResult<Option<ProxyTarball>> {
+                let row = sqlx::query("SELECT * FROM proxy_tarballs WHERE name = $1 AND file = $2").bind(name).bind(file).fetch_optional(&self.pool).await?;
+                row.map(|r| {
+                    Ok(ProxyTarball {
+                        name: r.try_get("name")?,
+                        file: r.try_get("file")?,
+                        version: r.try_get("version")?,
+                        blob_key: r.try_get("blob_key")?,
+                        size: r.try_get("size")?,
+                        integrity: r.try_get("integrity")?,
+                        created_at: r.try_get("created_at")?,
+                    })
+                })
+                .transpose()
+            }
+
+            async fn put_proxy_tarball(&self, t: &ProxyTarball) -> StoreResult<bool> {
+                let done = sqlx::query(
+                    "INSERT INTO proxy_tarballs (name, file, version, blob_key, size, integrity, created_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name, file) DO NOTHING",
+                )
+                .bind(&t.name)
+                .bind(&t.file)
+                .bind(&t.version)
+                .bind(&t.blob_key)
+                .bind(t.size)
+                .bind(&t.integrity)
+                .bind(t.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(done.rows_affected() == 1)
             }
 
             async fn add_downloads(&self, rows: &[(String, String, String, i64)]) -> StoreResult<()> {
@@ -610,8 +1045,10 @@ macro_rules! sql_store {
     };
 }
 
-sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite", embedded::SQLITE);
-sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres", embedded::POSTGRES);
+// SQLite has a single writer, so a claim needs no row locks; PostgreSQL skips
+// rows other workers are claiming.
+sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite", embedded::SQLITE, "");
+sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres", embedded::POSTGRES, "FOR UPDATE SKIP LOCKED");
 
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file: WAL journal, foreign keys on,

@@ -1,0 +1,231 @@
+//! Proxy mode (pull-through cache): reads of packages Cairn does not have are
+//! answered from the upstream, and tarballs are stored as first downloaded.
+//! Upstream packuments are kept as sent (`proxy_packuments`) and refreshed
+//! after `proxy_max_age_secs`; 404s are remembered for
+//! `proxy_negative_ttl_secs`; identical concurrent misses make one upstream
+//! request; when the upstream is down, what is cached is still served.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{json, Map, Value};
+
+use crate::app::App;
+use crate::config::SyncMode;
+use crate::store::{now_ms, ProxyTarball};
+use crate::util::random_bytes;
+
+use super::packument::{abbreviate, Cached};
+use super::upstream::{Fetched, Upstream};
+use super::{names, policy, Error, Result};
+
+#[derive(Default)]
+pub struct ProxyState {
+    negative: Mutex<HashMap<String, Instant>>,
+    inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl ProxyState {
+    fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut map = self.inflight.lock().expect("proxy lock");
+        if map.len() > 10_000 {
+            map.retain(|_, l| Arc::strong_count(l) > 1);
+        }
+        map.entry(key.to_string()).or_default().clone()
+    }
+
+    fn is_negative(&self, name: &str) -> bool {
+        let mut map = self.negative.lock().expect("proxy lock");
+        match map.get(name) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                map.remove(name);
+                false
+            }
+            None => false,
+        }
+    }
+
+    fn remember_missing(&self, name: &str, ttl: Duration) {
+        self.negative.lock().expect("proxy lock").insert(name.to_string(), Instant::now() + ttl);
+    }
+
+    pub fn forget(&self, name: &str) {
+        self.negative.lock().expect("proxy lock").remove(name);
+    }
+}
+
+pub fn enabled(app: &App) -> bool {
+    app.config.sync_mode == SyncMode::Proxy
+}
+
+/// The upstream document as served: tarball URLs point here.
+fn build(app: &App, name: &str, upstream: &Value) -> Cached {
+    let public = &app.config.public_url;
+    let mut full = upstream.as_object().cloned().unwrap_or_default();
+    full.remove("_attachments");
+    let mut abbreviated_versions = Map::new();
+    if let Some(versions) = full.get_mut("versions").and_then(Value::as_object_mut) {
+        for (v, manifest) in versions.iter_mut() {
+            if let Some(tarball) = manifest.pointer_mut("/dist/tarball") {
+                *tarball = Value::String(format!("{public}/{name}/-/{}", names::tarball_file(name, v)));
+            }
+            abbreviated_versions.insert(v.clone(), abbreviate(manifest));
+        }
+    }
+    let rev = full.get("_rev").and_then(Value::as_str).unwrap_or("0-proxy").to_string();
+    let time = full.get("time").cloned().unwrap_or_else(|| json!({}));
+    let abbreviated = json!({
+        "name": name,
+        "modified": time.get("modified").cloned().unwrap_or(Value::Null),
+        "dist-tags": full.get("dist-tags").cloned().unwrap_or_else(|| json!({})),
+        "versions": abbreviated_versions,
+        "time": time,
+    });
+    Cached::from_docs(name, &rev, Value::Object(full), abbreviated)
+}
+
+/// The proxied packument of `name`, or None when the upstream does not have it.
+/// `refresh` forces an upstream request (a version was missing).
+pub async fn packument(app: &App, name: &str, refresh: bool) -> Result<Option<Arc<Cached>>> {
+    if !enabled(app) || names::validate(name).is_err() {
+        return Ok(None);
+    }
+    if !refresh {
+        if let Some(hit) = app.packuments.get(name) {
+            return Ok(Some(hit));
+        }
+        if app.proxy.is_negative(name) {
+            return Ok(None);
+        }
+    }
+    let max_age = app.config.proxy_max_age_secs as i64 * 1000;
+    let fresh_enough = |fetched_at: i64, refresh: bool| !refresh && now_ms() - fetched_at < max_age;
+    let cached = app.store.proxy_packument(name).await?;
+    if let Some((_, doc, fetched_at)) = &cached {
+        if fresh_enough(*fetched_at, refresh) {
+            return Ok(Some(serve(app, name, doc)?));
+        }
+    }
+    let lock = app.proxy.lock_for(&format!("doc:{name}"));
+    let started = now_ms();
+    let _guard = lock.lock().await;
+    // Someone may have fetched it while we waited.
+    let cached = app.store.proxy_packument(name).await?;
+    if let Some((_, doc, fetched_at)) = &cached {
+        if fresh_enough(*fetched_at, refresh) || *fetched_at >= started {
+            return Ok(Some(serve(app, name, doc)?));
+        }
+    }
+    let registry = match super::registries::choose(app, name, None, None).await {
+        Ok(r) => r,
+        Err(e) => return Err(Error::Unavailable(format!("proxy mode has no upstream for {name}: {e}"))),
+    };
+    let upstream = Upstream::for_registry(app, registry.clone()).map_err(|e| Error::Unavailable(e.to_string()))?;
+    match upstream.packument(name).await {
+        Ok(Fetched::Found(doc)) => {
+            let text = doc.to_string();
+            app.store.put_proxy_packument(name, &registry.id, &text, now_ms()).await?;
+            app.proxy.forget(name);
+            Ok(Some(serve(app, name, &text)?))
+        }
+        Ok(Fetched::NotFound) | Ok(Fetched::Removed) => {
+            app.proxy.remember_missing(name, Duration::from_secs(app.config.proxy_negative_ttl_secs));
+            Ok(None)
+        }
+        Err(e) => match cached {
+            Some((_, doc, _)) => {
+                tracing::warn!(package = name, error = %e, "upstream unavailable; serving the cached packument");
+                Ok(Some(serve(app, name, &doc)?))
+            }
+            None => Err(Error::Unavailable(format!("the upstream registry {} is unavailable: {e}", registry.name))),
+        },
+    }
+}
+
+fn serve(app: &App, name: &str, doc: &str) -> Result<Arc<Cached>> {
+    let value: Value = serde_json::from_str(doc).map_err(|e| Error::Internal(format!("cached packument of {name}: {e}")))?;
+    let entry = Arc::new(build(app, name, &value));
+    app.packuments.put(entry.clone());
+    Ok(entry)
+}
+
+/// The tarball `file` of a proxied package: from the local copy, or fetched,
+/// verified and stored now. None when no proxied version has that file.
+pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<(String, Bytes)>> {
+    if !enabled(app) {
+        return Ok(None);
+    }
+    if let Some(t) = app.store.proxy_tarball(name, file).await? {
+        if let Some(bytes) = read_blob(app, &t.blob_key).await? {
+            return Ok(Some((t.version, bytes)));
+        }
+    }
+    let lock = app.proxy.lock_for(&format!("tgz:{name}/{file}"));
+    let _guard = lock.lock().await;
+    if let Some(t) = app.store.proxy_tarball(name, file).await? {
+        if let Some(bytes) = read_blob(app, &t.blob_key).await? {
+            return Ok(Some((t.version, bytes)));
+        }
+    }
+    // Find the version; a version missing from the cached packument triggers a refresh.
+    let mut found = None;
+    for refresh in [false, true] {
+        if packument(app, name, refresh).await?.is_none() {
+            return Ok(None);
+        }
+        if let Some((registry_id, doc, _)) = app.store.proxy_packument(name).await? {
+            let doc: Value = serde_json::from_str(&doc).map_err(|e| Error::Internal(e.to_string()))?;
+            let hit = doc.get("versions").and_then(Value::as_object).and_then(|vs| {
+                vs.iter().find(|(v, _)| names::tarball_file(name, v) == file).map(|(v, m)| (v.clone(), m.clone()))
+            });
+            if let Some((version, manifest)) = hit {
+                found = Some((registry_id, version, manifest));
+                break;
+            }
+        }
+    }
+    let Some((registry_id, version, manifest)) = found else { return Ok(None) };
+    let registry = app.store.registry(&registry_id).await?.ok_or_else(|| Error::Unavailable("the proxied registry was removed".into()))?;
+    let upstream = Upstream::for_registry(app, registry).map_err(|e| Error::Unavailable(e.to_string()))?;
+    let dist = manifest.get("dist").cloned().unwrap_or(Value::Null);
+    let url = dist.get("tarball").and_then(Value::as_str).ok_or_else(|| Error::Unavailable(format!("{name}@{version} has no tarball upstream")))?;
+    let bytes = upstream.tarball(name, &version, url).await.map_err(|e| Error::Unavailable(format!("fetching {file} upstream: {e}")))?;
+    let integrity = super::upstream::verify(&bytes, &dist).map_err(|e| Error::Unavailable(format!("{file} from upstream: {e}")))?;
+    policy::check_version(app, name, &version, manifest.to_string(), &bytes, policy::Origin::Sync).await?;
+    let key = format!("proxy/{name}/{}-{}.tgz", file.trim_end_matches(".tgz"), hex::encode(random_bytes(6)));
+    app.blobs.put(&key, bytes.clone()).await?;
+    let record = ProxyTarball {
+        name: name.to_string(),
+        file: file.to_string(),
+        version: version.clone(),
+        blob_key: key.clone(),
+        size: bytes.len() as i64,
+        integrity,
+        created_at: now_ms(),
+    };
+    match app.store.put_proxy_tarball(&record).await {
+        Ok(true) => {}
+        Ok(false) => {
+            let _ = app.blobs.delete(&key).await;
+        }
+        Err(e) => {
+            let _ = app.blobs.delete(&key).await;
+            return Err(e.into());
+        }
+    }
+    Ok(Some((version, bytes)))
+}
+
+async fn read_blob(app: &App, key: &str) -> Result<Option<Bytes>> {
+    use futures_util::TryStreamExt;
+    match app.blobs.get(key).await? {
+        None => Ok(None),
+        Some(blob) => {
+            let chunks: Vec<Bytes> = blob.stream.try_collect().await.map_err(|e| Error::Internal(e.to_string()))?;
+            Ok(Some(Bytes::from(chunks.concat())))
+        }
+    }
+}

@@ -1,0 +1,257 @@
+//! Talking to an upstream registry: built-in npm/cnpm over HTTP, or an
+//! upstream-adapter plugin. Errors say whether a retry may help.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use crate::app::App;
+use crate::plugins::LoadedPlugin;
+use crate::store::Registry;
+
+#[derive(Debug)]
+pub enum UpstreamError {
+    /// 5xx, 429, timeouts, connection failures: worth retrying later.
+    Retryable(String),
+    /// Anything else: retrying will not help.
+    Fatal(String),
+}
+
+impl std::fmt::Display for UpstreamError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UpstreamError::Retryable(m) | UpstreamError::Fatal(m) => f.write_str(m),
+        }
+    }
+}
+
+/// Status of a package upstream.
+pub enum Fetched {
+    Found(Value),
+    NotFound,
+    /// 451 or an unpublished marker: the upstream removed it.
+    Removed,
+}
+
+pub enum Upstream {
+    Http { registry: Registry, client: reqwest::Client },
+    Plugin { registry: Registry, plugin: Arc<LoadedPlugin> },
+}
+
+fn client(timeout: Duration) -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("an HTTP client")
+}
+
+impl Upstream {
+    pub fn for_registry(app: &App, registry: Registry) -> Result<Upstream, UpstreamError> {
+        if matches!(registry.kind.as_str(), "npm" | "cnpm") {
+            return Ok(Upstream::Http { registry, client: client(Duration::from_secs(app.config.upstream_timeout_secs)) });
+        }
+        let set = app.plugins.current();
+        match set.get(&registry.kind) {
+            Some(p) if p.kind() == crate::config::PluginKind::UpstreamAdapter => Ok(Upstream::Plugin { plugin: p.clone(), registry }),
+            _ => Err(UpstreamError::Fatal(format!("registry {} has type {:?}, but no upstream-adapter plugin of that name is loaded", registry.name, registry.kind))),
+        }
+    }
+
+    pub fn registry(&self) -> &Registry {
+        match self {
+            Upstream::Http { registry, .. } | Upstream::Plugin { registry, .. } => registry,
+        }
+    }
+
+    fn same_origin(&self, url: &str) -> bool {
+        let (Ok(a), Ok(b)) = (reqwest::Url::parse(url), reqwest::Url::parse(&self.registry().host)) else { return false };
+        a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
+    }
+
+    async fn get(&self, client: &reqwest::Client, url: &str, accept: &str) -> Result<reqwest::Response, UpstreamError> {
+        let mut req = client.get(url).header("accept", accept);
+        if let Some(token) = &self.registry().auth_token {
+            // The token goes only to the registry itself, never to a third-party tarball host.
+            if self.same_origin(url) {
+                req = req.bearer_auth(token);
+            }
+        }
+        req.send().await.map_err(|e| {
+            let what = if e.is_timeout() { "timed out" } else { "failed" };
+            UpstreamError::Retryable(format!("GET {url} {what}: {}", without_url(&e)))
+        })
+    }
+
+    /// The upstream's packument of `name`.
+    pub async fn packument(&self, name: &str) -> Result<Fetched, UpstreamError> {
+        match self {
+            Upstream::Http { registry, client } => {
+                let url = format!("{}/{}", registry.host, name.replace('/', "%2f"));
+                let resp = self.get(client, &url, "application/json").await?;
+                let status = resp.status();
+                if status == 404 {
+                    return Ok(Fetched::NotFound);
+                }
+                if status == 451 {
+                    return Ok(Fetched::Removed);
+                }
+                if status.is_server_error() || status == 429 {
+                    return Err(UpstreamError::Retryable(format!("GET {url} answered {status}")));
+                }
+                if !status.is_success() {
+                    return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
+                }
+                let doc: Value = resp
+                    .json()
+                    .await
+                    .map_err(|e| UpstreamError::Retryable(format!("GET {url}: the body is not a JSON packument: {}", without_url(&e))))?;
+                if doc.get("versions").is_none_or(|v| !v.is_object()) {
+                    if doc.pointer("/time/unpublished").is_some() {
+                        return Ok(Fetched::Removed);
+                    }
+                    return Err(UpstreamError::Fatal(format!("GET {url}: the packument has no versions")));
+                }
+                Ok(Fetched::Found(doc))
+            }
+            Upstream::Plugin { plugin, .. } => {
+                let (p, n) = (plugin.clone(), name.to_string());
+                let result = tokio::task::spawn_blocking(move || p.packument(&n))
+                    .await
+                    .map_err(|e| UpstreamError::Fatal(format!("plugin task failed: {e}")))?;
+                match result {
+                    Ok(Some(doc)) => Ok(Fetched::Found(doc)),
+                    Ok(None) => Ok(Fetched::NotFound),
+                    Err(f) => Err(UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message))),
+                }
+            }
+        }
+    }
+
+    /// The tarball bytes of `name`@`version` at `url` (from the packument).
+    pub async fn tarball(&self, name: &str, version: &str, url: &str) -> Result<Bytes, UpstreamError> {
+        match self {
+            Upstream::Http { client, .. } => {
+                let resp = self.get(client, url, "application/octet-stream").await?;
+                let status = resp.status();
+                if status.is_server_error() || status == 429 {
+                    return Err(UpstreamError::Retryable(format!("GET {url} answered {status}")));
+                }
+                if !status.is_success() {
+                    return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
+                }
+                let expected = resp.content_length();
+                let bytes = resp.bytes().await.map_err(|e| UpstreamError::Retryable(format!("GET {url}: reading the body failed: {}", without_url(&e))))?;
+                if let Some(n) = expected {
+                    if bytes.len() as u64 != n {
+                        return Err(UpstreamError::Retryable(format!("GET {url}: got {} of {n} bytes", bytes.len())));
+                    }
+                }
+                Ok(bytes)
+            }
+            Upstream::Plugin { plugin, .. } => {
+                let (p, n, v, u) = (plugin.clone(), name.to_string(), version.to_string(), url.to_string());
+                let result = tokio::task::spawn_blocking(move || p.tarball(&n, &v, &u))
+                    .await
+                    .map_err(|e| UpstreamError::Fatal(format!("plugin task failed: {e}")))?;
+                result.map(Bytes::from).map_err(|f| UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message)))
+            }
+        }
+    }
+
+    /// Daily download counts of `name` between two days, as `(day, count)`.
+    pub async fn downloads(&self, name: &str, start: &str, end: &str) -> Result<Vec<(String, i64)>, UpstreamError> {
+        let Upstream::Http { registry, client } = self else {
+            return Err(UpstreamError::Fatal("download counts can only be imported from npm or cnpm registries".into()));
+        };
+        let url = format!("{}/downloads/range/{start}:{end}/{name}", registry.host);
+        let resp = self.get(client, &url, "application/json").await?;
+        if !resp.status().is_success() {
+            return Err(UpstreamError::Fatal(format!("GET {url} answered {}", resp.status())));
+        }
+        let doc: Value = resp.json().await.map_err(|e| UpstreamError::Fatal(format!("GET {url}: {}", without_url(&e))))?;
+        Ok(doc["downloads"]
+            .as_array()
+            .map(|days| {
+                days.iter()
+                    .filter_map(|d| Some((d["day"].as_str()?.to_string(), d["downloads"].as_i64()?)))
+                    .filter(|(_, n)| *n > 0)
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    /// Forwards an audit request body to the upstream.
+    pub async fn post_raw(&self, path: &str, body: Bytes, content_type: Option<&str>, content_encoding: Option<&str>) -> Result<(u16, String, Bytes), UpstreamError> {
+        let Upstream::Http { registry, client } = self else {
+            return Err(UpstreamError::Fatal("this upstream is a plugin; it has no audit endpoint".into()));
+        };
+        let url = format!("{}{path}", registry.host);
+        let mut req = client.post(&url).body(body);
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        if let Some(ce) = content_encoding {
+            req = req.header("content-encoding", ce);
+        }
+        if let Some(token) = &registry.auth_token {
+            req = req.bearer_auth(token);
+        }
+        let resp = req.send().await.map_err(|e| UpstreamError::Retryable(format!("POST {url} failed: {}", without_url(&e))))?;
+        let status = resp.status().as_u16();
+        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
+        let bytes = resp.bytes().await.map_err(|e| UpstreamError::Retryable(format!("POST {url}: {}", without_url(&e))))?;
+        Ok((status, ct, bytes))
+    }
+}
+
+/// reqwest errors embed the URL; ours already name it.
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = e.to_string();
+    if let Some(url) = e.url() {
+        s = s.replace(&format!(" ({url})"), "").replace(url.as_str(), "");
+    }
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        s.push_str(&format!(": {inner}"));
+        source = inner.source();
+    }
+    s
+}
+
+/// Verifies tarball bytes against the upstream's `dist.integrity` (sha512 or
+/// sha1) and `dist.shasum`; returns the sha512 integrity to store.
+pub fn verify(bytes: &[u8], dist: &Value) -> Result<String, String> {
+    use base64::Engine;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let sha512 = b64.encode(<sha2::Sha512 as sha2::Digest>::digest(bytes));
+    let sha1 = <sha1::Sha1 as sha1::Digest>::digest(bytes);
+    let mut checked = false;
+    if let Some(integrity) = dist.get("integrity").and_then(Value::as_str) {
+        for part in integrity.split_whitespace() {
+            let (algo, digest) = part.split_once('-').unwrap_or(("", ""));
+            let ok = match algo {
+                "sha512" => digest == sha512,
+                "sha1" => digest == b64.encode(sha1),
+                _ => continue,
+            };
+            if !ok {
+                return Err(format!("integrity mismatch: upstream says {integrity}, the bytes are sha512-{sha512}"));
+            }
+            checked = true;
+        }
+    }
+    if let Some(shasum) = dist.get("shasum").and_then(Value::as_str) {
+        if !shasum.eq_ignore_ascii_case(&hex::encode(sha1)) {
+            return Err(format!("shasum mismatch: upstream says {shasum}, the bytes are {}", hex::encode(sha1)));
+        }
+        checked = true;
+    }
+    if !checked {
+        return Err("the upstream gives no integrity or shasum to verify the tarball against".into());
+    }
+    Ok(format!("sha512-{sha512}"))
+}
