@@ -60,15 +60,21 @@ pub struct ServerOptions {
     pub auth_toml: String,
     /// TOML placed last, e.g. `[[plugins]]` tables.
     pub tail: String,
+    /// Share another server's database (e.g. two processes on one PostgreSQL).
+    pub database_url: Option<String>,
 }
 
 impl ServerOptions {
     pub fn new(backend: Backend) -> Self {
-        ServerOptions { backend, toml: String::new(), auth_toml: String::new(), tail: String::new() }
+        ServerOptions { backend, toml: String::new(), auth_toml: String::new(), tail: String::new(), database_url: None }
     }
     pub fn toml(mut self, extra: &str) -> Self {
         self.toml.push_str(extra);
         self.toml.push('\n');
+        self
+    }
+    pub fn database(mut self, url: &str) -> Self {
+        self.database_url = Some(url.to_string());
         self
     }
     pub fn tail(mut self, extra: &str) -> Self {
@@ -111,9 +117,10 @@ impl Server {
     /// Like `start_with`, but a server that exits at start is an `Err` with its log.
     pub async fn try_start_with(opts: ServerOptions) -> Result<Server, String> {
         let data_dir = tempfile::tempdir().expect("temp dir");
-        let (db, database_url) = match opts.backend {
-            Backend::Sqlite => (None, format!("sqlite://{}", data_dir.path().join("cairn.db").display())),
-            Backend::Postgres => {
+        let (db, database_url) = match (opts.backend, &opts.database_url) {
+            (_, Some(url)) => (None, url.clone()),
+            (Backend::Sqlite, None) => (None, format!("sqlite://{}", data_dir.path().join("cairn.db").display())),
+            (Backend::Postgres, None) => {
                 let db = pg::TempDatabase::create().await;
                 let url = db.url.clone();
                 (Some(db), url)

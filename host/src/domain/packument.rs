@@ -244,8 +244,12 @@ pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -
 /// A range picks the highest match, preferring the `latest` tag when it matches.
 pub fn resolve_spec(doc: &Value, spec: &str) -> Option<String> {
     let versions = doc.get("versions")?.as_object()?;
+    if versions.contains_key(spec) {
+        return Some(spec.to_string());
+    }
     // The parser accepts things node-semver does not, such as `1.0.0.0`.
-    if spec.split(|c: char| c.is_whitespace() || "<>=~^|".contains(c)).any(|t| t.split('.').count() > 3) {
+    let core_parts = |t: &str| t.split(['-', '+']).next().unwrap_or("").split('.').count();
+    if spec.split(|c: char| c.is_whitespace() || "<>=~^|".contains(c)).any(|t| core_parts(t) > 3) {
         return None;
     }
     let tags = doc.get("dist-tags").and_then(Value::as_object);
@@ -290,5 +294,7 @@ mod tests {
         assert_eq!(resolve_spec(&doc, "9.9.9"), None);
         assert_eq!(resolve_spec(&doc, "1.0.0.0"), None);
         assert_eq!(resolve_spec(&doc, "1.0.0.0.0"), None);
+        assert_eq!(resolve_spec(&doc, "2.0.0-beta.1").as_deref(), Some("2.0.0-beta.1"));
+        assert_eq!(resolve_spec(&doc, ">=2.0.0-beta.0").as_deref(), Some("2.0.0-beta.1"));
     }
 }
