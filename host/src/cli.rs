@@ -34,6 +34,26 @@ enum Command {
         #[command(subcommand)]
         command: PluginCommand,
     },
+    /// Queue syncs of packages from their upstream and follow them until they finish.
+    Sync {
+        /// Package names.
+        #[arg(required = true)]
+        names: Vec<String>,
+        /// Do not queue the packages' dependencies.
+        #[arg(long)]
+        nodeps: bool,
+        /// Sync from this registry instead of the one routing chooses.
+        #[arg(long)]
+        registry: Option<String>,
+        /// Only these versions (plus latest); repeatable.
+        #[arg(long = "version")]
+        versions: Vec<String>,
+        /// Re-sync versions already here.
+        #[arg(long)]
+        force_history: bool,
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+    },
     /// Manage users without going through HTTP.
     User {
         #[command(subcommand)]
@@ -104,6 +124,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             app.store.close().await;
             println!("migrations applied");
             Ok(())
+        }
+        Command::Sync { names, nodeps, registry, versions, force_history, config } => {
+            let config = load(config.as_ref())?;
+            let app = server::build_app(config).await?;
+            let options = crate::domain::sync::SyncOptions {
+                skip_dependencies: nodeps,
+                force_sync_history: force_history,
+                registry_name: registry,
+                specific_versions: (!versions.is_empty()).then_some(versions),
+                tips: Some("cairn sync".into()),
+                ..Default::default()
+            };
+            let ok = crate::sync_cli::run(app.clone(), &names, options).await;
+            app.store.close().await;
+            ok
         }
         Command::Plugin { command: PluginCommand::Check { file } } => {
             crate::telemetry::init("warn");

@@ -13,5 +13,6 @@ pub mod http;
 pub mod plugins;
 pub mod server;
 pub mod store;
+pub mod sync_cli;
 pub mod telemetry;
 pub mod util;
