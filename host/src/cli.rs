@@ -65,6 +65,15 @@ enum Command {
 enum PluginCommand {
     /// Validate a plugin component (kind, WIT version, exports) and print what it is.
     Check { file: PathBuf },
+    /// Measure the per-call cost of an auth-policy plugin, fresh instance vs reused.
+    Bench {
+        file: PathBuf,
+        /// The plugin's config table, as JSON.
+        #[arg(long, default_value = "{}")]
+        config: String,
+        #[arg(long, default_value_t = 2000)]
+        calls: u32,
+    },
 }
 
 #[derive(Subcommand)]
@@ -139,6 +148,38 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let ok = crate::sync_cli::run(app.clone(), &names, options).await;
             app.store.close().await;
             ok
+        }
+        Command::Plugin { command: PluginCommand::Bench { file, config, calls } } => {
+            crate::telemetry::init("warn");
+            let table: toml::Table = serde_json::from_str::<serde_json::Value>(&config)
+                .map_err(|e| anyhow::anyhow!("--config is not JSON: {e}"))
+                .and_then(|v| toml::Table::try_from(v).map_err(|e| anyhow::anyhow!("--config: {e}")))?;
+            let dir = std::env::temp_dir().join(format!("cairn-plugin-bench-{}", std::process::id()));
+            let mut cfg = Config { data_dir: dir.clone(), ..Config::default() };
+            cfg.plugins.push(crate::config::PluginConfig {
+                name: "bench".into(),
+                kind: crate::config::PluginKind::AuthPolicy,
+                path: std::fs::canonicalize(&file)?,
+                timeout_ms: Some(1000),
+                max_memory_mb: None,
+                on_error: None,
+                allowed_hosts: Vec::new(),
+                config: table,
+            });
+            let result = tokio::task::spawn_blocking(move || -> anyhow::Result<(bool, std::time::Duration, std::time::Duration)> {
+                let plugins = crate::plugins::Plugins::load(&cfg)?;
+                let set = plugins.current();
+                let plugin = set.get("bench").expect("loaded");
+                let (fresh, reused) = plugin.bench_authorize(calls).map_err(|f| anyhow::anyhow!("{}", f.message))?;
+                Ok((plugins.runtime().pooling, fresh, reused))
+            })
+            .await?;
+            let _ = std::fs::remove_dir_all(&dir);
+            let (pooling, fresh, reused) = result?;
+            println!("allocator:        {}", if pooling { "pooling" } else { "on-demand" });
+            println!("fresh instance:   {:.1} us per decision (instantiate + init + authorize)", fresh.as_secs_f64() * 1e6);
+            println!("reused instance:  {:.1} us per decision", reused.as_secs_f64() * 1e6);
+            Ok(())
         }
         Command::Plugin { command: PluginCommand::Check { file } } => {
             crate::telemetry::init("warn");

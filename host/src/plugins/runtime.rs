@@ -438,6 +438,40 @@ impl LoadedPlugin {
     }
 }
 
+impl LoadedPlugin {
+    /// Average cost of an auth-policy decision: on a fresh instance each time
+    /// (instantiate + init + call) and on one reused instance.
+    pub fn bench_authorize(&self, calls: u32) -> Result<(Duration, Duration), Fault> {
+        let package = types::PackageRef { name: "@acme/bench".into(), scope: Some("@acme".into()), version: Some("1.0.0".into()) };
+        let caller = types::Caller { user: Some("alice".into()), admin: false, token_readonly: false, token_automation: false, client_ip: "127.0.0.1".into() };
+        let call = |warm: &mut Warm| -> Result<(), Fault> {
+            warm.store.set_epoch_deadline(self.deadline_ticks());
+            match &warm.bound {
+                Bound::Auth(b) => b
+                    .cairn_plugin_policy()
+                    .call_authorize(&mut warm.store, types::Action::Publish, Some(&package), &caller)
+                    .map(|_| ())
+                    .map_err(|e| self.fault(&warm.store, &e)),
+                _ => Err(Fault { message: "not an auth-policy plugin".into() }),
+            }
+        };
+        let started = Instant::now();
+        for _ in 0..calls {
+            let mut warm = self.instantiate()?;
+            call(&mut warm)?;
+        }
+        let fresh = started.elapsed() / calls.max(1);
+        let mut warm = self.instantiate()?;
+        call(&mut warm)?;
+        let started = Instant::now();
+        for _ in 0..calls {
+            call(&mut warm)?;
+        }
+        let reused = started.elapsed() / calls.max(1);
+        Ok((fresh, reused))
+    }
+}
+
 fn check_reason(reason: &str) -> Result<(), String> {
     if reason.is_empty() || reason.len() > MAX_REASON {
         return Err(format!("a reason must be 1-{MAX_REASON} bytes, got {}", reason.len()));
