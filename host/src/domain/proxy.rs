@@ -25,6 +25,9 @@ use super::{names, policy, Error, Result};
 pub struct ProxyState {
     negative: Mutex<HashMap<String, Instant>>,
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Served documents built from stored upstream packuments, with the time
+    /// the upstream copy was fetched (so `proxy_max_age_secs` holds exactly).
+    built: Mutex<HashMap<String, (Arc<Cached>, i64)>>,
 }
 
 impl ProxyState {
@@ -54,6 +57,22 @@ impl ProxyState {
 
     pub fn forget(&self, name: &str) {
         self.negative.lock().expect("proxy lock").remove(name);
+    }
+
+    fn built(&self, name: &str, fetched_at: i64) -> Option<Arc<Cached>> {
+        self.built.lock().expect("proxy lock").get(name).filter(|(_, at)| *at == fetched_at).map(|(c, _)| c.clone())
+    }
+
+    fn fresh_built(&self, name: &str, max_age_ms: i64) -> Option<Arc<Cached>> {
+        self.built.lock().expect("proxy lock").get(name).filter(|(_, at)| now_ms() - at < max_age_ms).map(|(c, _)| c.clone())
+    }
+
+    fn keep_built(&self, name: &str, entry: Arc<Cached>, fetched_at: i64) {
+        let mut map = self.built.lock().expect("proxy lock");
+        if map.len() >= 10_000 {
+            map.clear();
+        }
+        map.insert(name.to_string(), (entry, fetched_at));
     }
 }
 
@@ -93,30 +112,33 @@ pub async fn packument(app: &App, name: &str, refresh: bool) -> Result<Option<Ar
     if !enabled(app) || names::validate(name).is_err() {
         return Ok(None);
     }
+    let max_age = app.config.proxy_max_age_secs as i64 * 1000;
     if !refresh {
-        if let Some(hit) = app.packuments.get(name) {
+        if let Some(hit) = app.proxy.fresh_built(name, max_age.min(app.config.packument_cache_ttl_secs as i64 * 1000)) {
             return Ok(Some(hit));
         }
         if app.proxy.is_negative(name) {
             return Ok(None);
         }
     }
-    let max_age = app.config.proxy_max_age_secs as i64 * 1000;
     let fresh_enough = |fetched_at: i64, refresh: bool| !refresh && now_ms() - fetched_at < max_age;
     let cached = app.store.proxy_packument(name).await?;
     if let Some((_, doc, fetched_at)) = &cached {
         if fresh_enough(*fetched_at, refresh) {
-            return Ok(Some(serve(app, name, doc)?));
+            return Ok(Some(serve(app, name, doc, *fetched_at)?));
         }
     }
     let lock = app.proxy.lock_for(&format!("doc:{name}"));
     let started = now_ms();
     let _guard = lock.lock().await;
-    // Someone may have fetched it while we waited.
+    // Someone may have fetched it (or learned it is missing) while we waited.
+    if app.proxy.is_negative(name) {
+        return Ok(None);
+    }
     let cached = app.store.proxy_packument(name).await?;
     if let Some((_, doc, fetched_at)) = &cached {
         if fresh_enough(*fetched_at, refresh) || *fetched_at >= started {
-            return Ok(Some(serve(app, name, doc)?));
+            return Ok(Some(serve(app, name, doc, *fetched_at)?));
         }
     }
     let registry = match super::registries::choose(app, name, None, None).await {
@@ -127,28 +149,33 @@ pub async fn packument(app: &App, name: &str, refresh: bool) -> Result<Option<Ar
     match upstream.packument(name).await {
         Ok(Fetched::Found(doc)) => {
             let text = doc.to_string();
-            app.store.put_proxy_packument(name, &registry.id, &text, now_ms()).await?;
+            let now = now_ms();
+            app.store.put_proxy_packument(name, &registry.id, &text, now).await?;
             app.proxy.forget(name);
-            Ok(Some(serve(app, name, &text)?))
+            Ok(Some(serve(app, name, &text, now)?))
         }
         Ok(Fetched::NotFound) | Ok(Fetched::Removed) => {
             app.proxy.remember_missing(name, Duration::from_secs(app.config.proxy_negative_ttl_secs));
             Ok(None)
         }
         Err(e) => match cached {
-            Some((_, doc, _)) => {
+            Some((_, doc, fetched_at)) => {
                 tracing::warn!(package = name, error = %e, "upstream unavailable; serving the cached packument");
-                Ok(Some(serve(app, name, &doc)?))
+                Ok(Some(serve(app, name, &doc, fetched_at)?))
             }
             None => Err(Error::Unavailable(format!("the upstream registry {} is unavailable: {e}", registry.name))),
         },
     }
 }
 
-fn serve(app: &App, name: &str, doc: &str) -> Result<Arc<Cached>> {
+/// The served form of a stored upstream packument (built once per fetch).
+fn serve(app: &App, name: &str, doc: &str, fetched_at: i64) -> Result<Arc<Cached>> {
+    if let Some(hit) = app.proxy.built(name, fetched_at) {
+        return Ok(hit);
+    }
     let value: Value = serde_json::from_str(doc).map_err(|e| Error::Internal(format!("cached packument of {name}: {e}")))?;
     let entry = Arc::new(build(app, name, &value));
-    app.packuments.put(entry.clone());
+    app.proxy.keep_built(name, entry.clone(), fetched_at);
     Ok(entry)
 }
 
