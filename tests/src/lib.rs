@@ -6,6 +6,7 @@
 
 pub mod pg;
 pub mod publish;
+pub mod upstream;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

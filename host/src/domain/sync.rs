@@ -353,6 +353,11 @@ async fn sync_package(app: &Arc<App>, name: &str, options: &SyncOptions, log: &m
     let mut skipped = 0usize;
     let mut deps = BTreeSet::new();
     let mut rev = local.as_ref().map(|p| p.rev.clone());
+    let up_latest = up_tags.get("latest").and_then(Value::as_str).map(str::to_string);
+    // The package is installable throughout: the first version stored gets
+    // `latest` until the upstream's own latest arrives.
+    let mut has_latest = local.as_ref().is_some_and(|p| p.tags.iter().any(|(t, _)| t == "latest"));
+    let mut retry: Option<String> = None;
     for version in &wanted {
         let manifest = &up_versions[version];
         for field in ["dependencies", "optionalDependencies"] {
@@ -376,12 +381,20 @@ async fn sync_package(app: &Arc<App>, name: &str, options: &SyncOptions, log: &m
             }
             app.store.untombstone(name, version).await?;
         }
-        match sync_version(app, &upstream, &registry, name, version, manifest, &doc, rev.as_deref(), log).await {
+        let tags = if !has_latest || up_latest.as_deref() == Some(version.as_str()) { vec!["latest".to_string()] } else { Vec::new() };
+        match sync_version(app, &upstream, &registry, name, version, manifest, &doc, rev.as_deref(), tags, log).await {
             Ok(new_rev) => {
                 rev = Some(new_rev);
                 synced += 1;
+                has_latest = true;
             }
-            Err(SyncError::Retry(m)) => return Err(SyncError::Retry(m)),
+            Err(SyncError::Retry(m)) => {
+                // Keep going: the other versions, tags and maintainers still sync;
+                // the task is retried for this one afterwards.
+                log.line(format!("version {version} not synced yet: {m}")).await;
+                failed.push(version.clone());
+                retry.get_or_insert(m);
+            }
             Err(SyncError::Fail(m)) => {
                 log.line(format!("version {version} rejected: {m}")).await;
                 failed.push(version.clone());
@@ -393,7 +406,11 @@ async fn sync_package(app: &Arc<App>, name: &str, options: &SyncOptions, log: &m
     // Tags, deprecations, maintainers and removals, in one change.
     let Some(record) = app.store.package(name).await? else {
         let summary = format!("0 versions stored, {} rejected", failed.len());
-        return if failed.is_empty() { Ok(summary) } else { Err(SyncError::Fail(summary)) };
+        return match retry {
+            Some(m) => Err(SyncError::Retry(format!("{summary}; {m}"))),
+            None if failed.is_empty() => Ok(summary),
+            None => Err(SyncError::Fail(summary)),
+        };
     };
     let mut change = PackageChange { expected_rev: Some(record.rev.clone()), new_rev: next_rev(Some(&record.rev)), now: now_ms(), ..Default::default() };
     let here: BTreeSet<&str> = record.versions.iter().map(|v| v.version.as_str()).collect();
@@ -498,6 +515,9 @@ async fn sync_package(app: &Arc<App>, name: &str, options: &SyncOptions, log: &m
         }
     }
     let summary = format!("{synced} versions synced, {skipped} already here, {} rejected, {queued} dependencies queued", failed.len());
+    if let Some(m) = retry {
+        return Err(SyncError::Retry(format!("{summary}; {m}")));
+    }
     if failed.is_empty() {
         Ok(summary)
     } else {
@@ -516,6 +536,7 @@ async fn sync_version(
     manifest: &Value,
     doc: &Value,
     rev: Option<&str>,
+    tags: Vec<String>,
     log: &mut TaskLog,
 ) -> std::result::Result<String, SyncError> {
     names::validate_version(version).map_err(|e| SyncError::Fail(e.to_string()))?;
@@ -560,7 +581,7 @@ async fn sync_version(
             publisher: publisher.clone(),
             created_at: parse_time(doc, version).unwrap_or(now),
         },
-        tags: Vec::new(),
+        tags,
         publisher: publisher.unwrap_or_else(|| format!("{}unknown", registry.user_prefix)),
         publisher_is_admin: true,
         new_rev: new_rev.clone(),
