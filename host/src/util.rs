@@ -20,9 +20,22 @@ pub fn iso_ms(ms: i64) -> String {
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// The CouchDB-style revision after `current`: `N-<16 hex>` with N one higher.
+pub fn next_rev(current: Option<&str>) -> String {
+    let seq = current.and_then(|r| r.split('-').next()?.parse::<u64>().ok()).unwrap_or(0) + 1;
+    format!("{seq}-{}", hex::encode(random_bytes(8)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn revs() {
+        assert!(next_rev(None).starts_with("1-"));
+        assert!(next_rev(Some("41-abc")).starts_with("42-"));
+        assert_eq!(next_rev(Some("7-x")).len(), "8-".len() + 16);
+    }
 
     #[test]
     fn iso_format() {

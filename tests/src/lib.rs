@@ -4,6 +4,7 @@
 //! Every test that touches storage is written once and run on both backends
 //! through [`both_backends!`].
 
+pub mod clients;
 pub mod pg;
 pub mod publish;
 pub mod upstream;

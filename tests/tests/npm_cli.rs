@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use cairn_e2e::clients::Run;
 use cairn_e2e::{both_backends, Backend, Method, Server, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
@@ -32,34 +33,8 @@ struct Npm {
     nerf: String,
 }
 
-/// What one npm run did, for assertions and failure messages.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    what: String,
-}
-
-impl Run {
-    fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-    /// stdout and stderr together (npm prints notices such as PONG on stderr).
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-    fn describe(&self) -> String {
-        format!("`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.what, self.code, self.stdout, self.stderr)
-    }
-}
-
 fn from_output(what: String, out: Output) -> Run {
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-        what,
-    }
+    Run::from_output(what, out, String::new())
 }
 
 fn key_of(raw_token: &str) -> String {

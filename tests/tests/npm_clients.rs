@@ -25,6 +25,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use base64::Engine;
+use cairn_e2e::clients::{tail, Run};
 use cairn_e2e::{both_backends, Backend, Server, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
@@ -93,39 +94,6 @@ fn doc_path(name: &str) -> String {
     format!("/{}", name.replace('/', "%2f"))
 }
 
-/// What one client run did.
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    what: String,
-    /// The last lines of the server log when the run finished.
-    server_log: String,
-}
-
-impl Run {
-    fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-    fn describe(&self) -> String {
-        format!(
-            "`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server log (tail) ---\n{}",
-            self.what, self.code, self.stdout, self.stderr, self.server_log
-        )
-    }
-    /// stdout parsed as JSON.
-    fn json(&self) -> Value {
-        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
-    }
-}
-
-fn tail(log: &str, n: usize) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
 
 /// One user's machine: its own HOME, npmrc (registry + that user's token),
 /// caches and stores, all in a temp dir.

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use cairn_e2e::publish::{
     assert_published, enc, gunzip, integrity, publish_ok, publish_with, request, sha1_hex, tarball, tarball_path, CORGI_ACCEPT, PW,
 };
+use cairn_e2e::clients::{tail, Run};
 use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
@@ -263,30 +264,6 @@ fn assert_unavailable(status: StatusCode, body: &Value, what: &str) {
 // npm CLI
 // ---------------------------------------------------------------------------
 
-struct Run {
-    code: Option<i32>,
-    stdout: String,
-    stderr: String,
-    what: String,
-    server_log: String,
-}
-
-impl Run {
-    fn success(&self) -> bool {
-        self.code == Some(0)
-    }
-    fn describe(&self) -> String {
-        format!(
-            "`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}\n--- server log (tail) ---\n{}",
-            self.what, self.code, self.stdout, self.stderr, self.server_log
-        )
-    }
-}
-
-fn tail(log: &str, n: usize) -> String {
-    let lines: Vec<&str> = log.lines().collect();
-    lines[lines.len().saturating_sub(n)..].join("\n")
-}
 
 /// A throwaway machine: HOME, npmrc (registry = `server`), global npmrc and cache in a temp dir.
 struct Machine<'a> {

@@ -6,16 +6,12 @@ use sha1::Digest as _;
 
 use crate::app::App;
 use crate::store::{now_ms, Block, NewVersion, PackageChange, PackageRecord, PublishOutcome, VersionRecord};
-use crate::util::random_bytes;
+use crate::util::{next_rev, random_bytes};
 
 use super::packument::{self, highest, latest_version};
 use super::policy::{self, Action};
 use super::{names, Error, Identity, Result};
 
-fn next_rev(current: Option<&str>) -> String {
-    let seq = current.and_then(|r| r.split('-').next()?.parse::<u64>().ok()).unwrap_or(0) + 1;
-    format!("{seq}-{}", hex::encode(random_bytes(8)))
-}
 
 fn is_maintainer(record: &PackageRecord, caller: &Identity) -> bool {
     caller.is_admin || record.maintainers.iter().any(|(n, _)| n == &caller.name)

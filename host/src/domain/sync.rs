@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 use crate::app::App;
 use crate::config::{SyncDeleteMode, SyncMode};
 use crate::store::{now_ms, Block, NewVersion, PackageChange, PublishOutcome, Registry, Task, VersionRecord};
-use crate::util::{iso_ms, random_bytes};
+use crate::util::{iso_ms, next_rev, random_bytes};
 
 use super::packument::highest;
 use super::policy::{self, Action};
@@ -275,10 +275,6 @@ impl From<crate::store::StoreError> for SyncError {
     }
 }
 
-fn next_rev(current: Option<&str>) -> String {
-    let seq = current.and_then(|r| r.split('-').next()?.parse::<u64>().ok()).unwrap_or(0) + 1;
-    format!("{seq}-{}", hex::encode(random_bytes(8)))
-}
 
 fn parse_time(doc: &Value, version: &str) -> Option<i64> {
     let t = doc.get("time")?.get(version)?.as_str()?;

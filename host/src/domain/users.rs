@@ -2,7 +2,6 @@
 
 use crate::app::App;
 use crate::store::{now_ms, User};
-use crate::util::random_bytes;
 
 use super::tokens::{self, NewToken};
 use super::{password, Error, Result};
@@ -40,10 +39,6 @@ pub fn validate_email(email: &str) -> Result<()> {
         return Err(invalid());
     }
     Ok(())
-}
-
-fn new_rev(seq: u64) -> String {
-    format!("{seq}-{}", hex::encode(random_bytes(8)))
 }
 
 /// A login or registration as npm sends it (`PUT /-/user/org.couchdb.user:NAME`).
@@ -125,7 +120,7 @@ pub async fn create(app: &App, name: &str, email: Option<&str>, password_plain: 
         name: name.to_string(),
         email: email.map(str::to_string),
         password_hash: password::hash(password_plain).await?,
-        rev: new_rev(1),
+        rev: crate::util::next_rev(None),
         created_at: now,
         updated_at: now,
     };

@@ -23,8 +23,19 @@ struct CreateBody {
     name: Option<String>,
 }
 
-fn cidrs(t: &Token) -> Value {
-    if t.cidr_whitelist.is_empty() { Value::Null } else { json!(t.cidr_whitelist) }
+/// A token as shown: `shown` is the raw token at creation, the masked form after.
+fn token_json(t: &Token, shown: &str) -> Value {
+    json!({
+        "token": shown,
+        "key": t.key,
+        "name": t.name,
+        "cidr_whitelist": if t.cidr_whitelist.is_empty() { Value::Null } else { json!(t.cidr_whitelist) },
+        "readonly": t.readonly,
+        "automation": t.automation,
+        "created": iso_ms(t.created_at),
+        "updated": iso_ms(t.updated_at),
+        "lastUsedAt": t.last_used_at.map(iso_ms),
+    })
 }
 
 pub async fn create(mut req: Req) -> ApiResult {
@@ -38,41 +49,13 @@ pub async fn create(mut req: Req) -> ApiResult {
         cidr_whitelist: body.cidr_whitelist.unwrap_or_default(),
     };
     let issued = tokens::create_with_password(&req.app, caller, &body.password, new).await?;
-    let t = &issued.token;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({
-            "token": issued.raw,
-            "key": t.key,
-            "name": t.name,
-            "cidr_whitelist": cidrs(t),
-            "readonly": t.readonly,
-            "automation": t.automation,
-            "created": iso_ms(t.created_at),
-            "updated": iso_ms(t.updated_at),
-        }),
-    ))
+    Ok(json_response(StatusCode::CREATED, &token_json(&issued.token, &issued.raw)))
 }
 
 pub async fn list(req: Req) -> ApiResult {
     let caller = req.caller()?;
     let tokens = tokens::list(&req.app, caller).await?;
-    let objects: Vec<Value> = tokens
-        .iter()
-        .map(|t| {
-            json!({
-                "token": t.mark,
-                "key": t.key,
-                "name": t.name,
-                "cidr_whitelist": cidrs(t),
-                "readonly": t.readonly,
-                "automation": t.automation,
-                "created": iso_ms(t.created_at),
-                "updated": iso_ms(t.updated_at),
-                "lastUsedAt": t.last_used_at.map(iso_ms),
-            })
-        })
-        .collect();
+    let objects: Vec<Value> = tokens.iter().map(|t| token_json(t, &t.mark)).collect();
     ok_json(json!({ "objects": objects, "total": objects.len(), "urls": {} }))
 }
 

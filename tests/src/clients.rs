@@ -1,0 +1,55 @@
+//! Running client programs (npm, pnpm, yarn) in tests: what a run did, and
+//! how to show it when an assertion fails.
+
+use serde_json::Value;
+
+/// What one client run did.
+pub struct Run {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+    /// The command line, for messages.
+    pub what: String,
+    /// The last lines of the server log when the run finished (may be empty).
+    pub server_log: String,
+}
+
+impl Run {
+    pub fn from_output(what: String, out: std::process::Output, server_log: String) -> Run {
+        Run {
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            what,
+            server_log,
+        }
+    }
+
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// stdout and stderr together (npm prints notices such as PONG on stderr).
+    pub fn all(&self) -> String {
+        format!("{}\n{}", self.stdout, self.stderr)
+    }
+
+    pub fn describe(&self) -> String {
+        let mut s = format!("`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.what, self.code, self.stdout, self.stderr);
+        if !self.server_log.is_empty() {
+            s.push_str(&format!("\n--- server log (tail) ---\n{}", self.server_log));
+        }
+        s
+    }
+
+    /// stdout parsed as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(self.stdout.trim()).unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {}", self.describe()))
+    }
+}
+
+/// The last `n` lines of `text`.
+pub fn tail(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
