@@ -60,4 +60,14 @@ CARGO_TARGET_DIR="$target/wasm-plugins" bash plugins/build.sh "$target/plugins-d
 export CAIRN_PLUGIN_DIR="$target/plugins-dist"
 
 cargo build --workspace --tests --locked
-cargo test --workspace --locked --no-fail-fast
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# One closing line for the whole run (cargo's last line is its empty doc-test run).
+echo
+awk '/^test result: / { for (i = 1; i < NF; i++) { if ($(i + 1) ~ /^passed/) p += $i; if ($(i + 1) ~ /^failed/) f += $i } }
+     END { printf "total: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"
