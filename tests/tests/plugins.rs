@@ -33,6 +33,13 @@ async fn users(s: &Server) -> (String, String, String) {
 async fn scope_policy_limits_publishing_and_private_reads() {
     let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy("\"@acme\" = [\"alice\"]"))).await;
     let (_, alice, bob) = users(&s).await;
+    // The compiled plugin is cached on disk for the next start.
+    let cached: Vec<_> = std::fs::read_dir(s.data_dir.path().join("plugin-cache"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
+        .collect();
+    assert_eq!(cached.len(), 1, "one precompiled plugin in the cache");
 
     // With the real npm CLI: bob may not publish in @acme, alice may.
     let npm = NpmProject::new(&s, &bob, "@acme/tool", "1.0.0");
