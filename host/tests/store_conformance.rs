@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cairn::store::{self, Store, StoreError, Token, User};
+use cairn::store::{self, NewVersion, PackageChange, PublishOutcome, Store, StoreError, Task, Token, User, VersionRecord};
 use cairn_e2e::pg::TempDatabase;
 
 struct Fixture {
@@ -44,7 +44,16 @@ macro_rules! conformance {
     )*};
 }
 
-conformance!(users_round_trip, user_names_are_unique, tokens_round_trip, token_deletion_is_scoped_to_owner, touch_tokens_keeps_the_latest, migrations_are_idempotent);
+conformance!(
+    users_round_trip,
+    user_names_are_unique,
+    tokens_round_trip,
+    token_deletion_is_scoped_to_owner,
+    touch_tokens_keeps_the_latest,
+    migrations_are_idempotent,
+    publish_and_change_packages,
+    task_queue_claims_merges_and_recovers,
+);
 
 fn user(name: &str) -> User {
     User {
@@ -145,4 +154,109 @@ async fn migrations_are_idempotent(s: &dyn Store) {
     s.migrate().await.unwrap();
     s.migrate().await.unwrap();
     assert!(s.user_by_name("gus").await.unwrap().is_some());
+}
+
+fn version(v: &str) -> VersionRecord {
+    VersionRecord {
+        version: v.into(),
+        manifest: format!("{{\"name\":\"pkg\",\"version\":\"{v}\"}}"),
+        readme: None,
+        tarball_key: format!("tarballs/pkg/pkg-{v}.tgz"),
+        tarball_file: format!("pkg-{v}.tgz"),
+        size: 10,
+        integrity: "sha512-x".into(),
+        publisher: Some("ann".into()),
+        created_at: 1_700_000_000_000,
+    }
+}
+
+fn new_version(v: &str, publisher: &str, rev: &str) -> NewVersion {
+    NewVersion {
+        package: "pkg".into(),
+        version: version(v),
+        tags: vec!["latest".into()],
+        publisher: publisher.into(),
+        publisher_is_admin: false,
+        new_rev: rev.into(),
+        description: Some("d".into()),
+        keywords: None,
+        sync_registry: None,
+    }
+}
+
+async fn publish_and_change_packages(s: &dyn Store) {
+    assert_eq!(s.publish(&new_version("1.0.0", "ann", "1-a")).await.unwrap(), PublishOutcome::Published);
+    assert_eq!(s.publish(&new_version("1.0.0", "ann", "2-a")).await.unwrap(), PublishOutcome::VersionExists);
+    assert_eq!(s.publish(&new_version("1.1.0", "bob", "2-b")).await.unwrap(), PublishOutcome::NotMaintainer);
+    assert_eq!(s.publish(&new_version("1.1.0", "ann", "2-c")).await.unwrap(), PublishOutcome::Published);
+    let p = s.package("pkg").await.unwrap().unwrap();
+    assert_eq!(p.rev, "2-c");
+    assert_eq!(p.versions.len(), 2);
+    assert_eq!(p.tags, vec![("latest".to_string(), "1.1.0".to_string())]);
+    assert_eq!(p.maintainers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["ann"]);
+    assert_eq!(s.version_by_file("pkg", "pkg-1.0.0.tgz").await.unwrap().unwrap().version, "1.0.0");
+    // A stale rev changes nothing.
+    let stale = PackageChange { expected_rev: Some("1-a".into()), new_rev: "3-x".into(), now: 1, remove_versions: vec!["1.0.0".into()], ..Default::default() };
+    assert!(s.update_package("pkg", &stale).await.unwrap().is_none());
+    let change = PackageChange { expected_rev: Some("2-c".into()), new_rev: "3-y".into(), now: 2, remove_versions: vec!["1.0.0".into()], maintainers: Some(vec!["ann".into(), "bob".into()]), ..Default::default() };
+    let removed = s.update_package("pkg", &change).await.unwrap().unwrap();
+    assert_eq!(removed.len(), 1);
+    assert!(s.is_tombstoned("pkg", "1.0.0").await.unwrap());
+    let p = s.package("pkg").await.unwrap().unwrap();
+    assert_eq!((p.rev.as_str(), p.versions.len(), p.maintainers.len()), ("3-y", 1, 2));
+    // Every write is in the changes feed, in order.
+    let changes = s.changes_since(0, 100).await.unwrap();
+    assert_eq!(changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), vec!["PACKAGE_VERSION_ADDED", "PACKAGE_VERSION_ADDED", "PACKAGE_UPDATED"]);
+    assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(s.changes_since(changes[1].seq, 100).await.unwrap().len(), 1);
+    let (names, total) = s.search("pkg", 0, 10).await.unwrap();
+    assert_eq!((names, total), (vec!["pkg".to_string()], 1));
+    assert_eq!(s.delete_package("pkg", Some("3-y")).await.unwrap().unwrap().len(), 1);
+    assert!(s.package("pkg").await.unwrap().is_none());
+}
+
+fn task(target: &str, data: &str, created_at: i64) -> Task {
+    Task {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        kind: "package".into(),
+        target: target.into(),
+        state: "waiting".into(),
+        priority: 0,
+        data: data.into(),
+        attempts: 0,
+        error: None,
+        author: None,
+        claimed_by: None,
+        run_after: 0,
+        heartbeat_at: None,
+        created_at,
+        updated_at: created_at,
+        finished_at: None,
+    }
+}
+
+async fn task_queue_claims_merges_and_recovers(s: &dyn Store) {
+    let concat = |a: &str, b: &str| format!("{a}+{b}");
+    let first = s.enqueue_task(&task("a", "x", 1), &concat).await.unwrap();
+    let merged = s.enqueue_task(&task("a", "y", 2), &concat).await.unwrap();
+    assert_eq!(merged.id, first.id, "a waiting task of the same target is merged into");
+    assert_eq!(merged.data, "x+y");
+    let other = s.enqueue_task(&task("b", "z", 3), &concat).await.unwrap();
+    let claimed = s.claim_task("w1", 10).await.unwrap().unwrap();
+    assert_eq!((claimed.id.as_str(), claimed.state.as_str(), claimed.attempts), (first.id.as_str(), "processing", 1));
+    // Once processing, a new request queues a new task.
+    let again = s.enqueue_task(&task("a", "q", 4), &concat).await.unwrap();
+    assert_ne!(again.id, first.id);
+    let second = s.claim_task("w2", 10).await.unwrap().unwrap();
+    assert_eq!(second.id, other.id);
+    // A worker that stops sending heartbeats loses its task back to the queue (here merged into the newer one).
+    s.heartbeat_task(&second.id, "w2", 100).await.unwrap();
+    assert_eq!(s.recover_stale_tasks(50, 200).await.unwrap(), 1, "w1's task is stale, w2's is not");
+    let a = s.task(&first.id).await.unwrap().unwrap();
+    assert_eq!(a.state, "error", "a newer waiting task replaces it");
+    s.finish_task(&second.id, "success", None, 300).await.unwrap();
+    s.retry_task(&again.id, 10_000, "later", 300).await.unwrap();
+    assert!(s.claim_task("w3", 400).await.unwrap().is_none(), "not before run_after");
+    assert_eq!(s.claim_task("w3", 10_000).await.unwrap().unwrap().id, again.id);
+    assert!(s.claim_task("w3", 20_000).await.unwrap().is_none());
 }

@@ -284,7 +284,8 @@ pub trait Store: Send + Sync + 'static {
     async fn finish_task(&self, id: &str, state: &str, error: Option<&str>, now: i64) -> StoreResult<()>;
     /// Puts a task back in the queue to run after `run_after` (merging into a waiting twin if one appeared).
     async fn retry_task(&self, id: &str, run_after: i64, error: &str, now: i64) -> StoreResult<()>;
-    /// Returns tasks whose worker stopped sending heartbeats before `cutoff` to the queue.
+    /// Returns tasks whose worker stopped sending heartbeats before `cutoff` to the
+    /// queue (or ends them when a newer waiting task replaces them); how many.
     async fn recover_stale_tasks(&self, cutoff: i64, now: i64) -> StoreResult<u64>;
 
     /// At most `limit` changes with `seq > since`.

@@ -910,6 +910,7 @@ macro_rules! sql_store {
                         Ok(r) => n += r.rows_affected(),
                         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                             self.finish_task(&id, "error", Some("its worker stopped; a newer waiting task replaces it"), now).await?;
+                            n += 1;
                         }
                         Err(e) => return Err(e.into()),
                     }
