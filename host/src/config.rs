@@ -413,6 +413,16 @@ pub fn redact_url(url: &str) -> String {
     url.to_string()
 }
 
+impl Config {
+    /// A plugin's file, resolved against the config file's directory.
+    pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
+        match (&self.config_path, plugin.path.is_absolute()) {
+            (Some(cfg), false) => cfg.parent().unwrap_or(Path::new(".")).join(&plugin.path),
+            _ => plugin.path.clone(),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -473,15 +483,5 @@ allow_public_registration = false
     fn redacts_passwords() {
         assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
         assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
-    }
-}
-
-impl Config {
-    /// A plugin's file, resolved against the config file's directory.
-    pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
-        match (&self.config_path, plugin.path.is_absolute()) {
-            (Some(cfg), false) => cfg.parent().unwrap_or(Path::new(".")).join(&plugin.path),
-            _ => plugin.path.clone(),
-        }
     }
 }

@@ -862,7 +862,7 @@ async fn audit_bulk_is_forwarded() {
     .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.json());
     assert_eq!(r.json()["ms"][0]["id"], json!(4242));
-    let last = fake.seen().into_iter().filter(|x| x.path == BULK).last().unwrap();
+    let last = fake.seen().into_iter().rfind(|x| x.path == BULK).unwrap();
     assert_eq!(sent_json(&last), json!({"ms": ["2.0.0", "2.1.1"]}));
 
     // The upstream's status comes back as it is.

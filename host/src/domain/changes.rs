@@ -97,11 +97,11 @@ async fn poll_once(app: &Arc<App>, client: &reqwest::Client, registry: &Registry
     if let Some(token) = &registry.auth_token {
         req = req.bearer_auth(token);
     }
-    let resp = req.send().await.map_err(|e| Error::Unavailable(format!("GET {stream}: {}", e.without_url().to_string())))?;
+    let resp = req.send().await.map_err(|e| Error::Unavailable(format!("GET {stream}: {}", e.without_url())))?;
     if !resp.status().is_success() {
         return Err(Error::Unavailable(format!("GET {stream} answered {}", resp.status())));
     }
-    let body: Value = resp.json().await.map_err(|e| Error::Unavailable(format!("GET {stream}: {}", e.without_url().to_string())))?;
+    let body: Value = resp.json().await.map_err(|e| Error::Unavailable(format!("GET {stream}: {}", e.without_url())))?;
     let results = body.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut position = since.clone();
     for change in &results {
