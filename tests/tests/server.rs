@@ -15,6 +15,11 @@ async fn unknown_routes_and_errors_are_json() {
         let (status, body) = s.call(method, path, None, None).await;
         assert_error(status, &body, 404);
     }
+    // Control characters never reach storage (PostgreSQL cannot store NUL).
+    for path in ["/-/v1/search?text=a%00b", "/foo%00bar", "/-/v1/search?te%01xt=a"] {
+        let (status, body) = s.get(path, None).await;
+        assert_error(status, &body, 400);
+    }
     let resp = s.client.get(s.url("/-/ping")).send().await.unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
     assert!(resp.headers().get("x-request-id").is_some());

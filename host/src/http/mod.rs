@@ -180,10 +180,14 @@ async fn prepare_and_route(app: Arc<App>, request: http::Request<Incoming>, clie
             }
         }
     }
+    let query = parse_query(parts.uri.query());
+    if query.iter().any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control)) {
+        return Err(ApiError::bad_request("the query string contains control characters"));
+    }
     let req = Req {
         app,
         method: parts.method,
-        query: parse_query(parts.uri.query()),
+        query,
         segments,
         headers: parts.headers,
         client_ip,
