@@ -167,7 +167,7 @@ async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
         .map(str::to_string)
-        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
+        .unwrap_or_else(next_request_id);
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let mut resp = contain_panics(http::handle(app, req, peer.ip()), &request_id).await;
@@ -184,6 +184,14 @@ async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>
         "request"
     );
     resp
+}
+
+/// Request ids: a random per-process prefix and a counter (no syscall per request).
+fn next_request_id() -> String {
+    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| hex::encode(crate::util::random_bytes(6)));
+    format!("{prefix}{:08x}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
 }
 
 /// Runs a handler; a panic inside it becomes a logged 500 with the error body

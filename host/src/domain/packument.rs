@@ -4,9 +4,10 @@
 //! write to a package invalidates its entry; with several processes sharing a
 //! database, entries also expire after `packument_cache_ttl_secs`.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -33,7 +34,15 @@ pub struct Cached {
     /// The full document as a value, for version reads.
     pub value: Value,
     pub blocked: Option<Block>,
-    built: Instant,
+    /// When the entry was last known to match storage (ms since `EPOCH`).
+    checked: AtomicU64,
+}
+
+/// A process-local clock for cache ages.
+static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+
+fn clock_ms() -> u64 {
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 /// What a packument lookup found.
@@ -47,20 +56,39 @@ pub struct PackumentCache {
     entries: RwLock<HashMap<String, Arc<Cached>>>,
     ttl: Duration,
     capacity: usize,
+    /// Names whose expired entry one request is revalidating; the others keep
+    /// serving the entry meanwhile (no rebuild stampede).
+    revalidating: Mutex<HashSet<String>>,
+}
+
+/// What the cache holds for a name.
+enum Hit {
+    Fresh(Arc<Cached>),
+    /// Expired: revalidate it (this request won the claim) or serve it as is.
+    Stale { entry: Arc<Cached>, claimed: bool },
+    Miss,
 }
 
 impl PackumentCache {
     pub fn new(ttl: Duration, capacity: usize) -> Self {
-        PackumentCache { entries: RwLock::new(HashMap::new()), ttl, capacity: capacity.max(1) }
+        PackumentCache { entries: RwLock::new(HashMap::new()), ttl, capacity: capacity.max(1), revalidating: Mutex::new(HashSet::new()) }
     }
 
     pub fn invalidate(&self, name: &str) {
         self.entries.write().expect("cache lock").remove(name);
     }
 
-    pub(crate) fn get(&self, name: &str) -> Option<Arc<Cached>> {
-        let entry = self.entries.read().expect("cache lock").get(name).cloned()?;
-        (entry.built.elapsed() < self.ttl).then_some(entry)
+    fn hit(&self, name: &str) -> Hit {
+        let Some(entry) = self.entries.read().expect("cache lock").get(name).cloned() else { return Hit::Miss };
+        if clock_ms().saturating_sub(entry.checked.load(Ordering::Relaxed)) < self.ttl.as_millis() as u64 {
+            return Hit::Fresh(entry);
+        }
+        let claimed = self.revalidating.lock().expect("cache lock").insert(name.to_string());
+        Hit::Stale { entry, claimed }
+    }
+
+    fn release(&self, name: &str) {
+        self.revalidating.lock().expect("cache lock").remove(name);
     }
 
     pub(crate) fn put(&self, entry: Arc<Cached>) {
@@ -77,10 +105,25 @@ impl PackumentCache {
 }
 
 /// The cached packument of `name`, built from storage on a miss (or always, with `fresh`).
+///
+/// An expired entry is revalidated by one request (a cheap check of the
+/// package's rev and block), while concurrent requests keep serving it; it is
+/// rebuilt only when storage changed.
 pub async fn lookup(app: &App, name: &str, fresh: bool) -> Result<Lookup> {
     if !fresh {
-        if let Some(hit) = app.packuments.get(name) {
-            return Ok(Lookup::Found(hit));
+        match app.packuments.hit(name) {
+            Hit::Fresh(entry) => return Ok(Lookup::Found(entry)),
+            Hit::Stale { entry, claimed: false } => return Ok(Lookup::Found(entry)),
+            Hit::Stale { entry, claimed: true } => {
+                let result = revalidate(app, name, &entry).await;
+                app.packuments.release(name);
+                match result {
+                    Ok(true) => return Ok(Lookup::Found(entry)),
+                    Ok(false) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Hit::Miss => {}
         }
     }
     let blocked = app.store.block(name).await?;
@@ -90,6 +133,18 @@ pub async fn lookup(app: &App, name: &str, fresh: bool) -> Result<Lookup> {
     let entry = Arc::new(build(&record, blocked, &app.config.public_url));
     app.packuments.put(entry.clone());
     Ok(Lookup::Found(entry))
+}
+
+/// Whether `entry` still matches storage; if so its age restarts.
+async fn revalidate(app: &App, name: &str, entry: &Cached) -> Result<bool> {
+    let block = app.store.block(name).await?;
+    let same_block = block.as_ref().map(|b| (&b.id, &b.reason)) == entry.blocked.as_ref().map(|b| (&b.id, &b.reason));
+    let same_rev = app.store.package_rev(name).await?.as_deref() == Some(entry.rev.as_str());
+    if same_block && same_rev {
+        entry.checked.store(clock_ms(), Ordering::Relaxed);
+        return Ok(true);
+    }
+    Ok(false)
 }
 
 fn doc(value: &Value) -> Doc {
@@ -176,7 +231,7 @@ impl Cached {
             abbreviated: doc(&abbreviated),
             value: full,
             blocked: None,
-            built: Instant::now(),
+            checked: AtomicU64::new(clock_ms()),
         }
     }
 }
@@ -236,7 +291,7 @@ pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -
         abbreviated: doc(&abbreviated),
         value: full,
         blocked,
-        built: Instant::now(),
+        checked: AtomicU64::new(clock_ms()),
     }
 }
 

@@ -19,18 +19,15 @@ pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
 
 /// q-value of `wanted` in an Accept header, by the most specific matching range.
 fn accept_q(accept: &str, wanted: &str) -> f32 {
-    let (wanted_type, _) = wanted.split_once('/').unwrap_or((wanted, ""));
+    let wanted_type = wanted.split_once('/').map_or(wanted, |(t, _)| t);
     let mut best: Option<(u8, f32)> = None;
     for part in accept.split(',') {
         let mut pieces = part.split(';');
-        let range = pieces.next().unwrap_or("").trim().to_ascii_lowercase();
-        let q = pieces
-            .filter_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.trim().parse::<f32>().ok()))
-            .next()
-            .unwrap_or(1.0);
-        let specificity = if range == wanted {
+        let range = pieces.next().unwrap_or("").trim();
+        let q = pieces.find_map(|p| p.trim().strip_prefix("q=").and_then(|v| v.trim().parse::<f32>().ok())).unwrap_or(1.0);
+        let specificity = if range.eq_ignore_ascii_case(wanted) {
             3
-        } else if range == format!("{wanted_type}/*") {
+        } else if range.strip_suffix("/*").is_some_and(|t| t.eq_ignore_ascii_case(wanted_type)) {
             2
         } else if range == "*/*" {
             1

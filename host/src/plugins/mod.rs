@@ -120,6 +120,11 @@ impl Plugins {
         })
     }
 
+    /// Whether any auth-policy plugin is loaded (the read path skips building a caller otherwise).
+    pub fn has_auth_policies(&self) -> bool {
+        self.current.load().of_kind(PluginKind::AuthPolicy).next().is_some()
+    }
+
     /// Whether any block-rule plugin is loaded (so callers can skip listing tarball files).
     pub fn has_block_rules(&self) -> bool {
         self.current().of_kind(PluginKind::BlockRule).next().is_some()

@@ -237,6 +237,8 @@ pub trait Store: Send + Sync + 'static {
     async fn touch_tokens(&self, uses: &[(String, i64)]) -> StoreResult<()>;
 
     async fn package(&self, name: &str) -> StoreResult<Option<PackageRecord>>;
+    /// Just the package's current rev (cheap revalidation of cached documents).
+    async fn package_rev(&self, name: &str) -> StoreResult<Option<String>>;
     /// The version whose tarball file name is `file`.
     async fn version_by_file(&self, package: &str, file: &str) -> StoreResult<Option<VersionRecord>>;
     /// Creates the package when missing (publisher becomes its maintainer), checks

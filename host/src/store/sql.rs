@@ -62,9 +62,32 @@ macro_rules! sql_store {
     ($store:ident, $db:ty, $pool:ty, $backend:literal, $migrations:expr, $skip_locked:literal) => {
         pub struct $store {
             pool: $pool,
+            /// SQLite has one writer: writes queue here in the process instead
+            /// of polling SQLite's busy handler (sleeps of up to 100 ms).
+            writes: tokio::sync::Mutex<()>,
         }
 
         impl $store {
+            /// `finish_task` for callers that already hold the write turn.
+            async fn finish_task_unlocked(&self, id: &str, state: &str, error: Option<&str>, now: i64) -> StoreResult<()> {
+                sqlx::query("UPDATE tasks SET state = $1, error = $2, finished_at = $3, updated_at = $3 WHERE id = $4")
+                    .bind(state)
+                    .bind(error)
+                    .bind(now)
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+                if $backend == "sqlite" {
+                    Some(self.writes.lock().await)
+                } else {
+                    None
+                }
+            }
+
             fn user_from_row(row: &<$db as sqlx::Database>::Row, prefix: &str) -> StoreResult<User> {
                 let col = |c: &str| format!("{prefix}{c}");
                 Ok(User {
@@ -186,6 +209,7 @@ macro_rules! sql_store {
             }
 
             async fn create_user(&self, user: &User) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO users (id, name, email, password_hash, rev, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -212,6 +236,7 @@ macro_rules! sql_store {
             }
 
             async fn update_user(&self, user: &User) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query("UPDATE users SET email = $1, password_hash = $2, rev = $3, updated_at = $4 WHERE id = $5")
                     .bind(&user.email)
                     .bind(&user.password_hash)
@@ -224,6 +249,7 @@ macro_rules! sql_store {
             }
 
             async fn create_token(&self, t: &Token) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO tokens (token_key, user_id, mark, name, readonly, automation, cidr_whitelist, \
                      created_at, updated_at, last_used_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -269,6 +295,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_token(&self, user_id: &str, key: &str) -> StoreResult<bool> {
+                let _turn = self.write_turn().await;
                 let done = sqlx::query("DELETE FROM tokens WHERE user_id = $1 AND token_key = $2")
                     .bind(user_id)
                     .bind(key)
@@ -278,6 +305,7 @@ macro_rules! sql_store {
             }
 
             async fn touch_tokens(&self, uses: &[(String, i64)]) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 if uses.is_empty() {
                     return Ok(());
                 }
@@ -345,6 +373,11 @@ macro_rules! sql_store {
                 }))
             }
 
+            async fn package_rev(&self, name: &str) -> StoreResult<Option<String>> {
+                let row = sqlx::query("SELECT rev FROM packages WHERE name = $1").bind(name).fetch_optional(&self.pool).await?;
+                Ok(row.map(|r| r.try_get("rev")).transpose()?)
+            }
+
             async fn version_by_file(&self, package: &str, file: &str) -> StoreResult<Option<VersionRecord>> {
                 let row = sqlx::query("SELECT * FROM versions WHERE package = $1 AND tarball_file = $2")
                     .bind(package)
@@ -355,6 +388,7 @@ macro_rules! sql_store {
             }
 
             async fn publish(&self, new: &NewVersion) -> StoreResult<PublishOutcome> {
+                let _turn = self.write_turn().await;
                 let v = &new.version;
                 let mut tx = self.pool.begin().await?;
                 let now = super::now_ms();
@@ -445,6 +479,7 @@ macro_rules! sql_store {
             }
 
             async fn update_package(&self, name: &str, c: &PackageChange) -> StoreResult<Option<Vec<VersionRecord>>> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let updated = match &c.expected_rev {
                     Some(rev) => sqlx::query("UPDATE packages SET rev = $1, modified_at = $2 WHERE name = $3 AND rev = $4")
@@ -544,6 +579,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_package(&self, name: &str, expected_rev: Option<&str>) -> StoreResult<Option<Vec<VersionRecord>>> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let versions = sqlx::query("SELECT * FROM versions WHERE package = $1")
                     .bind(name)
@@ -621,11 +657,13 @@ macro_rules! sql_store {
             }
 
             async fn untombstone(&self, package: &str, version: &str) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query("DELETE FROM tombstones WHERE package = $1 AND version = $2").bind(package).bind(version).execute(&self.pool).await?;
                 Ok(())
             }
 
             async fn import_downloads(&self, package: &str, days: &[(String, i64)]) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 for (day, count) in days {
                     sqlx::query(
@@ -643,6 +681,7 @@ macro_rules! sql_store {
             }
 
             async fn put_block(&self, b: &Block) -> StoreResult<Block> {
+                let _turn = self.write_turn().await;
                 let row = sqlx::query(
                     "INSERT INTO blocks (package, id, reason, operator, created_at) VALUES ($1, $2, $3, $4, $5) \
                      ON CONFLICT (package) DO UPDATE SET reason = excluded.reason, operator = excluded.operator RETURNING *",
@@ -658,6 +697,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_block(&self, package: &str) -> StoreResult<bool> {
+                let _turn = self.write_turn().await;
                 let done = sqlx::query("DELETE FROM blocks WHERE package = $1").bind(package).execute(&self.pool).await?;
                 Ok(done.rows_affected() > 0)
             }
@@ -686,6 +726,7 @@ macro_rules! sql_store {
             }
 
             async fn create_registry(&self, r: &Registry) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 if r.is_default {
                     sqlx::query("UPDATE registries SET is_default = $1").bind(false).execute(&mut *tx).await?;
@@ -713,6 +754,7 @@ macro_rules! sql_store {
             }
 
             async fn update_registry(&self, r: &Registry) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 if r.is_default {
                     sqlx::query("UPDATE registries SET is_default = $1 WHERE id <> $2").bind(false).bind(&r.id).execute(&mut *tx).await?;
@@ -738,6 +780,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_registry(&self, id: &str) -> StoreResult<bool> {
+                let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM scopes WHERE registry_id = $1").bind(id).execute(&mut *tx).await?;
                 let done = sqlx::query("DELETE FROM registries WHERE id = $1").bind(id).execute(&mut *tx).await?;
@@ -759,6 +802,7 @@ macro_rules! sql_store {
             }
 
             async fn create_scope(&self, sc: &Scope) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query("INSERT INTO scopes (id, name, registry_id, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)")
                     .bind(&sc.id)
                     .bind(&sc.name)
@@ -772,11 +816,13 @@ macro_rules! sql_store {
             }
 
             async fn delete_scope(&self, id: &str) -> StoreResult<bool> {
+                let _turn = self.write_turn().await;
                 let done = sqlx::query("DELETE FROM scopes WHERE id = $1").bind(id).execute(&self.pool).await?;
                 Ok(done.rows_affected() > 0)
             }
 
             async fn enqueue_task(&self, t: &Task, merge: &MergeFn) -> StoreResult<Task> {
+                let _turn = self.write_turn().await;
                 // A concurrent enqueue may win the unique "one waiting task" index; then merge into it.
                 for _ in 0..5 {
                     let mut tx = self.pool.begin().await?;
@@ -835,6 +881,7 @@ macro_rules! sql_store {
             }
 
             async fn claim_task(&self, worker: &str, now: i64) -> StoreResult<Option<Task>> {
+                let _turn = self.write_turn().await;
                 let row = sqlx::query(&format!(
                     "UPDATE tasks SET state = 'processing', claimed_by = $1, attempts = attempts + 1, heartbeat_at = $2, updated_at = $2 \
                      WHERE id = (SELECT id FROM tasks WHERE state = 'waiting' AND run_after <= $2 \
@@ -849,6 +896,7 @@ macro_rules! sql_store {
             }
 
             async fn heartbeat_task(&self, id: &str, worker: &str, now: i64) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query("UPDATE tasks SET heartbeat_at = $1 WHERE id = $2 AND claimed_by = $3 AND state = 'processing'")
                     .bind(now)
                     .bind(id)
@@ -859,17 +907,12 @@ macro_rules! sql_store {
             }
 
             async fn finish_task(&self, id: &str, state: &str, error: Option<&str>, now: i64) -> StoreResult<()> {
-                sqlx::query("UPDATE tasks SET state = $1, error = $2, finished_at = $3, updated_at = $3 WHERE id = $4")
-                    .bind(state)
-                    .bind(error)
-                    .bind(now)
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
+                let _turn = self.write_turn().await;
+                self.finish_task_unlocked(id, state, error, now).await
             }
 
             async fn retry_task(&self, id: &str, run_after: i64, error: &str, now: i64) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 let done = sqlx::query(
                     "UPDATE tasks SET state = 'waiting', claimed_by = NULL, run_after = $1, error = $2, updated_at = $3 WHERE id = $4",
                 )
@@ -883,13 +926,14 @@ macro_rules! sql_store {
                     Ok(_) => Ok(()),
                     Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                         // A newer waiting task for the same target exists; it will do the work.
-                        self.finish_task(id, "error", Some(&format!("{error}; superseded by a newer waiting task")), now).await
+                        self.finish_task_unlocked(id, "error", Some(&format!("{error}; superseded by a newer waiting task")), now).await
                     }
                     Err(e) => Err(e.into()),
                 }
             }
 
             async fn recover_stale_tasks(&self, cutoff: i64, now: i64) -> StoreResult<u64> {
+                let _turn = self.write_turn().await;
                 let stale = sqlx::query("SELECT id FROM tasks WHERE state = 'processing' AND (heartbeat_at IS NULL OR heartbeat_at < $1)")
                     .bind(cutoff)
                     .fetch_all(&self.pool)
@@ -909,7 +953,7 @@ macro_rules! sql_store {
                     match moved {
                         Ok(r) => n += r.rows_affected(),
                         Err(sqlx::Error::Database(db)) if db.is_unique_violation() => {
-                            self.finish_task(&id, "error", Some("its worker stopped; a newer waiting task replaces it"), now).await?;
+                            self.finish_task_unlocked(&id, "error", Some("its worker stopped; a newer waiting task replaces it"), now).await?;
                             n += 1;
                         }
                         Err(e) => return Err(e.into()),
@@ -943,6 +987,7 @@ macro_rules! sql_store {
             }
 
             async fn set_change_position(&self, registry_id: &str, since: &str, now: i64) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO change_positions (registry_id, since, updated_at) VALUES ($1, $2, $3) \
                      ON CONFLICT (registry_id) DO UPDATE SET since = excluded.since, updated_at = excluded.updated_at",
@@ -961,6 +1006,7 @@ macro_rules! sql_store {
             }
 
             async fn put_proxy_packument(&self, name: &str, registry_id: &str, doc: &str, now: i64) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 sqlx::query(
                     "INSERT INTO proxy_packuments (name, registry_id, doc, fetched_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (name) DO UPDATE SET registry_id = excluded.registry_id, doc = excluded.doc, fetched_at = excluded.fetched_at",
@@ -991,6 +1037,7 @@ macro_rules! sql_store {
             }
 
             async fn put_proxy_tarball(&self, t: &ProxyTarball) -> StoreResult<bool> {
+                let _turn = self.write_turn().await;
                 let done = sqlx::query(
                     "INSERT INTO proxy_tarballs (name, file, version, blob_key, size, integrity, created_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (name, file) DO NOTHING",
@@ -1008,6 +1055,7 @@ macro_rules! sql_store {
             }
 
             async fn add_downloads(&self, rows: &[(String, String, String, i64)]) -> StoreResult<()> {
+                let _turn = self.write_turn().await;
                 if rows.is_empty() {
                     return Ok(());
                 }
@@ -1068,7 +1116,7 @@ impl SqliteStore {
             }
         }
         let pool = SqlitePoolOptions::new().max_connections(max_connections).connect_with(options).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore { pool, writes: tokio::sync::Mutex::new(()) })
     }
 }
 
@@ -1081,6 +1129,6 @@ impl PostgresStore {
             .acquire_timeout(Duration::from_secs(10))
             .connect_with(options)
             .await?;
-        Ok(PostgresStore { pool })
+        Ok(PostgresStore { pool, writes: tokio::sync::Mutex::new(()) })
     }
 }
