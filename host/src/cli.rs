@@ -166,14 +166,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 allowed_hosts: Vec::new(),
                 config: table,
             });
-            let result = tokio::task::spawn_blocking(move || -> anyhow::Result<(bool, std::time::Duration, std::time::Duration)> {
-                let plugins = crate::plugins::Plugins::load(&cfg)?;
+            let result: anyhow::Result<(bool, std::time::Duration, std::time::Duration)> = async {
+                let plugins = crate::plugins::Plugins::load(&cfg).await?;
                 let set = plugins.current();
                 let plugin = set.get("bench").expect("loaded");
-                let (fresh, reused) = plugin.bench_authorize(calls).map_err(|f| anyhow::anyhow!("{}", f.message))?;
+                let (fresh, reused) = plugin.bench_authorize(calls).await.map_err(|f| anyhow::anyhow!("{}", f.message))?;
                 Ok((plugins.runtime().pooling, fresh, reused))
-            })
-            .await?;
+            }
+            .await;
             let _ = std::fs::remove_dir_all(&dir);
             let (pooling, fresh, reused) = result?;
             println!("allocator:        {}", if pooling { "pooling" } else { "on-demand" });

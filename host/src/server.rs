@@ -32,9 +32,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
         LocalBlobStore::open(config.blob_dir())
             .map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
     );
-    // Loading runs plugins' init, which may block on WASI calls: off the async threads.
-    let for_plugins = config.clone();
-    let plugins = tokio::task::spawn_blocking(move || crate::plugins::Plugins::load(&for_plugins)).await??;
+    let plugins = crate::plugins::Plugins::load(&config).await?;
     let app = App::new(config, store, blobs, plugins);
     crate::domain::registries::seed(&app, &app.config.registries)
         .await

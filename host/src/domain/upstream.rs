@@ -118,11 +118,7 @@ impl Upstream {
                 Ok(Fetched::Found(doc))
             }
             Upstream::Plugin { plugin, .. } => {
-                let (p, n) = (plugin.clone(), name.to_string());
-                let result = tokio::task::spawn_blocking(move || p.packument(&n))
-                    .await
-                    .map_err(|e| UpstreamError::Fatal(format!("plugin task failed: {e}")))?;
-                match result {
+                match plugin.packument(name).await {
                     Ok(Some(doc)) => Ok(Fetched::Found(doc)),
                     Ok(None) => Ok(Fetched::NotFound),
                     Err(f) => Err(UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message))),
@@ -153,11 +149,10 @@ impl Upstream {
                 Ok(bytes)
             }
             Upstream::Plugin { plugin, .. } => {
-                let (p, n, v, u) = (plugin.clone(), name.to_string(), version.to_string(), url.to_string());
-                let result = tokio::task::spawn_blocking(move || p.tarball(&n, &v, &u))
+                plugin
+                    .tarball(name, version, url)
                     .await
-                    .map_err(|e| UpstreamError::Fatal(format!("plugin task failed: {e}")))?;
-                result.map(Bytes::from).map_err(|f| UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message)))
+                    .map(Bytes::from).map_err(|f| UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message)))
             }
         }
     }

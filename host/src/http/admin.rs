@@ -127,7 +127,7 @@ pub async fn test(mut req: Req, name: &str) -> ApiResult {
                 token_automation: input.automation,
                 client_ip: input.ip.unwrap_or(req.client_ip).to_string(),
             };
-            let decision = tokio::task::block_in_place(|| plugin.authorize(act, package.as_ref(), &caller)).map_err(|f| fault(&plugin, f))?;
+            let decision = plugin.authorize(act, package.as_ref(), &caller).await.map_err(|f| fault(&plugin, f))?;
             match decision {
                 types::Decision::Allow => ok_json(json!({"decision": "allow"})),
                 types::Decision::Deny(reason) => ok_json(json!({"decision": "deny", "reason": reason})),
@@ -143,7 +143,7 @@ pub async fn test(mut req: Req, name: &str) -> ApiResult {
                 files: input.files.into_iter().map(|(path, size)| types::FileEntry { path, size }).collect(),
                 origin: types::Origin::Publish,
             };
-            let verdict = tokio::task::block_in_place(|| plugin.check(&info)).map_err(|f| fault(&plugin, f))?;
+            let verdict = plugin.check(&info).await.map_err(|f| fault(&plugin, f))?;
             match verdict {
                 types::Verdict::Accept => ok_json(json!({"verdict": "accept"})),
                 types::Verdict::Block(reason) => ok_json(json!({"verdict": "block", "reason": reason})),
@@ -151,23 +151,21 @@ pub async fn test(mut req: Req, name: &str) -> ApiResult {
         }
         PluginKind::UpstreamAdapter => {
             let input: UpstreamInput = serde_json::from_value(body)?;
-            let p = plugin.clone();
-            let answer = tokio::task::spawn_blocking(move || -> Result<Value, Fault> {
+            let answer: Result<Value, Fault> = async {
                 match (input.version, input.url) {
                     (Some(version), Some(url)) => {
-                        let bytes = p.tarball(&input.package, &version, &url)?;
+                        let bytes = plugin.tarball(&input.package, &version, &url).await?;
                         let sha512 = <sha2::Sha512 as sha2::Digest>::digest(&bytes);
                         Ok(json!({
                             "tarball_size": bytes.len(),
                             "integrity": format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(sha512)),
                         }))
                     }
-                    _ => Ok(json!({"packument": p.packument(&input.package)?})),
+                    _ => Ok(json!({"packument": plugin.packument(&input.package).await?})),
                 }
-            })
-            .await
-            .map_err(|e| Error::Internal(e.to_string()))?
-            .map_err(|f| fault(&plugin, f))?;
+            }
+            .await;
+            let answer = answer.map_err(|f| fault(&plugin, f))?;
             ok_json(answer)
         }
         PluginKind::HookFormatter => {
@@ -180,7 +178,7 @@ pub async fn test(mut req: Req, name: &str) -> ApiResult {
                 time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 payload_json: input.payload.to_string(),
             };
-            let out = tokio::task::block_in_place(|| plugin.format(&event)).map_err(|f| fault(&plugin, f))?;
+            let out = plugin.format(&event).await.map_err(|f| fault(&plugin, f))?;
             ok_json(json!({
                 "content_type": out.content_type,
                 "headers": out.headers.iter().map(|h| json!([h.name, h.value])).collect::<Vec<_>>(),

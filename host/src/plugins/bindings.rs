@@ -1,4 +1,5 @@
-//! The one place host bindings are generated from `wit/` (one module per
+//! The one place host bindings are generated from `wit/` (async: guests run
+//! on the request's task, host imports such as `fetch` await) (one module per
 //! world; the shared `types` and `host` interfaces are generated once, in
 //! `auth`, and reused by the others).
 
@@ -6,6 +7,8 @@ pub mod auth {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "auth-policy",
+        imports: { default: async },
+        exports: { default: async },
     });
 }
 
@@ -13,6 +16,8 @@ pub mod block {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "block-rule",
+        imports: { default: async },
+        exports: { default: async },
         with: {
             "cairn:plugin/types": super::auth::cairn::plugin::types,
             "cairn:plugin/host": super::auth::cairn::plugin::host,
@@ -24,6 +29,8 @@ pub mod upstream {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "upstream-adapter",
+        imports: { default: async },
+        exports: { default: async },
         with: {
             "cairn:plugin/types": super::auth::cairn::plugin::types,
             "cairn:plugin/host": super::auth::cairn::plugin::host,
@@ -35,6 +42,8 @@ pub mod hook {
     wasmtime::component::bindgen!({
         path: "../wit",
         world: "hook-formatter",
+        imports: { default: async },
+        exports: { default: async },
         with: {
             "cairn:plugin/types": super::auth::cairn::plugin::types,
             "cairn:plugin/host": super::auth::cairn::plugin::host,

@@ -44,9 +44,9 @@ pub struct Plugins {
 
 impl Plugins {
     /// Loads the configured plugins; any failure is an error naming the plugin.
-    pub fn load(config: &Config) -> anyhow::Result<Plugins> {
+    pub async fn load(config: &Config) -> anyhow::Result<Plugins> {
         let runtime = Arc::new(PluginRuntime::new(config.data_dir.join("plugin-cache"))?);
-        let set = runtime.load_set(config)?;
+        let set = runtime.load_set(config).await?;
         Ok(Plugins { runtime, current: ArcSwap::from_pointee(set), reload_lock: tokio::sync::Mutex::new(()) })
     }
 
@@ -62,11 +62,7 @@ impl Plugins {
     /// On failure the old set stays and the error says why.
     pub async fn reload(&self, config: Config) -> Result<Arc<PluginSet>, String> {
         let _one_at_a_time = self.reload_lock.lock().await;
-        let runtime = self.runtime.clone();
-        let set = tokio::task::spawn_blocking(move || runtime.load_set(&config))
-            .await
-            .map_err(|e| format!("reload task failed: {e}"))?
-            .map_err(|e| format!("{e:#}"))?;
+        let set = self.runtime.load_set(&config).await.map_err(|e| format!("{e:#}"))?;
         let set = Arc::new(set);
         self.current.store(set.clone());
         Ok(set)
@@ -79,9 +75,9 @@ impl Plugins {
         if policies.is_empty() {
             return Ok(());
         }
-        tokio::task::block_in_place(|| {
+        {
             for plugin in policies {
-                match plugin.authorize(action, package.as_ref(), &caller) {
+                match plugin.authorize(action, package.as_ref(), &caller).await {
                     Ok(types::Decision::Allow) => {}
                     Ok(types::Decision::Deny(reason)) => {
                         return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason })
@@ -94,7 +90,7 @@ impl Plugins {
                 }
             }
             Ok(())
-        })
+        }
     }
 
     /// Runs the block-rule plugins in order; the first block wins.
@@ -104,9 +100,9 @@ impl Plugins {
         if rules.is_empty() {
             return Ok(());
         }
-        tokio::task::block_in_place(|| {
+        {
             for plugin in rules {
-                match plugin.check(&info) {
+                match plugin.check(&info).await {
                     Ok(types::Verdict::Accept) => {}
                     Ok(types::Verdict::Block(reason)) => return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason }),
                     Err(fault) => {
@@ -117,7 +113,7 @@ impl Plugins {
                 }
             }
             Ok(())
-        })
+        }
     }
 
     /// Whether any auth-policy plugin is loaded (the read path skips building a caller otherwise).

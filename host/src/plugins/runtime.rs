@@ -56,7 +56,7 @@ impl WasiView for HostState {
 impl types::Host for HostState {}
 
 impl auth::cairn::plugin::host::Host for HostState {
-    fn log(&mut self, level: Level, message: String) {
+    async fn log(&mut self, level: Level, message: String) {
         let plugin = self.meta.name.as_str();
         let message: String = message.chars().take(4096).collect();
         match level {
@@ -67,17 +67,17 @@ impl auth::cairn::plugin::host::Host for HostState {
         }
     }
 
-    fn config(&mut self) -> String {
+    async fn config(&mut self) -> String {
         self.meta.config_json.clone()
     }
 
-    fn config_get(&mut self, key: String) -> Option<String> {
+    async fn config_get(&mut self, key: String) -> Option<String> {
         self.meta.config.get(&key).map(|v| v.to_string())
     }
 }
 
 impl upstream::cairn::plugin::fetch::Host for HostState {
-    fn fetch(&mut self, request: types::HttpRequest) -> Result<types::HttpResponse, String> {
+    async fn fetch(&mut self, request: types::HttpRequest) -> Result<types::HttpResponse, String> {
         let url = reqwest::Url::parse(&request.url).map_err(|e| format!("invalid url {:?}: {e}", request.url))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("only http and https URLs may be fetched, not {}", url.scheme()));
@@ -89,8 +89,7 @@ impl upstream::cairn::plugin::fetch::Host for HostState {
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| format!("invalid method {:?}", request.method))?;
         let timeout = self.meta.timeout;
-        let handle = tokio::runtime::Handle::try_current().map_err(|_| "fetch is unavailable here".to_string())?;
-        handle.block_on(async move {
+        async move {
             let mut req = http_client().request(method, url).timeout(timeout);
             for h in &request.headers {
                 req = req.header(h.name.as_str(), h.value.as_str());
@@ -107,7 +106,8 @@ impl upstream::cairn::plugin::fetch::Host for HostState {
                 .collect();
             let body = resp.bytes().await.map_err(|e| format!("reading the response failed: {e}"))?.to_vec();
             Ok(types::HttpResponse { status, headers, body })
-        })
+        }
+        .await
     }
 }
 
@@ -256,33 +256,34 @@ impl LoadedPlugin {
 
     /// A fresh instance with `init` already called. Setup gets at least a
     /// second: it is a one-time cost per instance, not the plugin's decision.
-    fn instantiate(&self) -> Result<Warm, Fault> {
+    async fn instantiate(&self) -> Result<Warm, Fault> {
         let mut store = self.new_store();
         store.set_epoch_deadline(self.deadline_ticks().max(1000 / TICK.as_millis() as u64));
-        let result: wasmtime::Result<(Bound, Result<(), String>)> = (|| {
+        let result: wasmtime::Result<(Bound, Result<(), String>)> = async {
             Ok(match &self.pre {
                 Pre::Auth(p) => {
-                    let b = p.instantiate(&mut store)?;
-                    let r = b.call_init(&mut store)?;
+                    let b = p.instantiate_async(&mut store).await?;
+                    let r = b.call_init(&mut store).await?;
                     (Bound::Auth(b), r)
                 }
                 Pre::Block(p) => {
-                    let b = p.instantiate(&mut store)?;
-                    let r = b.call_init(&mut store)?;
+                    let b = p.instantiate_async(&mut store).await?;
+                    let r = b.call_init(&mut store).await?;
                     (Bound::Block(b), r)
                 }
                 Pre::Upstream(p) => {
-                    let b = p.instantiate(&mut store)?;
-                    let r = b.call_init(&mut store)?;
+                    let b = p.instantiate_async(&mut store).await?;
+                    let r = b.call_init(&mut store).await?;
                     (Bound::Upstream(b), r)
                 }
                 Pre::Hook(p) => {
-                    let b = p.instantiate(&mut store)?;
-                    let r = b.call_init(&mut store)?;
+                    let b = p.instantiate_async(&mut store).await?;
+                    let r = b.call_init(&mut store).await?;
                     (Bound::Hook(b), r)
                 }
             })
-        })();
+        }
+        .await;
         match result {
             Ok((bound, Ok(()))) => Ok(Warm { store, bound, uses: 0 }),
             Ok((_, Err(message))) => Err(Fault { message: format!("init failed: {message}") }),
@@ -304,14 +305,12 @@ impl LoadedPlugin {
         Fault { message }
     }
 
-    /// Runs `f` on a warm instance under the deadline, records stats, and
-    /// returns the instance to the pool unless the call faulted.
-    fn call<R>(&self, f: impl FnOnce(&mut Store<HostState>, &Bound) -> wasmtime::Result<R>, validate: impl FnOnce(&R) -> Result<(), String>) -> Result<R, Fault> {
-        let started = Instant::now();
+    /// Takes a warm instance (or makes one) with the deadline set.
+    async fn take(&self, started: Instant) -> Result<Warm, Fault> {
         let popped = self.warm.lock().expect("warm pool lock").pop();
         let mut warm = match popped {
             Some(w) => w,
-            None => match self.instantiate() {
+            None => match self.instantiate().await {
                 Ok(w) => w,
                 Err(fault) => {
                     self.stats.record(started.elapsed(), true);
@@ -321,7 +320,11 @@ impl LoadedPlugin {
             },
         };
         warm.store.set_epoch_deadline(self.deadline_ticks());
-        let outcome = f(&mut warm.store, &warm.bound);
+        Ok(warm)
+    }
+
+    /// Records the call's outcome and returns the instance to the pool unless it faulted.
+    fn settle<R>(&self, started: Instant, mut warm: Warm, outcome: wasmtime::Result<R>, validate: impl FnOnce(&R) -> Result<(), String>) -> Result<R, Fault> {
         let result = match outcome {
             Ok(value) => match validate(&value) {
                 Ok(()) => Ok(value),
@@ -348,41 +351,41 @@ impl LoadedPlugin {
         result
     }
 
-    pub fn authorize(&self, action: types::Action, package: Option<&types::PackageRef>, caller: &types::Caller) -> Result<types::Decision, Fault> {
-        self.call(
-            |store, bound| match bound {
-                Bound::Auth(b) => b.cairn_plugin_policy().call_authorize(store, action, package, caller),
-                _ => Err(wasmtime::Error::msg("not an auth-policy plugin")),
-            },
-            |d| match d {
-                types::Decision::Deny(reason) => check_reason(reason),
-                types::Decision::Allow => Ok(()),
-            },
-        )
+    pub async fn authorize(&self, action: types::Action, package: Option<&types::PackageRef>, caller: &types::Caller) -> Result<types::Decision, Fault> {
+        let started = Instant::now();
+        let mut warm = self.take(started).await?;
+        let outcome = match &warm.bound {
+            Bound::Auth(b) => b.cairn_plugin_policy().call_authorize(&mut warm.store, action, package, caller).await,
+            _ => Err(wasmtime::Error::msg("not an auth-policy plugin")),
+        };
+        self.settle(started, warm, outcome, |d| match d {
+            types::Decision::Deny(reason) => check_reason(reason),
+            types::Decision::Allow => Ok(()),
+        })
     }
 
-    pub fn check(&self, info: &types::VersionInfo) -> Result<types::Verdict, Fault> {
-        self.call(
-            |store, bound| match bound {
-                Bound::Block(b) => b.cairn_plugin_rule().call_check(store, info),
-                _ => Err(wasmtime::Error::msg("not a block-rule plugin")),
-            },
-            |v| match v {
-                types::Verdict::Block(reason) => check_reason(reason),
-                types::Verdict::Accept => Ok(()),
-            },
-        )
+    pub async fn check(&self, info: &types::VersionInfo) -> Result<types::Verdict, Fault> {
+        let started = Instant::now();
+        let mut warm = self.take(started).await?;
+        let outcome = match &warm.bound {
+            Bound::Block(b) => b.cairn_plugin_rule().call_check(&mut warm.store, info).await,
+            _ => Err(wasmtime::Error::msg("not a block-rule plugin")),
+        };
+        self.settle(started, warm, outcome, |v| match v {
+            types::Verdict::Block(reason) => check_reason(reason),
+            types::Verdict::Accept => Ok(()),
+        })
     }
 
     /// The upstream's packument of `name` (validated as a JSON object naming it), or None.
-    pub fn packument(&self, name: &str) -> Result<Option<serde_json::Value>, Fault> {
-        let raw = self.call(
-            |store, bound| match bound {
-                Bound::Upstream(b) => b.cairn_plugin_adapter().call_packument(store, name),
-                _ => Err(wasmtime::Error::msg("not an upstream-adapter plugin")),
-            },
-            |_| Ok(()),
-        )?;
+    pub async fn packument(&self, name: &str) -> Result<Option<serde_json::Value>, Fault> {
+        let started = Instant::now();
+        let mut warm = self.take(started).await?;
+        let outcome = match &warm.bound {
+            Bound::Upstream(b) => b.cairn_plugin_adapter().call_packument(&mut warm.store, name).await,
+            _ => Err(wasmtime::Error::msg("not an upstream-adapter plugin")),
+        };
+        let raw = self.settle(started, warm, outcome, |_| Ok(()))?;
         match raw {
             Err(message) => Err(self.reported(message)),
             Ok(None) => Ok(None),
@@ -397,14 +400,14 @@ impl LoadedPlugin {
         }
     }
 
-    pub fn tarball(&self, name: &str, version: &str, url: &str) -> Result<Vec<u8>, Fault> {
-        let raw = self.call(
-            |store, bound| match bound {
-                Bound::Upstream(b) => b.cairn_plugin_adapter().call_tarball(store, name, version, url),
-                _ => Err(wasmtime::Error::msg("not an upstream-adapter plugin")),
-            },
-            |_| Ok(()),
-        )?;
+    pub async fn tarball(&self, name: &str, version: &str, url: &str) -> Result<Vec<u8>, Fault> {
+        let started = Instant::now();
+        let mut warm = self.take(started).await?;
+        let outcome = match &warm.bound {
+            Bound::Upstream(b) => b.cairn_plugin_adapter().call_tarball(&mut warm.store, name, version, url).await,
+            _ => Err(wasmtime::Error::msg("not an upstream-adapter plugin")),
+        };
+        let raw = self.settle(started, warm, outcome, |_| Ok(()))?;
         raw.map_err(|message| self.reported(message))
     }
 
@@ -416,24 +419,24 @@ impl LoadedPlugin {
         Fault { message: format!("reported an error: {message}") }
     }
 
-    pub fn format(&self, event: &types::Event) -> Result<types::Outbound, Fault> {
-        let raw = self.call(
-            |store, bound| match bound {
-                Bound::Hook(b) => b.cairn_plugin_formatter().call_format(store, event),
-                _ => Err(wasmtime::Error::msg("not a hook-formatter plugin")),
-            },
-            |r| match r {
-                Ok(out) => {
-                    http::HeaderValue::from_str(&out.content_type).map_err(|_| format!("invalid content type {:?}", out.content_type))?;
-                    for h in &out.headers {
-                        http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| format!("invalid header name {:?}", h.name))?;
-                        http::HeaderValue::from_str(&h.value).map_err(|_| format!("invalid value for header {}", h.name))?;
-                    }
-                    Ok(())
+    pub async fn format(&self, event: &types::Event) -> Result<types::Outbound, Fault> {
+        let started = Instant::now();
+        let mut warm = self.take(started).await?;
+        let outcome = match &warm.bound {
+            Bound::Hook(b) => b.cairn_plugin_formatter().call_format(&mut warm.store, event).await,
+            _ => Err(wasmtime::Error::msg("not a hook-formatter plugin")),
+        };
+        let raw = self.settle(started, warm, outcome, |r| match r {
+            Ok(out) => {
+                http::HeaderValue::from_str(&out.content_type).map_err(|_| format!("invalid content type {:?}", out.content_type))?;
+                for h in &out.headers {
+                    http::HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| format!("invalid header name {:?}", h.name))?;
+                    http::HeaderValue::from_str(&h.value).map_err(|_| format!("invalid value for header {}", h.name))?;
                 }
-                Err(_) => Ok(()),
-            },
-        )?;
+                Ok(())
+            }
+            Err(_) => Ok(()),
+        })?;
         raw.map_err(|message| self.reported(message))
     }
 }
@@ -441,34 +444,36 @@ impl LoadedPlugin {
 impl LoadedPlugin {
     /// Average cost of an auth-policy decision: on a fresh instance each time
     /// (instantiate + init + call) and on one reused instance.
-    pub fn bench_authorize(&self, calls: u32) -> Result<(Duration, Duration), Fault> {
+    pub async fn bench_authorize(&self, calls: u32) -> Result<(Duration, Duration), Fault> {
         let package = types::PackageRef { name: "@acme/bench".into(), scope: Some("@acme".into()), version: Some("1.0.0".into()) };
         let caller = types::Caller { user: Some("alice".into()), admin: false, token_readonly: false, token_automation: false, client_ip: "127.0.0.1".into() };
-        let call = |warm: &mut Warm| -> Result<(), Fault> {
-            warm.store.set_epoch_deadline(self.deadline_ticks());
-            match &warm.bound {
-                Bound::Auth(b) => b
-                    .cairn_plugin_policy()
-                    .call_authorize(&mut warm.store, types::Action::Publish, Some(&package), &caller)
-                    .map(|_| ())
-                    .map_err(|e| self.fault(&warm.store, &e)),
-                _ => Err(Fault { message: "not an auth-policy plugin".into() }),
-            }
-        };
         let started = Instant::now();
         for _ in 0..calls {
-            let mut warm = self.instantiate()?;
-            call(&mut warm)?;
+            let mut warm = self.instantiate().await?;
+            self.bench_call(&mut warm, &package, &caller).await?;
         }
         let fresh = started.elapsed() / calls.max(1);
-        let mut warm = self.instantiate()?;
-        call(&mut warm)?;
+        let mut warm = self.instantiate().await?;
+        self.bench_call(&mut warm, &package, &caller).await?;
         let started = Instant::now();
         for _ in 0..calls {
-            call(&mut warm)?;
+            self.bench_call(&mut warm, &package, &caller).await?;
         }
         let reused = started.elapsed() / calls.max(1);
         Ok((fresh, reused))
+    }
+
+    async fn bench_call(&self, warm: &mut Warm, package: &types::PackageRef, caller: &types::Caller) -> Result<(), Fault> {
+        warm.store.set_epoch_deadline(self.deadline_ticks());
+        match &warm.bound {
+            Bound::Auth(b) => b
+                .cairn_plugin_policy()
+                .call_authorize(&mut warm.store, types::Action::Publish, Some(package), caller)
+                .await
+                .map(|_| ())
+                .map_err(|e| self.fault(&warm.store, &e)),
+            _ => Err(Fault { message: "not an auth-policy plugin".into() }),
+        }
     }
 }
 
@@ -646,10 +651,11 @@ impl PluginRuntime {
         Ok((component, hash))
     }
 
-    fn load_one(&self, base: &Config, pc: &PluginConfig) -> anyhow::Result<LoadedPlugin> {
+    async fn load_one(&self, base: &Config, pc: &PluginConfig) -> anyhow::Result<LoadedPlugin> {
         let path = base.plugin_path(pc);
         let bytes = std::fs::read(&path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-        let (component, hash) = self.compile(&bytes)?;
+        // Compiling is CPU work: off the async threads.
+        let (component, hash) = tokio::task::block_in_place(|| self.compile(&bytes))?;
         let inspection = inspect(&self.engine, &component)?;
         if inspection.kind != pc.kind {
             bail!("it is a {} plugin, but is configured as kind = {:?}", inspection.kind.as_str(), pc.kind.as_str());
@@ -684,18 +690,19 @@ impl PluginRuntime {
             stats: Stats::default(),
         };
         // Init once now, so a bad config fails at load rather than on the first request.
-        let first = plugin.instantiate().map_err(|f| anyhow!("{}", f.message))?;
+        let first = plugin.instantiate().await.map_err(|f| anyhow!("{}", f.message))?;
         plugin.warm.lock().expect("warm pool lock").push(first);
         Ok(plugin)
     }
 
     /// Loads every configured plugin; the first failure is an error naming it.
-    pub fn load_set(&self, config: &Config) -> anyhow::Result<PluginSet> {
+    pub async fn load_set(&self, config: &Config) -> anyhow::Result<PluginSet> {
         let mut plugins = Vec::new();
         for pc in &config.plugins {
             let started = Instant::now();
             let plugin = self
                 .load_one(config, pc)
+                .await
                 .map_err(|e| anyhow!("plugin {:?} ({}): {e:#}", pc.name, config.plugin_path(pc).display()))?;
             tracing::info!(plugin = %pc.name, kind = pc.kind.as_str(), hash = %&plugin.hash[..12], took_ms = started.elapsed().as_secs_f64() * 1000.0, "plugin loaded");
             plugins.push(Arc::new(plugin));
@@ -708,7 +715,7 @@ impl Linkers {
     fn new(engine: &Engine) -> anyhow::Result<Linkers> {
         fn base(engine: &Engine) -> anyhow::Result<Linker<HostState>> {
             let mut l = Linker::new(engine);
-            wasmtime_wasi::p2::add_to_linker_sync(&mut l)?;
+            wasmtime_wasi::p2::add_to_linker_async(&mut l)?;
             Ok(l)
         }
         let mut auth_l = base(engine)?;
