@@ -80,7 +80,7 @@ mean() { awk -v c="$1" '{ s += $c; n++ } END { printf "%.0f", s / n }' "$work/in
 
 echo "Machine: $(nproc) cores, $(uname -srm); $(date -u '+%Y-%m-%d %H:%M UTC'); load: $(cut -d' ' -f1-3 /proc/loadavg)."
 echo
-echo "| sync (cnpm upstream on loopback, \`cairn sync --nodeps\`, 2 workers) | value |"
+echo "| sync (cnpm upstream on loopback, \`cairn sync --nodeps\`, one task at a time) | value |"
 echo "|---|---:|"
 echo "| versions synced | $versions ($bytes bytes of tarballs) |"
 echo "| wall time | ${ms} ms |"

@@ -40,9 +40,8 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
         .map_err(std::io::Error::other)?
 }
 
-#[async_trait]
-impl BlobStore for LocalBlobStore {
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+impl LocalBlobStore {
+    async fn write(&self, key: &str, data: Bytes, durable: bool) -> Result<(), BlobError> {
         let dest = self.path(key)?;
         let parent = dest.parent().expect("a key has a parent under root").to_path_buf();
         tokio::fs::create_dir_all(&parent).await?;
@@ -50,16 +49,32 @@ impl BlobStore for LocalBlobStore {
         let result = async {
             let mut file = tokio::fs::File::create(&tmp).await?;
             file.write_all(&data).await?;
-            file.sync_all().await?;
+            if durable {
+                file.sync_all().await?;
+            }
             drop(file);
             tokio::fs::rename(&tmp, &dest).await?;
-            sync_dir(&parent).await
+            if durable {
+                sync_dir(&parent).await?;
+            }
+            Ok::<(), std::io::Error>(())
         }
         .await;
         if result.is_err() {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         Ok(result?)
+    }
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+        self.write(key, data, true).await
+    }
+
+    async fn put_cache(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+        self.write(key, data, false).await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Blob>, BlobError> {

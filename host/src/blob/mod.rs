@@ -35,6 +35,11 @@ pub enum BlobError {
 pub trait BlobStore: Send + Sync + 'static {
     /// Stores `data` under `key`, replacing any blob there, atomically.
     async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError>;
+    /// Like `put`, for data that can be fetched or rebuilt again (proxied
+    /// tarballs, task logs): still atomic, but not forced to disk.
+    async fn put_cache(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+        self.put(key, data).await
+    }
     /// Opens the blob for streaming; `None` when absent.
     async fn get(&self, key: &str) -> Result<Option<Blob>, BlobError>;
     /// The blob's size; `None` when absent.

@@ -223,7 +223,7 @@ pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<(String
     let integrity = super::upstream::verify(&bytes, &dist).map_err(|e| Error::Unavailable(format!("{file} from upstream: {e}")))?;
     policy::check_version(app, name, &version, manifest.to_string(), &bytes, policy::Origin::Sync).await?;
     let key = format!("proxy/{name}/{}-{}.tgz", file.trim_end_matches(".tgz"), hex::encode(random_bytes(6)));
-    app.blobs.put(&key, bytes.clone()).await?;
+    app.blobs.put_cache(&key, bytes.clone()).await?;
     let record = ProxyTarball {
         name: name.to_string(),
         file: file.to_string(),
