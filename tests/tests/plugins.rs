@@ -397,3 +397,43 @@ impl Drop for StaticServer {
         self.task.abort();
     }
 }
+
+/// A registry whose `type` names an upstream-adapter plugin syncs through it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_through_an_upstream_adapter_plugin() {
+    let upstream = Server::start(Backend::Sqlite).await;
+    let alice = upstream.add_user("alice", PW).await;
+    for v in ["1.0.0", "1.1.0"] {
+        let p = publish_with(&upstream, Some(&alice), "via-plugin", v, json!({}), None).await;
+        assert_eq!(p.status, StatusCode::CREATED);
+    }
+    let allowed = format!("allowed_hosts = [\"127.0.0.1:{}\"]\n{RELAXED}", upstream.addr.port());
+    let tail = format!(
+        "{}\n[[registries]]\nname = \"through-plugin\"\nhost = {:?}\ntype = \"npm-up\"\ndefault = true\n",
+        plugin_toml("npm-up", "upstream-adapter", "npm_upstream", &allowed, &format!("registry = {:?}", upstream.base)),
+        upstream.base
+    );
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;
+    let bob = s.add_user("bob", PW).await;
+    let (status, task) = s.call(Method::PUT, "/-/package/via-plugin/syncs", Some(&bob), Some(&json!({}))).await;
+    assert_eq!(status, StatusCode::CREATED, "{task}");
+    let id = task["id"].as_str().unwrap().to_string();
+    let mut state = String::new();
+    for _ in 0..100 {
+        let (_, t) = s.get(&format!("/-/package/via-plugin/syncs/{id}"), None).await;
+        state = t["state"].as_str().unwrap_or("").to_string();
+        if state == "success" || state == "error" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (_, log) = s.get(&format!("/-/package/via-plugin/syncs/{id}/log"), None).await;
+    assert_eq!(state, "success", "{log}");
+    assert!(log.as_str().unwrap().contains("npm-up"), "the log names the adapter: {log}");
+    let (status, doc) = s.get("/via-plugin", None).await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["versions"].as_object().unwrap().len(), 2);
+    assert!(doc["versions"]["1.1.0"]["dist"]["tarball"].as_str().unwrap().starts_with(&s.base));
+    let (status, _) = s.get("/via-plugin/-/via-plugin-1.1.0.tgz", None).await;
+    assert_eq!(status, StatusCode::OK);
+}
