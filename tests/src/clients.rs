@@ -29,6 +29,20 @@ impl Run {
         self.code == Some(0)
     }
 
+    /// The run, after asserting it exited 0.
+    #[track_caller]
+    pub fn assert_ok(self) -> Run {
+        assert!(self.success(), "{}", self.describe());
+        self
+    }
+
+    /// The run, after asserting it failed.
+    #[track_caller]
+    pub fn assert_failed(self) -> Run {
+        assert!(!self.success(), "expected failure: {}", self.describe());
+        self
+    }
+
     /// stdout and stderr together (npm prints notices such as PONG on stderr).
     pub fn all(&self) -> String {
         format!("{}\n{}", self.stdout, self.stderr)

@@ -119,16 +119,12 @@ impl Npm {
 
     /// Runs npm and asserts exit 0.
     async fn ok(&self, args: &[&str]) -> Run {
-        let run = self.run(args).await;
-        assert!(run.success(), "{}", run.describe());
-        run
+        self.run(args).await.assert_ok()
     }
 
     /// Runs npm and asserts it fails.
     async fn fails(&self, args: &[&str]) -> Run {
-        let run = self.run(args).await;
-        assert!(!run.success(), "expected failure: {}", run.describe());
-        run
+        self.run(args).await.assert_failed()
     }
 
     /// `npm token list --json`, parsed.

@@ -188,16 +188,12 @@ impl<'a> Machine<'a> {
 
     /// `npm ARGS`, asserting exit 0.
     async fn npm_ok(&self, args: &[&str]) -> Run {
-        let run = self.npm(args).await;
-        assert!(run.success(), "{}", run.describe());
-        run
+        self.npm(args).await.assert_ok()
     }
 
     /// `npm ARGS`, asserting failure.
     async fn npm_fails(&self, args: &[&str]) -> Run {
-        let run = self.npm(args).await;
-        assert!(!run.success(), "expected failure: {}", run.describe());
-        run
+        self.npm(args).await.assert_failed()
     }
 
     /// Trimmed stdout of `npm view ARGS`.

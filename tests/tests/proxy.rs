@@ -323,13 +323,7 @@ impl<'a> Machine<'a> {
             Ok(Err(e)) => panic!("could not run `{what}`: {e}"),
             Err(_) => panic!("`{what}` did not finish within {NPM_TIMEOUT:?}\n--- server log (tail) ---\n{}", tail(&self.server.log(), 40)),
         };
-        Run {
-            code: out.status.code(),
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-            what,
-            server_log: tail(&self.server.log(), 40),
-        }
+        Run::from_output(what, out, tail(&self.server.log(), 40))
     }
 }
 
