@@ -548,7 +548,8 @@ async fn retry_on_5xx(backend: Backend) {
     let log = task_log(&s, "flaky", &id).await;
     assert_eq!(t["state"], json!("success"), "{t} states {states:?}\n{log}");
     assert_eq!(t["attempts"], json!(3), "{t}\n{log}");
-    assert!(in_order(&states, &["processing", "waiting", "processing", "success"]), "states seen: {states:?}");
+    assert!(in_order(&states, &["processing", "waiting", "success"]), "states seen: {states:?}");
+    assert!((1..=3).all(|n| log.contains(&format!("(attempt {n},"))), "every attempt logged:\n{log}");
     assert!(log.contains("retrying in 2 s") && log.contains("retrying in 4 s"), "backoff grows:\n{log}");
     // The upstream saw three requests, spaced by the backoff.
     let times: Vec<_> = fake.seen().into_iter().filter(|r| r.path == packument_path("flaky")).map(|r| r.at).collect();
@@ -580,7 +581,9 @@ async fn retry_on_timeout(backend: Backend) {
         let log = task_log(&s, name, id).await;
         assert_eq!(t["state"], json!("success"), "{name}: {t}\n{log}");
         assert_eq!(t["attempts"], json!(2), "{name}: {t}\n{log}");
-        assert!(in_order(&states, &["processing", "waiting", "processing", "success"]), "{name}: states {states:?}");
+        // A 40 ms poll can miss the short second `processing`; the log records every attempt.
+        assert!(in_order(&states, &["processing", "waiting", "success"]), "{name}: states {states:?}");
+        assert!(log.contains("(attempt 1,") && log.contains("(attempt 2,"), "{name}: both attempts logged:\n{log}");
         assert!(log.contains("timed out"), "{name}:\n{log}");
         assert_eq!(version_set(&packument(&s, name).await), set(&["1.0.0"]));
     }
