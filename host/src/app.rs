@@ -24,6 +24,9 @@ pub struct App {
     pub sync_done: tokio::sync::Notify,
     /// Proxy mode: upstream 404s remembered, and one fetch per name at a time.
     pub proxy: crate::domain::proxy::ProxyState,
+    /// The one HTTP client for npm/cnpm upstreams: building a client loads the
+    /// TLS roots (milliseconds), and one client keeps connections alive.
+    pub upstream_client: reqwest::Client,
 }
 
 impl App {
@@ -32,12 +35,14 @@ impl App {
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
         );
+        let config_timeout = config.upstream_timeout_secs;
         Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments,
             downloads: DownloadCounter::default(),
             plugins,
             sync_wakeup: tokio::sync::Notify::new(),
             sync_done: tokio::sync::Notify::new(),
             proxy: Default::default(),
+            upstream_client: crate::domain::upstream::http_client(std::time::Duration::from_secs(config_timeout)),
         })
     }
 

@@ -68,7 +68,7 @@ async fn wanted(app: &App, registry: &Registry, name: &str) -> Result<bool> {
 /// the saved position; each relevant change queues a sync of that package.
 pub fn start_follower(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(app.config.upstream_timeout_secs)).build().expect("an HTTP client");
+        let client = app.upstream_client.clone();
         let every = Duration::from_millis(app.config.changes_poll_ms.max(50));
         loop {
             tokio::time::sleep(every).await;

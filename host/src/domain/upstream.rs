@@ -40,7 +40,8 @@ pub enum Upstream {
     Plugin { registry: Registry, plugin: Arc<LoadedPlugin> },
 }
 
-fn client(timeout: Duration) -> reqwest::Client {
+/// An HTTP client for upstream registries (built once, in `App::new`).
+pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
         .timeout(timeout)
         .connect_timeout(Duration::from_secs(10))
@@ -52,7 +53,7 @@ fn client(timeout: Duration) -> reqwest::Client {
 impl Upstream {
     pub fn for_registry(app: &App, registry: Registry) -> Result<Upstream, UpstreamError> {
         if matches!(registry.kind.as_str(), "npm" | "cnpm") {
-            return Ok(Upstream::Http { registry, client: client(Duration::from_secs(app.config.upstream_timeout_secs)) });
+            return Ok(Upstream::Http { registry, client: app.upstream_client.clone() });
         }
         let set = app.plugins.current();
         match set.get(&registry.kind) {
