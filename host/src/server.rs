@@ -50,10 +50,12 @@ pub fn worker_id() -> String {
 /// (up to `shutdown_grace_secs`), flushes buffered state and closes the database.
 pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<Output = ()>) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
+    // Signal handlers are installed before the address is announced: a SIGHUP
+    // that arrives early must reload, not kill the process.
+    let reloader = spawn_sighup_reloader(app.clone());
     let graceful = GracefulShutdown::new();
     let flusher = spawn_flusher(app.clone());
-    let reloader = spawn_sighup_reloader(app.clone());
+    tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
     let workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
     let follower = crate::domain::changes::start_follower(app.clone());
     let header_timeout = Duration::from_secs(app.config.request_timeout_secs);
@@ -115,11 +117,14 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
 }
 
 /// Reloads plugins on SIGHUP.
+/// The handler is installed before this returns (not when the task first runs).
 fn spawn_sighup_reloader(app: Arc<App>) -> tokio::task::JoinHandle<()> {
+    #[cfg(unix)]
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup());
     tokio::spawn(async move {
         #[cfg(unix)]
         {
-            let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            let Ok(mut hup) = hup else {
                 tracing::warn!("cannot listen for SIGHUP; reload plugins through POST /-/admin/plugins/reload");
                 return;
             };
@@ -209,25 +214,37 @@ async fn contain_panics(handler: impl Future<Output = http::Response>, request_i
     }
 }
 
-/// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// A future that resolves on SIGINT or SIGTERM. The handlers are installed
+/// when this is called, not when the future is first polled: a signal sent
+/// right after start must shut down gracefully, not kill the process (the
+/// default action) with requests in flight and counts unflushed.
+pub fn shutdown_signal() -> impl Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (int, term) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (signal(SignalKind::interrupt()), signal(SignalKind::terminate()))
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => tracing::info!("received SIGINT"),
-        _ = term => tracing::info!("received SIGTERM"),
+    async move {
+        #[cfg(unix)]
+        {
+            let recv = |s: std::io::Result<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Ok(mut s) => {
+                        s.recv().await;
+                    }
+                    Err(_) => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                _ = recv(int) => tracing::info!("received SIGINT"),
+                _ = recv(term) => tracing::info!("received SIGTERM"),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            tracing::info!("received Ctrl-C");
+        }
     }
 }
 

@@ -28,7 +28,10 @@ async fn unknown_routes_and_errors_are_json() {
     // A request id given by the client is echoed and logged.
     let resp = s.client.get(s.url("/-/ping")).header("x-request-id", "trace-abc-123").send().await.unwrap();
     assert_eq!(resp.headers()["x-request-id"], "trace-abc-123");
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !s.log().contains("trace-abc-123") && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let log = s.log();
     let line = log.lines().find(|l| l.contains("trace-abc-123")).expect("request logged");
     for field in ["method=GET", "path=/-/ping", "status=200", "duration_ms="] {
@@ -62,6 +65,19 @@ async fn oversized_bodies_get_413_naming_the_limit() {
 }
 
 /// Reads until the peer closes or a full response with Content-Length arrived.
+/// Reads one response head (up to the blank line), byte by byte so nothing after it is consumed.
+fn read_head(conn: &mut TcpStream) -> String {
+    let mut buf = Vec::new();
+    let mut byte = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        match conn.read(&mut byte) {
+            Ok(1) => buf.push(byte[0]),
+            _ => break,
+        }
+    }
+    String::from_utf8_lossy(&buf).into_owned()
+}
+
 fn read_response(conn: &mut TcpStream) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];
@@ -115,14 +131,22 @@ async fn graceful_shutdown_finishes_in_flight_requests() {
     let (first, second) = body.split_at(body.len() / 2);
     let mut conn = TcpStream::connect(s.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
-    write!(conn, "PUT /-/user/org.couchdb.user:late HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{first}", body.len()).unwrap();
+    // `Expect: 100-continue`: the server answers `100 Continue` once the handler
+    // reads the body, which proves the request is in flight before the signal.
+    write!(conn, "PUT /-/user/org.couchdb.user:late HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
     conn.flush().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    let interim = read_head(&mut conn);
+    assert!(interim.starts_with("HTTP/1.1 100"), "expected 100 Continue, got {interim:?}");
+    conn.write_all(first.as_bytes()).unwrap();
+    conn.flush().unwrap();
     let pid = s.pid();
     std::process::Command::new("kill").arg("-TERM").arg(pid.to_string()).status().unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are refused while the old request is still open.
-    assert!(TcpStream::connect(s.addr).is_err(), "listener should be closed after SIGTERM");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(s.addr).is_ok() {
+        assert!(Instant::now() < deadline, "listener still open 10 s after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     conn.write_all(second.as_bytes()).unwrap();
     let response = read_response(&mut conn);
     assert!(response.starts_with("HTTP/1.1 201"), "in-flight request must complete: {response}");
@@ -153,6 +177,21 @@ fn unknown_config_keys_are_named_at_start() {
 
 /// With no config file, data goes to ./data under the working directory; the
 /// environment overrides the listen address.
+/// Signal handlers are in place by the time the address is announced: a SIGHUP
+/// sent at once reloads instead of killing the process (the default action).
+#[tokio::test]
+async fn signals_right_after_start_are_handled() {
+    let s = Server::start(Backend::Sqlite).await;
+    std::process::Command::new("kill").arg("-HUP").arg(s.pid().to_string()).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !s.log().contains("received SIGHUP") {
+        assert!(Instant::now() < deadline, "SIGHUP not handled; log:\n{}", s.log());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (status, _) = s.get("/-/ping", None).await;
+    assert_eq!(status, StatusCode::OK, "the server survives an early SIGHUP");
+}
+
 #[tokio::test]
 async fn runs_without_a_config_file() {
     let dir = tempfile::tempdir().unwrap();
