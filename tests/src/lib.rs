@@ -100,6 +100,9 @@ pub struct Server {
     pub database_url: String,
     pub client: reqwest::Client,
     child: Option<Child>,
+    /// The thread copying the child's stderr into `log`; joined after the
+    /// child exits, so the log holds every line it wrote.
+    reader: Option<std::thread::JoinHandle<()>>,
     log: Arc<Mutex<String>>,
     db: Option<pg::TempDatabase>,
 }
@@ -146,6 +149,7 @@ impl Server {
             database_url,
             client: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
             child: None,
+            reader: None,
             log: Arc::new(Mutex::new(String::new())),
             db,
         };
@@ -166,7 +170,7 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let log = self.log.clone();
         let (tx, rx) = std::sync::mpsc::channel::<String>();
-        std::thread::spawn(move || {
+        let reader = std::thread::spawn(move || {
             let mut sent = false;
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if !sent {
@@ -188,13 +192,13 @@ impl Server {
         let Ok(addr) = addr else {
             let _ = child.kill();
             let _ = child.wait();
-            // Let the reader thread take the last lines.
-            std::thread::sleep(Duration::from_millis(100));
+            let _ = tokio::task::spawn_blocking(move || reader.join()).await;
             return Err(self.log.lock().unwrap().clone());
         };
         self.addr = addr.parse().expect("listen address");
         self.base = format!("http://{}", self.addr);
         self.child = Some(child);
+        self.reader = Some(reader);
         Ok(())
     }
 
@@ -213,8 +217,18 @@ impl Server {
     /// Sends a signal and waits for the process to exit; returns its exit status.
     pub async fn stop_with(&mut self, signal: &str) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
+        let reader = self.reader.take();
         Command::new("kill").arg(format!("-{signal}")).arg(child.id().to_string()).status().unwrap();
-        tokio::task::spawn_blocking(move || child.wait().unwrap()).await.unwrap()
+        tokio::task::spawn_blocking(move || {
+            let status = child.wait().unwrap();
+            // The pipe closes with the process: the reader ends after the last line.
+            if let Some(r) = reader {
+                let _ = r.join();
+            }
+            status
+        })
+        .await
+        .unwrap()
     }
 
     /// Restarts after a stop, with the same config and data.

@@ -317,7 +317,7 @@ async fn fetch_tarball_times(s: &Server, path: &str, n: usize) {
 }
 
 async fn wait_point(s: &Server, period: &str, name: &str, want: u64) -> Value {
-    let got = poll(5, || async move {
+    let got = poll(15, || async move {
         let (status, body) = s.get(&format!("/downloads/point/{period}/{name}"), None).await;
         (status == StatusCode::OK && body["downloads"] == json!(want)).then_some(body)
     })
@@ -326,7 +326,7 @@ async fn wait_point(s: &Server, period: &str, name: &str, want: u64) -> Value {
         Some(b) => b,
         None => {
             let (status, body) = s.get(&format!("/downloads/point/{period}/{name}"), None).await;
-            panic!("downloads/point/{period}/{name} never reached {want} in 5 s; last answer {status} {body}");
+            panic!("downloads/point/{period}/{name} never reached {want} in 15 s; last answer {status} {body}");
         }
     }
 }

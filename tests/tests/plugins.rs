@@ -247,6 +247,14 @@ async fn hot_swap_changes_decisions_without_restart_or_failed_requests() {
     assert!(total > 20, "the readers made only {total} requests");
 }
 
+/// Only the endless loop meets the short time budget; the other modes get a
+/// relaxed one, so that on a busy machine `alloc` still ends at the memory cap
+/// rather than the clock.
+fn hostile_limits(mode: &str) -> String {
+    let timeout = if mode == "loop" { "timeout_ms = 100" } else { RELAXED };
+    format!("{timeout}\nmax_memory_mb = 32")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_are_stopped_and_the_server_keeps_answering() {
     let modes = [
@@ -259,7 +267,7 @@ async fn hostile_plugins_are_stopped_and_the_server_keeps_answering() {
     ];
     let tail: String = modes
         .iter()
-        .map(|(mode, _)| plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", "timeout_ms = 100\nmax_memory_mb = 32", &format!("mode = {mode:?}")))
+        .map(|(mode, _)| plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", &hostile_limits(mode), &format!("mode = {mode:?}")))
         .collect::<Vec<_>>()
         .join("\n");
     // Each hostile plugin alone in front of reads: load them all, then test each by reloading a
@@ -270,7 +278,7 @@ async fn hostile_plugins_are_stopped_and_the_server_keeps_answering() {
     assert_eq!(p.status, StatusCode::CREATED);
     let _ = tail;
     for (mode, needle) in modes {
-        s.rewrite_config(&plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", "timeout_ms = 100\nmax_memory_mb = 32", &format!("mode = {mode:?}")));
+        s.rewrite_config(&plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", &hostile_limits(mode), &format!("mode = {mode:?}")));
         let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
         assert_eq!(status, StatusCode::OK, "{mode}: {out}");
         let started = std::time::Instant::now();
@@ -419,7 +427,7 @@ async fn sync_through_an_upstream_adapter_plugin() {
     assert_eq!(status, StatusCode::CREATED, "{task}");
     let id = task["id"].as_str().unwrap().to_string();
     let mut state = String::new();
-    for _ in 0..100 {
+    for _ in 0..600 {
         let (_, t) = s.get(&format!("/-/package/via-plugin/syncs/{id}"), None).await;
         state = t["state"].as_str().unwrap_or("").to_string();
         if state == "success" || state == "error" {

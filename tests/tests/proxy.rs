@@ -498,7 +498,7 @@ async fn negative_cache(backend: Backend) {
 /// `proxy_max_age_secs`, then refreshed; a version missing from the cached
 /// packument (version read or tarball) refreshes at once.
 async fn metadata_refresh(backend: Backend) {
-    const MAX_AGE: u64 = 2;
+    const MAX_AGE: u64 = 5;
     let (up, tok) = start_upstream().await;
     let counter = counting_proxy(&up.base).await;
     let s = start_proxy(backend, &counter.base, &format!("proxy_max_age_secs = {MAX_AGE}\n")).await;
