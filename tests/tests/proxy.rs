@@ -453,6 +453,21 @@ async fn packument_reads(backend: Backend) {
             let (st, bytes) = get_bytes(&s, &tarball_path(&name, v)).await;
             assert_eq!(st, StatusCode::OK, "tarball {name}@{v}: {}", String::from_utf8_lossy(&bytes));
             assert!(bytes == *tgz, "tarball bytes of {name}@{v}");
+            // The stored copy, read again (streamed from the blob store), and HEAD.
+            let integrity = up_doc["versions"][v]["dist"]["integrity"].as_str().unwrap().to_string();
+            for method in [Method::GET, Method::HEAD] {
+                let resp = s.client.request(method.clone(), s.url(&tarball_path(&name, v))).send().await.unwrap();
+                assert_eq!(resp.status(), StatusCode::OK, "{method} stored tarball {name}@{v}");
+                let h = resp.headers();
+                assert_eq!(h["content-length"].to_str().unwrap(), tgz.len().to_string(), "{method} content-length of {name}@{v}");
+                assert_eq!(h["etag"].to_str().unwrap(), format!("\"{integrity}\""), "{method} etag of {name}@{v}");
+                let body = resp.bytes().await.unwrap();
+                if method == Method::GET {
+                    assert!(body[..] == tgz[..], "stored tarball bytes of {name}@{v}");
+                } else {
+                    assert!(body.is_empty(), "HEAD has no body");
+                }
+            }
         }
     }
     // Unknown upstream too: 404 with the error body.

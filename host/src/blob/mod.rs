@@ -23,6 +23,13 @@ pub struct Blob {
     pub stream: ByteStream,
 }
 
+impl Blob {
+    /// A blob already in memory (e.g. a tarball just fetched from an upstream).
+    pub fn from_bytes(bytes: Bytes) -> Blob {
+        Blob { size: bytes.len() as u64, stream: Box::pin(futures_util::stream::once(async move { Ok(bytes) })) }
+    }
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum BlobError {
     #[error("invalid blob key {0:?}")]

@@ -9,10 +9,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use crate::app::App;
+use crate::blob::Blob;
 use crate::config::SyncMode;
 use crate::store::{now_ms, ProxyTarball};
 use crate::util::random_bytes;
@@ -179,23 +179,27 @@ fn serve(app: &App, name: &str, doc: &str, fetched_at: i64) -> Result<Arc<Cached
     Ok(entry)
 }
 
+/// A proxied tarball: its version, integrity and bytes (streamed from the
+/// blob store, or in memory when it was just fetched).
+pub struct Tarball {
+    pub version: String,
+    pub integrity: String,
+    pub blob: Blob,
+}
+
 /// The tarball `file` of a proxied package: from the local copy, or fetched,
 /// verified and stored now. None when no proxied version has that file.
-pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<(String, Bytes)>> {
+pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<Tarball>> {
     if !enabled(app) {
         return Ok(None);
     }
-    if let Some(t) = app.store.proxy_tarball(name, file).await? {
-        if let Some(bytes) = read_blob(app, &t.blob_key).await? {
-            return Ok(Some((t.version, bytes)));
-        }
+    if let Some(hit) = stored_tarball(app, name, file).await? {
+        return Ok(Some(hit));
     }
     let lock = app.proxy.lock_for(&format!("tgz:{name}/{file}"));
     let _guard = lock.lock().await;
-    if let Some(t) = app.store.proxy_tarball(name, file).await? {
-        if let Some(bytes) = read_blob(app, &t.blob_key).await? {
-            return Ok(Some((t.version, bytes)));
-        }
+    if let Some(hit) = stored_tarball(app, name, file).await? {
+        return Ok(Some(hit));
     }
     // Find the version; a version missing from the cached packument triggers a refresh.
     let mut found = None;
@@ -230,7 +234,7 @@ pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<(String
         version: version.clone(),
         blob_key: key.clone(),
         size: bytes.len() as i64,
-        integrity,
+        integrity: integrity.clone(),
         created_at: now_ms(),
     };
     match app.store.put_proxy_tarball(&record).await {
@@ -243,16 +247,11 @@ pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<(String
             return Err(e.into());
         }
     }
-    Ok(Some((version, bytes)))
+    Ok(Some(Tarball { version, integrity, blob: Blob::from_bytes(bytes) }))
 }
 
-async fn read_blob(app: &App, key: &str) -> Result<Option<Bytes>> {
-    use futures_util::TryStreamExt;
-    match app.blobs.get(key).await? {
-        None => Ok(None),
-        Some(blob) => {
-            let chunks: Vec<Bytes> = blob.stream.try_collect().await.map_err(|e| Error::Internal(e.to_string()))?;
-            Ok(Some(Bytes::from(chunks.concat())))
-        }
-    }
+/// The stored copy, streamed; None when there is none (or its blob is gone).
+async fn stored_tarball(app: &App, name: &str, file: &str) -> Result<Option<Tarball>> {
+    let Some(t) = app.store.proxy_tarball(name, file).await? else { return Ok(None) };
+    Ok(app.blobs.get(&t.blob_key).await?.map(|blob| Tarball { version: t.version, integrity: t.integrity, blob }))
 }

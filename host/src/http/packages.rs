@@ -7,6 +7,7 @@ use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use serde_json::{json, Value};
 
+use crate::blob::Blob;
 use crate::domain::packages::{self, refuse_blocked, resolve_spec};
 use crate::domain::packument::{self, Cached, Doc, Lookup};
 use crate::domain::proxy;
@@ -153,23 +154,7 @@ pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
         tracing::error!(package = name, file, key = version.tarball_key, "tarball row without its blob");
         return Err(not_found());
     };
-    let head = req.method == Method::HEAD;
-    let body = if head {
-        super::full(bytes::Bytes::new())
-    } else {
-        req.app.downloads.count(name, &version.version);
-        StreamBody::new(blob.stream.map_ok(Frame::data)).boxed_unsync()
-    };
-    let mut resp = http::Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", version.integrity)) {
-        h.insert(header::ETAG, v);
-    }
-    Ok(resp)
+    tarball_response(&req, name, &version.version, &version.integrity, blob)
 }
 
 /// Proxy mode: the tarball from the upstream, stored as it is first downloaded.
@@ -178,20 +163,30 @@ async fn proxied_tarball(req: Req, name: &str, file: &str) -> ApiResult {
     if !proxy::enabled(&req.app) || req.app.store.package(name).await?.is_some() {
         return Err(not_found());
     }
-    let Some((version, bytes)) = proxy::tarball(&req.app, name, file).await? else {
+    let Some(t) = proxy::tarball(&req.app, name, file).await? else {
         return Err(not_found());
     };
-    authorize_read(&req, name, Some(&version)).await?;
-    let head = req.method == Method::HEAD;
-    let len = bytes.len() as u64;
-    if !head {
-        req.app.downloads.count(name, &version);
-    }
-    let mut resp = http::Response::new(super::full(if head { bytes::Bytes::new() } else { bytes }));
+    authorize_read(&req, name, Some(&t.version)).await?;
+    tarball_response(&req, name, &t.version, &t.integrity, t.blob)
+}
+
+/// The response for a tarball read: streamed, counted as a download unless HEAD.
+fn tarball_response(req: &Req, name: &str, version: &str, integrity: &str, blob: Blob) -> ApiResult {
+    let body = if req.method == Method::HEAD {
+        super::full(bytes::Bytes::new())
+    } else {
+        req.app.downloads.count(name, version);
+        StreamBody::new(blob.stream.map_ok(Frame::data)).boxed_unsync()
+    };
+    let mut resp = http::Response::new(body);
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(len));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
+    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{integrity}\"")) {
+        h.insert(header::ETAG, v);
+    }
     Ok(resp)
 }
 
