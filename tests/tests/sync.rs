@@ -23,6 +23,7 @@ both_backends!(
     retry_on_5xx,
     retry_on_timeout,
     bad_integrity_rejects_version,
+    oversized_upstream_bodies_are_refused,
     truncated_tarball_retries_then_succeeds,
     truncated_tarball_rejects_version,
     gone_upstream_blocks,
@@ -619,6 +620,39 @@ async fn bad_integrity_rejects_version(backend: Backend) {
     let blobs = tarball_blobs(&s, "bad");
     assert_eq!(blobs.len(), 2, "{blobs:?}");
     assert!(!blobs.iter().any(|b| b.contains("1.1.0")), "the rejected tarball was left in the blob store: {blobs:?}");
+}
+
+/// Upstream bodies past `max_body_bytes` are refused (not retried), so a broken
+/// upstream cannot exhaust memory: a huge tarball rejects its version, a huge
+/// packument fails the task.
+async fn oversized_upstream_bodies_are_refused(backend: Backend) {
+    let fake = FakeUpstream::start().await;
+    for v in ["1.0.0", "1.1.0"] {
+        fake.add_version("big", v, json!({}));
+    }
+    // 64 KiB of incompressible bytes: bigger than the 16 KiB limit.
+    let huge: Vec<u8> = (0..64 * 1024u32).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    fake.replace_tarball("big", "1.1.0", huge);
+    fake.add_version("fat", "1.0.0", json!({}));
+    fake.edit("fat", |doc| doc["readme"] = json!("x".repeat(32 * 1024)));
+    let s = with_fake(backend, &fake, "max_body_bytes = 16384").await;
+    let bob = s.add_user("bob", PW).await;
+
+    let id = sync_ok(&s, &bob, "big", json!({})).await;
+    let t = wait_done(&s, "big", &id, 30).await;
+    let log = task_log(&s, "big", &id).await;
+    assert!(log.contains("version 1.1.0 rejected") && log.contains("max_body_bytes"), "the log says why 1.1.0 was refused:\n{log}");
+    assert_eq!(t["attempts"], json!(1), "an oversized body is not retried: {t}\n{log}");
+    assert_eq!(version_set(&packument(&s, "big").await), set(&["1.0.0"]));
+    assert_eq!(tarball_blobs(&s, "big").len(), 1, "only 1.0.0 is stored");
+
+    let id = sync_ok(&s, &bob, "fat", json!({})).await;
+    let t = wait_done(&s, "fat", &id, 30).await;
+    let log = task_log(&s, "fat", &id).await;
+    assert_eq!(t["state"], json!("error"), "{t}\n{log}");
+    assert_eq!(t["attempts"], json!(1), "{t}\n{log}");
+    assert!(log.contains("max_body_bytes"), "{log}");
+    assert_eq!(packument_status(&s, "fat").await, StatusCode::NOT_FOUND);
 }
 
 async fn truncated_tarball_retries_then_succeeds(backend: Backend) {

@@ -36,7 +36,8 @@ pub enum Fetched {
 }
 
 pub enum Upstream {
-    Http { registry: Registry, client: reqwest::Client },
+    /// `max_bytes` caps every body read from the upstream (`max_body_bytes`).
+    Http { registry: Registry, client: reqwest::Client, max_bytes: u64 },
     Plugin { registry: Registry, plugin: Arc<LoadedPlugin> },
 }
 
@@ -50,10 +51,27 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
         .expect("an HTTP client")
 }
 
+/// Reads a response body, refusing (not retrying) one larger than `max` bytes:
+/// a broken or hostile upstream must not exhaust memory.
+async fn read_capped(mut resp: reqwest::Response, url: &str, max: u64) -> Result<Bytes, UpstreamError> {
+    let too_big = || UpstreamError::Fatal(format!("GET {url}: the body is larger than max_body_bytes ({max} bytes)"));
+    if resp.content_length().is_some_and(|n| n > max) {
+        return Err(too_big());
+    }
+    let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(0) as usize);
+    while let Some(chunk) = resp.chunk().await.map_err(|e| UpstreamError::Retryable(format!("GET {url}: reading the body failed: {}", without_url(&e))))? {
+        if (buf.len() + chunk.len()) as u64 > max {
+            return Err(too_big());
+        }
+        buf.extend_from_slice(&chunk);
+    }
+    Ok(buf.freeze())
+}
+
 impl Upstream {
     pub fn for_registry(app: &App, registry: Registry) -> Result<Upstream, UpstreamError> {
         if matches!(registry.kind.as_str(), "npm" | "cnpm") {
-            return Ok(Upstream::Http { registry, client: app.upstream_client.clone() });
+            return Ok(Upstream::Http { registry, client: app.upstream_client.clone(), max_bytes: app.config.max_body_bytes });
         }
         let set = app.plugins.current();
         match set.get(&registry.kind) {
@@ -90,7 +108,7 @@ impl Upstream {
     /// The upstream's packument of `name`.
     pub async fn packument(&self, name: &str) -> Result<Fetched, UpstreamError> {
         match self {
-            Upstream::Http { registry, client } => {
+            Upstream::Http { registry, client, max_bytes } => {
                 let url = format!("{}/{}", registry.host, name.replace('/', "%2f"));
                 let resp = self.get(client, &url, "application/json").await?;
                 let status = resp.status();
@@ -106,10 +124,9 @@ impl Upstream {
                 if !status.is_success() {
                     return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
                 }
-                let doc: Value = resp
-                    .json()
-                    .await
-                    .map_err(|e| UpstreamError::Retryable(format!("GET {url}: the body is not a JSON packument: {}", without_url(&e))))?;
+                let body = read_capped(resp, &url, *max_bytes).await?;
+                let doc: Value = serde_json::from_slice(&body)
+                    .map_err(|e| UpstreamError::Retryable(format!("GET {url}: the body is not a JSON packument: {e}")))?;
                 if doc.get("versions").is_none_or(|v| !v.is_object()) {
                     if doc.pointer("/time/unpublished").is_some() {
                         return Ok(Fetched::Removed);
@@ -131,7 +148,7 @@ impl Upstream {
     /// The tarball bytes of `name`@`version` at `url` (from the packument).
     pub async fn tarball(&self, name: &str, version: &str, url: &str) -> Result<Bytes, UpstreamError> {
         match self {
-            Upstream::Http { client, .. } => {
+            Upstream::Http { client, max_bytes, .. } => {
                 let resp = self.get(client, url, "application/octet-stream").await?;
                 let status = resp.status();
                 if status.is_server_error() || status == 429 {
@@ -141,7 +158,7 @@ impl Upstream {
                     return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
                 }
                 let expected = resp.content_length();
-                let bytes = resp.bytes().await.map_err(|e| UpstreamError::Retryable(format!("GET {url}: reading the body failed: {}", without_url(&e))))?;
+                let bytes = read_capped(resp, url, *max_bytes).await?;
                 if let Some(n) = expected {
                     if bytes.len() as u64 != n {
                         return Err(UpstreamError::Retryable(format!("GET {url}: got {} of {n} bytes", bytes.len())));
@@ -160,7 +177,7 @@ impl Upstream {
 
     /// Daily download counts of `name` between two days, as `(day, count)`.
     pub async fn downloads(&self, name: &str, start: &str, end: &str) -> Result<Vec<(String, i64)>, UpstreamError> {
-        let Upstream::Http { registry, client } = self else {
+        let Upstream::Http { registry, client, .. } = self else {
             return Err(UpstreamError::Fatal("download counts can only be imported from npm or cnpm registries".into()));
         };
         let url = format!("{}/downloads/range/{start}:{end}/{name}", registry.host);
@@ -182,7 +199,7 @@ impl Upstream {
 
     /// Forwards an audit request body to the upstream.
     pub async fn post_raw(&self, path: &str, body: Bytes, content_type: Option<&str>, content_encoding: Option<&str>) -> Result<(u16, String, Bytes), UpstreamError> {
-        let Upstream::Http { registry, client } = self else {
+        let Upstream::Http { registry, client, .. } = self else {
             return Err(UpstreamError::Fatal("this upstream is a plugin; it has no audit endpoint".into()));
         };
         let url = format!("{}{path}", registry.host);
