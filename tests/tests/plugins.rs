@@ -63,6 +63,9 @@ async fn scope_policy_limits_publishing_and_private_reads() {
     assert!(body["reason"].as_str().unwrap().contains("acme-scopes"));
     let (status, body) = s.get("/@secret/stuff/-/stuff-1.0.0.tgz", None).await;
     assert_error(status, &body, 403);
+    // A refused reader cannot tell which private packages exist.
+    let (status, body) = s.get("/@secret%2fnothing-here", None).await;
+    assert_error(status, &body, 403);
     let (status, _) = s.get("/@secret%2fstuff", Some(&bob)).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = s.get("/@acme%2ftool", None).await;

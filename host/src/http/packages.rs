@@ -113,8 +113,11 @@ async fn authorize_read(req: &Req, name: &str, version: Option<&str>) -> Result<
 }
 
 pub async fn packument(req: Req, name: &str) -> ApiResult {
-    let entry = found(&req, name).await?;
+    check_read_name(name)?;
+    // Asked before the lookup: a refused caller learns nothing about whether the
+    // package exists, and cannot make a proxy fetch it from the upstream.
     authorize_read(&req, name, None).await?;
+    let entry = found(&req, name).await?;
     let fresh = req.query("write") == Some("true");
     if !fresh && wants_abbreviated(req.header(header::ACCEPT)) {
         Ok(serve_doc(&req, &entry.abbreviated, ABBREVIATED))
