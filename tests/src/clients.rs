@@ -1,6 +1,8 @@
 //! Running client programs (npm, pnpm, yarn) in tests: what a run did, and
 //! how to show it when an assertion fails.
 
+use std::path::Path;
+
 use serde_json::Value;
 
 /// What one client run did.
@@ -66,4 +68,30 @@ impl Run {
 pub fn tail(text: &str, n: usize) -> String {
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// A command for npm, pnpm or yarn that sees none of the machine's client
+/// settings: `npm_config_*`, `yarn_*`, `pnpm_*` and `CI` are removed from its
+/// environment, its config and cache files are the test's own, and it prints no
+/// audit, fund or update notices, progress or colours. No stdin; killed with the test.
+pub fn isolated_command(program: impl AsRef<std::ffi::OsStr>, userconfig: &Path, globalconfig: &Path, cache: &Path) -> tokio::process::Command {
+    let mut cmd = tokio::process::Command::new(program);
+    for (k, _) in std::env::vars_os() {
+        let k_lower = k.to_string_lossy().to_ascii_lowercase();
+        if k_lower.starts_with("npm_config_") || k_lower.starts_with("yarn_") || k_lower.starts_with("pnpm_") || k_lower == "ci" {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("npm_config_userconfig", userconfig)
+        .env("npm_config_globalconfig", globalconfig)
+        .env("npm_config_cache", cache)
+        .env("npm_config_audit", "false")
+        .env("npm_config_fund", "false")
+        .env("npm_config_update_notifier", "false")
+        .env("npm_config_progress", "false")
+        .env("npm_config_color", "false")
+        .env("NO_COLOR", "1")
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    cmd
 }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
-use cairn_e2e::clients::Run;
+use cairn_e2e::clients::{isolated_command, Run};
 use cairn_e2e::{both_backends, Backend, Method, Server, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
@@ -80,25 +80,9 @@ impl Npm {
 
     /// A command with the isolated npm environment (used for npm and for the pty script).
     fn command(&self, program: &str) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(program);
-        for (k, _) in std::env::vars_os() {
-            if k.to_string_lossy().to_ascii_lowercase().starts_with("npm_config_") {
-                cmd.env_remove(k);
-            }
-        }
         let d = self.dir.path();
-        cmd.current_dir(d.join("work"))
-            .env("npm_config_userconfig", self.npmrc_path())
-            .env("npm_config_globalconfig", d.join("globalnpmrc"))
-            .env("npm_config_cache", d.join("cache"))
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_update_notifier", "false")
-            .env("npm_config_progress", "false")
-            .env("npm_config_color", "false")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+        let mut cmd = isolated_command(program, &self.npmrc_path(), &d.join("globalnpmrc"), &d.join("cache"));
+        cmd.current_dir(d.join("work"));
         cmd
     }
 

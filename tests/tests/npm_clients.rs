@@ -25,7 +25,7 @@ use std::process::Output;
 use std::time::Duration;
 
 use base64::Engine;
-use cairn_e2e::clients::{tail, Run};
+use cairn_e2e::clients::{isolated_command, tail, Run};
 use cairn_e2e::{both_backends, Backend, Server, StatusCode};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha512};
@@ -123,13 +123,7 @@ impl<'a> Machine<'a> {
 
     /// A command with the isolated environment, run in `cwd`.
     fn command(&self, program: &Path, cwd: &Path) -> tokio::process::Command {
-        let mut cmd = tokio::process::Command::new(program);
-        for (k, _) in std::env::vars_os() {
-            let k_lower = k.to_string_lossy().to_ascii_lowercase();
-            if k_lower.starts_with("npm_config_") || k_lower.starts_with("yarn_") || k_lower.starts_with("pnpm_") || k_lower == "ci" {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = isolated_command(program, &self.path("npmrc"), &self.path("globalnpmrc"), &self.path("npm-cache"));
         let home = self.path("home");
         cmd.current_dir(cwd)
             .env("HOME", &home)
@@ -137,24 +131,13 @@ impl<'a> Machine<'a> {
             .env("XDG_CACHE_HOME", home.join(".cache"))
             .env("XDG_DATA_HOME", home.join(".local/share"))
             .env("XDG_STATE_HOME", home.join(".local/state"))
-            .env("npm_config_userconfig", self.path("npmrc"))
-            .env("npm_config_globalconfig", self.path("globalnpmrc"))
-            .env("npm_config_cache", self.path("npm-cache"))
-            .env("npm_config_audit", "false")
-            .env("npm_config_fund", "false")
-            .env("npm_config_update_notifier", "false")
-            .env("npm_config_progress", "false")
-            .env("npm_config_color", "false")
-            .env("NO_COLOR", "1")
             .env("YARN_ENABLE_IMMUTABLE_INSTALLS", "false")
             .env("YARN_ENABLE_TELEMETRY", "0")
             .env("YARN_ENABLE_GLOBAL_CACHE", "false")
             .env("YARN_ENABLE_PROGRESS_BARS", "false")
             .env("YARN_ENABLE_COLORS", "false")
             .env("YARN_ENABLE_HYPERLINKS", "false")
-            .env("COREPACK_ENABLE_STRICT", "0")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+            .env("COREPACK_ENABLE_STRICT", "0");
         cmd
     }
 

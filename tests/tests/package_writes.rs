@@ -235,41 +235,6 @@ async fn published_versions_are_immutable(backend: Backend) {
     assert!(after["versions"].get("2.0.0").is_none(), "version without tarball stored: {after}");
 }
 
-/// `npm unpublish NAME@VERSION`, step by step as libnpmpublish does it.
-async fn unpublish_version(s: &Server, token: &str, name: &str, version: &str) {
-    let mut doc = write_doc(s, token, name).await;
-    let tarball_url = doc["versions"][version]["dist"]["tarball"].as_str().unwrap().to_string();
-    let latest = doc["dist-tags"]["latest"].clone();
-    doc["versions"].as_object_mut().unwrap().remove(version);
-    let tags = doc["dist-tags"].as_object_mut().unwrap();
-    tags.retain(|_, v| v != &json!(version));
-    if latest == json!(version) {
-        let mut remaining: Vec<String> = doc["versions"].as_object().unwrap().keys().cloned().collect();
-        remaining.sort_by(|a, b| semverish(a).cmp(&semverish(b)));
-        doc["dist-tags"]["latest"] = json!(remaining.last().unwrap());
-    }
-    let o = doc.as_object_mut().unwrap();
-    o.remove("_revisions");
-    o.remove("_attachments");
-    let rev = doc["_rev"].as_str().unwrap().to_string();
-    let (status, body) = s.call(Method::PUT, &format!("/{}/-rev/{rev}", enc(name)), Some(token), Some(&doc)).await;
-    assert!(status.is_success(), "unpublish PUT -rev: {status} {body}");
-    let doc = write_doc(s, token, name).await;
-    let rev = doc["_rev"].as_str().unwrap();
-    // npm takes the path of dist.tarball, whatever its host.
-    let after_scheme = tarball_url.split_once("://").map_or(tarball_url.as_str(), |(_, rest)| rest);
-    let path = &after_scheme[after_scheme.find('/').expect("a path in dist.tarball")..];
-    let (status, body) = s.call(Method::DELETE, &format!("{path}/-rev/{rev}"), Some(token), None).await;
-    assert!(status.is_success(), "unpublish DELETE tarball: {status} {body}");
-}
-
-/// Orders like `semver.compareLoose` for the versions these tests use: numbers, then a
-/// release above its prereleases.
-fn semverish(v: &str) -> (Vec<u64>, bool, String) {
-    let (core, pre) = v.split_once('-').unwrap_or((v, ""));
-    (core.split('.').map(|p| p.parse().unwrap_or(0)).collect(), pre.is_empty(), pre.to_string())
-}
-
 async fn unpublish_one_version(backend: Backend) {
     let s = Server::start(backend).await;
     let alice = s.add_user("alice", PW).await;

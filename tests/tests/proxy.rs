@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use cairn_e2e::publish::{
     assert_published, enc, gunzip, integrity, publish_ok, publish_with, request, sha1_hex, tarball, tarball_path, CORGI_ACCEPT, PW,
 };
-use cairn_e2e::clients::{tail, Run};
+use cairn_e2e::clients::{isolated_command, tail, Run};
 use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
@@ -293,30 +293,14 @@ impl<'a> Machine<'a> {
     }
 
     async fn npm(&self, cwd: &Path, args: &[&str], audit: bool) -> Run {
-        let mut cmd = tokio::process::Command::new("npm");
-        for (k, _) in std::env::vars_os() {
-            let k_lower = k.to_string_lossy().to_ascii_lowercase();
-            if k_lower.starts_with("npm_config_") || k_lower == "ci" {
-                cmd.env_remove(k);
-            }
-        }
+        let mut cmd = isolated_command("npm", &self.path("npmrc"), &self.path("globalnpmrc"), &self.path("npm-cache"));
         let home = self.path("home");
         cmd.args(args)
             .current_dir(cwd)
             .env("HOME", &home)
             .env("XDG_CONFIG_HOME", home.join(".config"))
             .env("XDG_CACHE_HOME", home.join(".cache"))
-            .env("npm_config_userconfig", self.path("npmrc"))
-            .env("npm_config_globalconfig", self.path("globalnpmrc"))
-            .env("npm_config_cache", self.path("npm-cache"))
-            .env("npm_config_audit", if audit { "true" } else { "false" })
-            .env("npm_config_fund", "false")
-            .env("npm_config_update_notifier", "false")
-            .env("npm_config_progress", "false")
-            .env("npm_config_color", "false")
-            .env("NO_COLOR", "1")
-            .stdin(std::process::Stdio::null())
-            .kill_on_drop(true);
+            .env("npm_config_audit", if audit { "true" } else { "false" });
         let what = format!("npm {}", args.join(" "));
         let out = match tokio::time::timeout(NPM_TIMEOUT, cmd.output()).await {
             Ok(Ok(out)) => out,

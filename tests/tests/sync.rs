@@ -83,26 +83,6 @@ async fn set_tag(s: &Server, token: &str, name: &str, tag: &str, version: &str) 
     assert!(status.is_success(), "dist-tag {tag}: {status} {body}");
 }
 
-/// `npm unpublish NAME@VERSION` as libnpmpublish does it (the version is not `latest`).
-async fn unpublish_version(s: &Server, token: &str, name: &str, version: &str) {
-    let mut doc = write_doc(s, token, name).await;
-    let tarball_url = doc["versions"][version]["dist"]["tarball"].as_str().unwrap().to_string();
-    doc["versions"].as_object_mut().unwrap().remove(version);
-    doc["dist-tags"].as_object_mut().unwrap().retain(|_, v| v != &json!(version));
-    let o = doc.as_object_mut().unwrap();
-    o.remove("_revisions");
-    o.remove("_attachments");
-    let rev = doc["_rev"].as_str().unwrap().to_string();
-    let (status, body) = s.call(Method::PUT, &format!("/{}/-rev/{rev}", enc(name)), Some(token), Some(&doc)).await;
-    assert!(status.is_success(), "unpublish PUT -rev: {status} {body}");
-    let doc = write_doc(s, token, name).await;
-    let rev = doc["_rev"].as_str().unwrap();
-    let after_scheme = tarball_url.split_once("://").map_or(tarball_url.as_str(), |(_, rest)| rest);
-    let path = &after_scheme[after_scheme.find('/').unwrap()..];
-    let (status, body) = s.call(Method::DELETE, &format!("{path}/-rev/{rev}"), Some(token), None).await;
-    assert!(status.is_success(), "unpublish DELETE tarball: {status} {body}");
-}
-
 fn version_set(doc: &Value) -> BTreeSet<String> {
     doc["versions"].as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default()
 }
