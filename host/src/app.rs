@@ -35,14 +35,14 @@ impl App {
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
         );
-        let config_timeout = config.upstream_timeout_secs;
+        let upstream_client = crate::domain::upstream::http_client(std::time::Duration::from_secs(config.upstream_timeout_secs));
         Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments,
             downloads: DownloadCounter::default(),
             plugins,
             sync_wakeup: tokio::sync::Notify::new(),
             sync_done: tokio::sync::Notify::new(),
             proxy: Default::default(),
-            upstream_client: crate::domain::upstream::http_client(std::time::Duration::from_secs(config_timeout)),
+            upstream_client,
         })
     }
 
