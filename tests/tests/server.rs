@@ -64,7 +64,6 @@ async fn oversized_bodies_get_413_naming_the_limit() {
     assert_eq!(status, StatusCode::NOT_FOUND);
 }
 
-/// Reads until the peer closes or a full response with Content-Length arrived.
 /// Reads one response head (up to the blank line), byte by byte so nothing after it is consumed.
 fn read_head(conn: &mut TcpStream) -> String {
     let mut buf = Vec::new();
@@ -78,6 +77,7 @@ fn read_head(conn: &mut TcpStream) -> String {
     String::from_utf8_lossy(&buf).into_owned()
 }
 
+/// Reads until the peer closes or a full response with Content-Length arrived.
 fn read_response(conn: &mut TcpStream) -> String {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 4096];

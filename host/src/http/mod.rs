@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, Limited};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::Incoming;
 use serde::de::DeserializeOwned;
 
@@ -61,14 +61,26 @@ impl Req {
 
     /// Reads the whole body: 413 past `max_body_bytes`, 408 past `request_timeout_secs`.
     pub async fn bytes(&mut self) -> Result<Bytes, ApiError> {
-        let Some(body) = self.body.take() else { return Ok(Bytes::new()) };
+        let Some(mut body) = self.body.take() else { return Ok(Bytes::new()) };
         let limit = self.app.config.max_body_bytes;
         let timeout = Duration::from_secs(self.app.config.request_timeout_secs);
-        match tokio::time::timeout(timeout, Limited::new(body, limit as usize).collect()).await {
+        let read_failed = |e: hyper::Error| ApiError::bad_request(format!("reading the request body failed: {e}"));
+        let mut buf = bytes::BytesMut::new();
+        let collect = async {
+            while let Some(frame) = body.frame().await {
+                let Ok(data) = frame.map_err(read_failed)?.into_data() else { continue };
+                if (buf.len() + data.len()) as u64 > limit {
+                    return Ok(false);
+                }
+                buf.extend_from_slice(&data);
+            }
+            Ok::<_, ApiError>(true)
+        };
+        match tokio::time::timeout(timeout, collect).await {
             Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body was not received in time")),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large(limit)),
-            Ok(Err(e)) => Err(ApiError::bad_request(format!("reading the request body failed: {e}"))),
-            Ok(Ok(collected)) => Ok(collected.to_bytes()),
+            Ok(Err(e)) => Err(e),
+            Ok(Ok(true)) => Ok(buf.freeze()),
+            Ok(Ok(false)) => Err(refuse_oversized(&mut body, limit).await),
         }
     }
 
@@ -83,6 +95,29 @@ impl Req {
         }
         Ok(serde_json::from_slice(&bytes)?)
     }
+}
+
+/// How long, and how much of, the rest of an oversized body is read (and
+/// dropped) before the 413.
+const DRAIN_OVERSIZED_FOR: Duration = Duration::from_secs(5);
+const DRAIN_OVERSIZED_BYTES: u64 = 64 * 1024 * 1024;
+
+/// The 413 for a body past `limit`, given only once the rest of the body has
+/// been read and dropped (up to the larger of the limit and 64 MiB, for at most
+/// 5 s): closing a connection with unread data makes the kernel reset it, and
+/// the client would lose the 413 and its reason.
+async fn refuse_oversized(body: &mut Incoming, limit: u64) -> ApiError {
+    let drain = async {
+        let mut drained = 0u64;
+        while let Some(Ok(frame)) = body.frame().await {
+            drained += frame.data_ref().map_or(0, |d| d.len() as u64);
+            if drained > DRAIN_OVERSIZED_BYTES.max(limit) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(DRAIN_OVERSIZED_FOR, drain).await;
+    too_large(limit)
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -152,10 +187,10 @@ pub async fn handle(app: Arc<App>, request: http::Request<Incoming>, client_ip: 
 }
 
 async fn prepare_and_route(app: Arc<App>, request: http::Request<Incoming>, client_ip: IpAddr) -> ApiResult {
-    let (parts, body) = request.into_parts();
+    let (parts, mut body) = request.into_parts();
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
         if len > app.config.max_body_bytes {
-            return Err(too_large(app.config.max_body_bytes));
+            return Err(refuse_oversized(&mut body, app.config.max_body_bytes).await);
         }
     }
     let path = parts.uri.path();
