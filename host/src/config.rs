@@ -38,6 +38,10 @@ pub struct Config {
     pub packument_cache_entries: usize,
     /// Seconds between flushes of buffered download counts.
     pub downloads_flush_secs: u64,
+    /// Tarball blobs no row references are removed once older than this.
+    pub blob_sweep_min_age_secs: u64,
+    /// Seconds between sweeps of unreferenced blobs (one runs at start; 0: only that one).
+    pub blob_sweep_interval_secs: u64,
     pub auth: AuthConfig,
     pub log: LogConfig,
     /// WebAssembly plugins, run in the order given.
@@ -214,6 +218,8 @@ impl Default for Config {
             packument_cache_ttl_secs: 5,
             packument_cache_entries: 10_000,
             downloads_flush_secs: 30,
+            blob_sweep_min_age_secs: 3600,
+            blob_sweep_interval_secs: 3600,
             auth: AuthConfig::default(),
             log: LogConfig::default(),
             plugins: Vec::new(),

@@ -58,6 +58,12 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
     let workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
     let follower = crate::domain::changes::start_follower(app.clone());
+    let sweeper = crate::blob::sweep::spawn(
+        app.store.clone(),
+        app.blobs.clone(),
+        Duration::from_secs(app.config.blob_sweep_min_age_secs),
+        Duration::from_secs(app.config.blob_sweep_interval_secs),
+    );
     let header_timeout = Duration::from_secs(app.config.request_timeout_secs);
     tokio::pin!(shutdown);
     loop {
@@ -102,6 +108,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     flusher.abort();
     reloader.abort();
     follower.abort();
+    sweeper.abort();
     for w in workers {
         w.abort();
     }

@@ -53,6 +53,11 @@ conformance!(
     migrations_are_idempotent,
     publish_and_change_packages,
     task_queue_claims_merges_and_recovers,
+    tags_always_name_existing_versions,
+    tags_keep_creation_order,
+    concurrent_package_writes_never_deadlock,
+    deprecations_apply_to_the_current_manifest,
+    referenced_blobs_are_found,
 );
 
 fn user(name: &str) -> User {
@@ -170,6 +175,10 @@ fn version(v: &str) -> VersionRecord {
     }
 }
 
+fn tagged(v: &str, rev: &str, tags: &[&str]) -> NewVersion {
+    NewVersion { tags: tags.iter().map(|t| t.to_string()).collect(), ..new_version(v, "ann", rev) }
+}
+
 fn new_version(v: &str, publisher: &str, rev: &str) -> NewVersion {
     NewVersion {
         package: "pkg".into(),
@@ -259,4 +268,133 @@ async fn task_queue_claims_merges_and_recovers(s: &dyn Store) {
     assert!(s.claim_task("w3", 400).await.unwrap().is_none(), "not before run_after");
     assert_eq!(s.claim_task("w3", 10_000).await.unwrap().unwrap().id, again.id);
     assert!(s.claim_task("w3", 20_000).await.unwrap().is_none());
+}
+
+fn tags_of(p: &cairn::store::PackageRecord) -> Vec<(&str, &str)> {
+    p.tags.iter().map(|(t, v)| (t.as_str(), v.as_str())).collect()
+}
+
+/// Issue 8 item 2: a tag never names a missing version, and `latest` moves
+/// (to the highest remaining, releases before prereleases) when its version goes.
+async fn tags_always_name_existing_versions(s: &dyn Store) {
+    s.publish(&tagged("1.0.0", "1-a", &["latest"])).await.unwrap();
+    s.publish(&tagged("1.1.0", "2-a", &["latest", "stable"])).await.unwrap();
+    s.publish(&tagged("2.0.0-beta.1", "3-a", &["beta"])).await.unwrap();
+    let set_missing = PackageChange { new_rev: "4-a".into(), now: 1, set_tags: vec![("next".into(), "9.9.9".into())], ..Default::default() };
+    assert!(matches!(s.update_package("pkg", &set_missing).await, Err(StoreError::Invalid(_))));
+    let p = s.package("pkg").await.unwrap().unwrap();
+    assert_eq!(p.rev, "3-a", "a refused change leaves everything as it was");
+    // Removing 1.1.0: latest moves to 1.0.0 (not the prerelease), stable goes.
+    let remove = PackageChange { new_rev: "4-b".into(), now: 2, remove_versions: vec!["1.1.0".into()], ..Default::default() };
+    assert_eq!(s.update_package("pkg", &remove).await.unwrap().unwrap().len(), 1);
+    let p = s.package("pkg").await.unwrap().unwrap();
+    assert_eq!(tags_of(&p), vec![("latest", "1.0.0"), ("beta", "2.0.0-beta.1")]);
+    // A tag set and a removal of its version in one change: refused as a whole.
+    let both = PackageChange {
+        new_rev: "5-a".into(),
+        now: 3,
+        remove_versions: vec!["1.0.0".into()],
+        set_tags: vec![("old".into(), "1.0.0".into())],
+        ..Default::default()
+    };
+    assert!(matches!(s.update_package("pkg", &both).await, Err(StoreError::Invalid(_))));
+    assert_eq!(s.package("pkg").await.unwrap().unwrap().versions.len(), 2);
+    // Only prereleases left: latest takes the highest of them.
+    let remove = PackageChange { new_rev: "5-b".into(), now: 4, remove_versions: vec!["1.0.0".into()], ..Default::default() };
+    s.update_package("pkg", &remove).await.unwrap().unwrap();
+    let p = s.package("pkg").await.unwrap().unwrap();
+    assert_eq!(tags_of(&p), vec![("latest", "2.0.0-beta.1"), ("beta", "2.0.0-beta.1")]);
+    assert_eq!(cairn::store::highest_version(["1.0.0", "2.0.0-rc.1", "1.10.0", "1.9.0"].into_iter()), Some("1.10.0"));
+}
+
+/// Issue 8 item 17: `latest` first, the others by creation; moving keeps the place.
+async fn tags_keep_creation_order(s: &dyn Store) {
+    s.publish(&tagged("1.0.0", "1-a", &["latest", "zeta"])).await.unwrap();
+    for (i, (tag, v)) in [("beta", "1.0.0"), ("alpha", "1.0.0"), ("zeta", "1.0.0")].iter().enumerate() {
+        let c = PackageChange { new_rev: format!("{}-t", i + 2), now: 1, set_tags: vec![(tag.to_string(), v.to_string())], ..Default::default() };
+        s.update_package("pkg", &c).await.unwrap().unwrap();
+    }
+    let p = s.package("pkg").await.unwrap().unwrap();
+    assert_eq!(p.tags.iter().map(|(t, _)| t.as_str()).collect::<Vec<_>>(), ["latest", "zeta", "beta", "alpha"]);
+}
+
+/// Issue 8 item 1: publishes and tag moves on one package at once. On
+/// PostgreSQL they took row locks in opposite orders and deadlocked.
+async fn concurrent_package_writes_never_deadlock(s: &dyn Store) {
+    s.publish(&tagged("1.0.0", "1-a", &["latest"])).await.unwrap();
+    let publishes = (0..20).map(|i| async move { s.publish(&tagged(&format!("2.0.{i}"), &format!("p{i}"), &["latest", "next"])).await });
+    let moves = (0..20).map(|i| async move {
+        let c = PackageChange { new_rev: format!("t{i}"), now: i, set_tags: vec![("latest".into(), "1.0.0".into())], ..Default::default() };
+        s.update_package("pkg", &c).await
+    });
+    let (published, moved) = tokio::join!(join_all(publishes), join_all(moves));
+    for r in published {
+        assert_eq!(r.unwrap(), PublishOutcome::Published);
+    }
+    for r in moved {
+        assert!(r.unwrap().is_some());
+    }
+    assert_eq!(s.package("pkg").await.unwrap().unwrap().versions.len(), 21);
+}
+
+/// Polls the futures together on this task (the store's connections make them concurrent).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs: Vec<Option<F::Output>> = pinned.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (f, out) in pinned.iter_mut().zip(outputs.iter_mut()) {
+            if out.is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => *out = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    outputs.into_iter().map(|o| o.expect("every future finished")).collect()
+}
+
+/// Issue 8 item 3: a deprecation changes the manifest as stored when it runs.
+async fn deprecations_apply_to_the_current_manifest(s: &dyn Store) {
+    s.publish(&tagged("1.0.0", "1-a", &["latest"])).await.unwrap();
+    let c = PackageChange {
+        new_rev: "2-a".into(),
+        now: 1,
+        deprecations: vec![("1.0.0".into(), Some("old".into())), ("8.8.8".into(), Some("gone".into()))],
+        ..Default::default()
+    };
+    s.update_package("pkg", &c).await.unwrap().unwrap();
+    let p = s.package("pkg").await.unwrap().unwrap();
+    let m: serde_json::Value = serde_json::from_str(&p.versions[0].manifest).unwrap();
+    assert_eq!(m, serde_json::json!({"name": "pkg", "version": "1.0.0", "deprecated": "old"}));
+    let c = PackageChange { new_rev: "3-a".into(), now: 2, deprecations: vec![("1.0.0".into(), None)], ..Default::default() };
+    s.update_package("pkg", &c).await.unwrap().unwrap();
+    let p = s.package("pkg").await.unwrap().unwrap();
+    assert_eq!(p.versions[0].manifest, r#"{"name":"pkg","version":"1.0.0"}"#);
+}
+
+async fn referenced_blobs_are_found(s: &dyn Store) {
+    s.publish(&tagged("1.0.0", "1-a", &["latest"])).await.unwrap();
+    let proxied = cairn::store::ProxyTarball {
+        name: "up".into(),
+        file: "up-1.0.0.tgz".into(),
+        version: "1.0.0".into(),
+        blob_key: "proxy/up/up-1.0.0-ab.tgz".into(),
+        size: 1,
+        integrity: "sha512-x".into(),
+        created_at: 1,
+    };
+    assert!(s.put_proxy_tarball(&proxied).await.unwrap());
+    let keys: Vec<String> = ["tarballs/pkg/pkg-1.0.0.tgz", "tarballs/pkg/orphan.tgz", "proxy/up/up-1.0.0-ab.tgz", "proxy/x.tgz"]
+        .iter()
+        .map(|k| k.to_string())
+        .collect();
+    let mut found = s.referenced_blobs(&keys).await.unwrap();
+    found.sort();
+    assert_eq!(found, ["proxy/up/up-1.0.0-ab.tgz", "tarballs/pkg/pkg-1.0.0.tgz"]);
+    let many: Vec<String> = (0..450).map(|i| format!("tarballs/none/{i}")).chain(keys).collect();
+    assert_eq!(s.referenced_blobs(&many).await.unwrap().len(), 2, "more keys than one query takes");
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use futures_util::StreamExt;
 use tokio::io::AsyncWriteExt;
 
-use super::{validate_key, Blob, BlobError, BlobStore};
+use super::{validate_key, Blob, BlobEntry, BlobError, BlobStore};
 
 pub struct LocalBlobStore {
     root: PathBuf,
@@ -31,6 +31,34 @@ impl LocalBlobStore {
         validate_key(key)?;
         Ok(self.root.join(key))
     }
+}
+
+/// Every file under `dir` (recursively) as a blob entry keyed relative to `root`.
+fn walk(root: &Path, dir: &Path, out: &mut Vec<BlobEntry>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let kind = entry.file_type()?;
+        let path = entry.path();
+        if kind.is_dir() {
+            walk(root, &path, out)?;
+        } else if kind.is_file() {
+            let Ok(relative) = path.strip_prefix(root) else { continue };
+            let key: Vec<&str> = relative.components().filter_map(|c| c.as_os_str().to_str()).collect();
+            let modified = match entry.metadata() {
+                Ok(m) => m.modified()?,
+                // Removed since it was listed.
+                Err(e) if e.kind() == ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            };
+            out.push(BlobEntry { key: key.join("/"), modified });
+        }
+    }
+    Ok(())
 }
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -104,6 +132,22 @@ impl BlobStore for LocalBlobStore {
             Err(e) => Err(e.into()),
         }
     }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobEntry>, BlobError> {
+        // Walk the deepest directory the prefix names, then filter by the whole prefix.
+        let dir_part = prefix.rsplit_once('/').map_or("", |(d, _)| d);
+        let start = if dir_part.is_empty() { self.root.clone() } else { self.path(dir_part)? };
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let entries = tokio::task::spawn_blocking(move || {
+            let mut out = Vec::new();
+            walk(&root, &start, &mut out)?;
+            Ok::<_, std::io::Error>(out)
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+        Ok(entries.into_iter().filter(|e| e.key.starts_with(&prefix) && !e.key.starts_with(".tmp/")).collect())
+    }
 }
 
 #[cfg(test)]
@@ -124,6 +168,23 @@ mod tests {
         assert_eq!(std::fs::read_dir(dir.path().join(".tmp")).unwrap().count(), 0);
         assert!(store.delete("a/b.tgz").await.unwrap());
         assert!(!store.delete("a/b.tgz").await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn lists_keys_under_a_prefix_with_their_age() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalBlobStore::open(dir.path()).unwrap();
+        store.put("tarballs/@s/n/n-1.0.0-ab.tgz", Bytes::from_static(b"x")).await.unwrap();
+        store.put("tarballs/foo/foo-1.0.0-cd.tgz", Bytes::from_static(b"y")).await.unwrap();
+        store.put("logs/sync/t.log", Bytes::from_static(b"z")).await.unwrap();
+        std::fs::write(dir.path().join(".tmp/partial"), b"p").unwrap();
+        let mut keys: Vec<String> = store.list("tarballs/").await.unwrap().into_iter().map(|e| e.key).collect();
+        keys.sort();
+        assert_eq!(keys, ["tarballs/@s/n/n-1.0.0-ab.tgz", "tarballs/foo/foo-1.0.0-cd.tgz"]);
+        assert_eq!(store.list("").await.unwrap().len(), 3, "the temp dir is not listed");
+        assert!(store.list("proxy/").await.unwrap().is_empty());
+        let age = store.list("logs/").await.unwrap()[0].modified.elapsed().unwrap_or_default();
+        assert!(age < std::time::Duration::from_secs(60));
     }
 
     #[tokio::test]

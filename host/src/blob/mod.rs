@@ -7,6 +7,7 @@
 //! a key, never a partial one.
 
 mod local;
+pub mod sweep;
 
 use std::pin::Pin;
 
@@ -28,6 +29,14 @@ impl Blob {
     pub fn from_bytes(bytes: Bytes) -> Blob {
         Blob { size: bytes.len() as u64, stream: Box::pin(futures_util::stream::once(async move { Ok(bytes) })) }
     }
+}
+
+/// A stored blob as listed by [`BlobStore::list`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BlobEntry {
+    pub key: String,
+    /// When the blob was last written (a file's mtime, an object's LastModified).
+    pub modified: std::time::SystemTime,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +62,9 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn head(&self, key: &str) -> Result<Option<u64>, BlobError>;
     /// Removes the blob; false when it was absent.
     async fn delete(&self, key: &str) -> Result<bool, BlobError>;
+    /// The blobs whose key starts with `prefix` (e.g. `tarballs/`), in no
+    /// particular order, with their age; writes in progress are not listed.
+    async fn list(&self, prefix: &str) -> Result<Vec<BlobEntry>, BlobError>;
 }
 
 /// Rejects keys that could escape the store: empty, absolute, `.`/`..` or empty segments, NUL or backslash.

@@ -56,6 +56,8 @@ impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::Conflict(what) => Error::Conflict(format!("{what} already exists")),
+            StoreError::Invalid(reason) => Error::Invalid(reason),
+            StoreError::Contended(reason) => Error::Conflict(reason),
             other => Error::Internal(other.to_string()),
         }
     }

@@ -8,7 +8,7 @@ use crate::app::App;
 use crate::store::{now_ms, Block, NewVersion, PackageChange, PackageRecord, PublishOutcome, VersionRecord};
 use crate::util::{next_rev, random_bytes};
 
-use super::packument::{self, highest, latest_version};
+use super::packument;
 use super::policy::{self, Action};
 use super::{names, Error, Identity, Result};
 
@@ -258,9 +258,38 @@ pub struct Updated {
     pub rev: String,
 }
 
+/// The document a client edited, as far as it matters to apply its change.
+struct Base {
+    /// The client read an older rev than the current one (npm read-modify-write
+    /// racing other writes): only what the client itself changed is applied.
+    stale: bool,
+    /// The versions the client's document had (its `time` keys), when it says:
+    /// a current version missing from the document was removed by the client
+    /// only if it is one of these; the others were published after it read.
+    known: Option<Vec<String>>,
+}
+
+fn base_of(record: &PackageRecord, rev: Option<&str>, body: &Value) -> Result<Base> {
+    let known = body
+        .get("time")
+        .and_then(Value::as_object)
+        .map(|time| time.keys().filter(|k| !matches!(k.as_str(), "created" | "modified" | "unpublished")).cloned().collect());
+    let expected = rev.or_else(|| body.get("_rev").and_then(Value::as_str));
+    let stale = expected.is_some_and(|r| r != record.rev);
+    if stale && known.is_none() {
+        let expected = expected.unwrap_or_default();
+        return Err(Error::Conflict(format!("document update conflict: rev {expected} is not the current {}", record.rev)));
+    }
+    Ok(Base { stale, known })
+}
+
 /// `PUT /:name` without attachments and `PUT /:name/-rev/:rev`: the client
 /// sends the whole packument back with its change (deprecations, removed
-/// versions, maintainers, dist-tags, stars). Only what differs is applied.
+/// versions, maintainers, dist-tags, stars). Only what differs is applied, as
+/// a change of its own (remove these versions, set these deprecations) under
+/// the package's lock: a publish between the client's read and its write does
+/// not make it fail. A client editing a version removed meanwhile, or owners
+/// changed meanwhile, gets 409.
 pub async fn update(app: &App, caller: &Identity, url_name: &str, rev: Option<&str>, body: &Value) -> Result<Updated> {
     if !body.is_object() {
         return Err(Error::Invalid("the body must be a package document".into()));
@@ -272,95 +301,142 @@ pub async fn update(app: &App, caller: &Identity, url_name: &str, rev: Option<&s
     }
     check_not_blocked(app, url_name).await?;
     let record = load(app, url_name).await?;
-    let expected_rev = rev.map(str::to_string).or_else(|| body.get("_rev").and_then(Value::as_str).map(str::to_string));
-    if let Some(expected) = &expected_rev {
-        if expected != &record.rev {
-            return Err(Error::Conflict(format!("document update conflict: rev {expected} is not the current {}", record.rev)));
+    let base = base_of(&record, rev, body)?;
+    let mut change = PackageChange { new_rev: next_rev(Some(&record.rev)), now: now_ms(), ..Default::default() };
+    change.star = star_change(&record, caller, body, base.stale)?;
+    versions_change(&record, body, &base, &mut change)?;
+    let remaining: Vec<&str> =
+        record.versions.iter().map(|v| v.version.as_str()).filter(|v| !change.remove_versions.iter().any(|r| r == v)).collect();
+    change.maintainers = maintainers_change(app, &record, body, base.stale).await?;
+    if !base.stale {
+        tags_change(&record, body, &remaining, &mut change)?;
+    }
+    let tags_changed = !change.set_tags.is_empty() || !change.remove_tags.is_empty();
+    let needs_maintainer = !change.remove_versions.is_empty() || !change.deprecations.is_empty() || change.maintainers.is_some() || tags_changed;
+    if needs_maintainer {
+        require_maintainer(&record, caller)?;
+    }
+    let pkg = Some((record.name.as_str(), None));
+    if !change.remove_versions.is_empty() {
+        policy::authorize_caller(app, Action::Unpublish, pkg, caller).await?;
+    }
+    if !change.deprecations.is_empty() {
+        policy::authorize_caller(app, Action::Deprecate, pkg, caller).await?;
+    }
+    if tags_changed {
+        policy::authorize_caller(app, Action::DistTag, pkg, caller).await?;
+    }
+    if change.maintainers.is_some() {
+        policy::authorize_caller(app, Action::Owner, pkg, caller).await?;
+        // Owners are replaced as a whole list: only on the document read last.
+        change.expected_rev = Some(record.rev.clone());
+    }
+    if !needs_maintainer && change.star.is_none() {
+        return Ok(Updated { rev: record.rev });
+    }
+    if remaining.is_empty() {
+        remove_package(app, &record.name, Some(&record.rev)).await?;
+        return Ok(Updated { rev: change.new_rev });
+    }
+    let removed = app.store.update_package(&record.name, &change).await;
+    app.packuments.invalidate(&record.name);
+    let Some(removed) = removed? else {
+        return Err(Error::Conflict("the package changed concurrently; read it again and retry".into()));
+    };
+    delete_blobs(app, &removed).await;
+    Ok(Updated { rev: change.new_rev })
+}
+
+/// Stars: a caller may only add or remove their own. Others' stars that
+/// differ in a stale document changed after the client read it: ignored.
+fn star_change(record: &PackageRecord, caller: &Identity, body: &Value, stale: bool) -> Result<Option<(String, bool)>> {
+    let Some(users) = obj(body, "users")? else { return Ok(None) };
+    let wanted: Vec<&String> = users.iter().filter(|(_, v)| v.as_bool() == Some(true)).map(|(k, _)| k).collect();
+    let mut star = None;
+    for u in record.stars.iter().filter(|u| !wanted.contains(u)).chain(wanted.iter().copied().filter(|u| !record.stars.contains(u))) {
+        if u != &caller.name {
+            if stale {
+                continue;
+            }
+            return Err(Error::Forbidden(format!("{} may not change the star of {u}", caller.name)));
+        }
+        star = Some((caller.name.clone(), !record.stars.contains(u)));
+    }
+    Ok(star)
+}
+
+/// Removed versions and deprecation messages: the document against the package as it is now.
+fn versions_change(record: &PackageRecord, body: &Value, base: &Base, change: &mut PackageChange) -> Result<()> {
+    let Some(versions) = obj(body, "versions")? else { return Ok(()) };
+    for v in &record.versions {
+        let Some(sent) = versions.get(&v.version) else {
+            if base.known.as_ref().is_none_or(|known| known.contains(&v.version)) {
+                change.remove_versions.push(v.version.clone());
+            }
+            continue;
+        };
+        let sent_dep = match sent.get("deprecated") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.is_empty() => None,
+            Some(Value::String(s)) => Some(s.clone()),
+            Some(_) => return Err(Error::Invalid(format!("versions[{}].deprecated must be a string", v.version))),
+        };
+        let manifest: Value = serde_json::from_str(&v.manifest).map_err(|e| Error::Internal(e.to_string()))?;
+        let current = manifest.get("deprecated").and_then(Value::as_str).filter(|s| !s.is_empty()).map(str::to_string);
+        if current != sent_dep {
+            change.deprecations.push((v.version.clone(), sent_dep));
         }
     }
-    let mut change = PackageChange { expected_rev, new_rev: next_rev(Some(&record.rev)), now: now_ms(), ..Default::default() };
-    let mut needs_maintainer = false;
+    if let Some(unknown) = versions.keys().find(|k| !record.versions.iter().any(|v| &&v.version == k)) {
+        if base.stale {
+            return Err(Error::Conflict(format!("version {unknown} was removed after the document was read; read it again")));
+        }
+        return Err(Error::Invalid(format!("version {unknown} is not published; publish it with its tarball")));
+    }
+    Ok(())
+}
 
-    // Stars: a caller may only add or remove their own.
-    if let Some(users) = obj(body, "users")? {
-        let wanted: Vec<&String> = users.iter().filter(|(_, v)| v.as_bool() == Some(true)).map(|(k, _)| k).collect();
-        for u in record.stars.iter().filter(|u| !wanted.contains(u)).chain(wanted.iter().copied().filter(|u| !record.stars.contains(u))) {
-            if u != &caller.name {
-                return Err(Error::Forbidden(format!("{} may not change the star of {u}", caller.name)));
-            }
-            change.star = Some((caller.name.clone(), !record.stars.contains(u)));
+async fn maintainers_change(app: &App, record: &PackageRecord, body: &Value, stale: bool) -> Result<Option<Vec<String>>> {
+    let Some(list) = body.get("maintainers") else { return Ok(None) };
+    let list = list.as_array().ok_or_else(|| Error::Invalid("maintainers must be an array".into()))?;
+    let mut wanted = Vec::new();
+    for m in list {
+        let n = m
+            .get("name")
+            .and_then(Value::as_str)
+            .or_else(|| m.as_str())
+            .ok_or_else(|| Error::Invalid("each maintainer needs a name".into()))?;
+        if !wanted.iter().any(|w| w == n) {
+            wanted.push(n.to_string());
         }
     }
-
-    let mut remaining: Vec<&str> = record.versions.iter().map(|v| v.version.as_str()).collect();
-    if let Some(versions) = obj(body, "versions")? {
-        for v in &record.versions {
-            match versions.get(&v.version) {
-                None => {
-                    change.remove_versions.push(v.version.clone());
-                    needs_maintainer = true;
-                }
-                Some(sent) => {
-                    let sent_dep = match sent.get("deprecated") {
-                        None | Some(Value::Null) => None,
-                        Some(Value::String(s)) if s.is_empty() => None,
-                        Some(Value::String(s)) => Some(s.clone()),
-                        Some(_) => return Err(Error::Invalid(format!("versions[{}].deprecated must be a string", v.version))),
-                    };
-                    let mut manifest: Value = serde_json::from_str(&v.manifest).map_err(|e| Error::Internal(e.to_string()))?;
-                    let current = manifest.get("deprecated").and_then(Value::as_str).map(str::to_string);
-                    if current != sent_dep {
-                        let m = manifest.as_object_mut().expect("stored manifests are objects");
-                        match &sent_dep {
-                            Some(msg) => m.insert("deprecated".into(), Value::String(msg.clone())),
-                            None => m.remove("deprecated"),
-                        };
-                        change.manifests.push((v.version.clone(), manifest.to_string()));
-                        needs_maintainer = true;
-                    }
-                }
-            }
-        }
-        if let Some(unknown) = versions.keys().find(|k| !record.versions.iter().any(|v| &&v.version == k)) {
-            return Err(Error::Invalid(format!("version {unknown} is not published; publish it with its tarball")));
-        }
-        remaining.retain(|v| !change.remove_versions.iter().any(|r| r == v));
+    let mut current: Vec<String> = record.maintainers.iter().map(|(n, _)| n.clone()).collect();
+    current.sort();
+    let mut sorted = wanted.clone();
+    sorted.sort();
+    if sorted == current {
+        return Ok(None);
     }
-
-    if let Some(list) = body.get("maintainers") {
-        let list = list.as_array().ok_or_else(|| Error::Invalid("maintainers must be an array".into()))?;
-        let mut wanted = Vec::new();
-        for m in list {
-            let n = m
-                .get("name")
-                .and_then(Value::as_str)
-                .or_else(|| m.as_str())
-                .ok_or_else(|| Error::Invalid("each maintainer needs a name".into()))?;
-            if !wanted.iter().any(|w| w == n) {
-                wanted.push(n.to_string());
-            }
-        }
-        let mut current: Vec<String> = record.maintainers.iter().map(|(n, _)| n.clone()).collect();
-        current.sort();
-        let mut sorted = wanted.clone();
-        sorted.sort();
-        if sorted != current {
-            if wanted.is_empty() {
-                return Err(Error::Invalid("a package needs at least one maintainer".into()));
-            }
-            for n in &wanted {
-                if !current.contains(n) && app.store.user_by_name(n).await?.is_none() {
-                    return Err(Error::Invalid(format!("user {n} does not exist")));
-                }
-            }
-            change.maintainers = Some(wanted);
-            needs_maintainer = true;
+    if stale {
+        return Err(Error::Conflict(format!("the maintainers of {} changed after the document was read; read it again", record.name)));
+    }
+    if wanted.is_empty() {
+        return Err(Error::Invalid("a package needs at least one maintainer".into()));
+    }
+    for n in &wanted {
+        if !current.contains(n) && app.store.user_by_name(n).await?.is_none() {
+            return Err(Error::Invalid(format!("user {n} does not exist")));
         }
     }
+    Ok(Some(wanted))
+}
 
-    // Dist-tags: the document's tags, restricted to the versions that remain.
-    let current_tags: Vec<(String, String)> = record.tags.clone();
-    let mut final_tags: Vec<(String, String)> = match obj(body, "dist-tags")? {
+/// Dist-tags of a document read at the current rev: its tags, restricted to
+/// the versions that remain. `latest` is never removed here: when its version
+/// goes, the store moves it to the highest remaining version.
+fn tags_change(record: &PackageRecord, body: &Value, remaining: &[&str], change: &mut PackageChange) -> Result<()> {
+    let current_tags = &record.tags;
+    let final_tags: Vec<(String, String)> = match obj(body, "dist-tags")? {
         Some(t) => {
             let mut out = Vec::new();
             for (tag, v) in t {
@@ -375,62 +451,19 @@ pub async fn update(app: &App, caller: &Identity, url_name: &str, rev: Option<&s
         }
         None => current_tags.iter().filter(|(_, v)| remaining.contains(&v.as_str())).cloned().collect(),
     };
-    if !final_tags.iter().any(|(t, _)| t == "latest") {
-        if let Some(h) = highest(remaining.iter().copied()) {
-            final_tags.push(("latest".into(), h.to_string()));
-        }
-    }
     for (tag, v) in &final_tags {
         if !current_tags.iter().any(|(t, cv)| t == tag && cv == v) {
             names::validate_tag(tag)?;
             change.set_tags.push((tag.clone(), v.clone()));
         }
     }
-    for (tag, _) in &current_tags {
-        if !final_tags.iter().any(|(t, _)| t == tag) {
+    for (tag, v) in current_tags {
+        let removed_with_version = change.remove_versions.contains(v);
+        if tag != "latest" && !removed_with_version && !final_tags.iter().any(|(t, _)| t == tag) {
             change.remove_tags.push(tag.clone());
         }
     }
-    if !change.set_tags.is_empty() || !change.remove_tags.is_empty() {
-        needs_maintainer = true;
-    }
-    if needs_maintainer {
-        require_maintainer(&record, caller)?;
-    }
-    let pkg = Some((record.name.as_str(), None));
-    if !change.remove_versions.is_empty() {
-        policy::authorize_caller(app, Action::Unpublish, pkg, caller).await?;
-    }
-    if !change.manifests.is_empty() {
-        policy::authorize_caller(app, Action::Deprecate, pkg, caller).await?;
-    }
-    if !change.set_tags.is_empty() || !change.remove_tags.is_empty() {
-        policy::authorize_caller(app, Action::DistTag, pkg, caller).await?;
-    }
-    if change.maintainers.is_some() {
-        policy::authorize_caller(app, Action::Owner, pkg, caller).await?;
-    }
-    if !needs_maintainer && change.star.is_none() {
-        return Ok(Updated { rev: record.rev });
-    }
-    if remaining.is_empty() {
-        remove_package(app, &record.name, Some(&record.rev)).await?;
-        return Ok(Updated { rev: change.new_rev });
-    }
-    let latest_before = latest_version(&record).map(str::to_string);
-    let latest_after = final_tags.iter().find(|(t, _)| t == "latest").map(|(_, v)| v.clone());
-    if latest_after != latest_before || change.manifests.iter().any(|(v, _)| Some(v) == latest_after.as_ref()) {
-        if let Some(v) = record.versions.iter().find(|v| Some(&v.version) == latest_after.as_ref()) {
-            change.search_fields = Some(search_fields(&serde_json::from_str(&v.manifest).unwrap_or(Value::Null)));
-        }
-    }
-    let removed = app.store.update_package(&record.name, &change).await?;
-    app.packuments.invalidate(&record.name);
-    let Some(removed) = removed else {
-        return Err(Error::Conflict("the package changed concurrently; read it again and retry".into()));
-    };
-    delete_blobs(app, &removed).await;
-    Ok(Updated { rev: change.new_rev })
+    Ok(())
 }
 
 async fn delete_blobs(app: &App, versions: &[VersionRecord]) {
@@ -463,37 +496,24 @@ pub async fn unpublish_package(app: &App, caller: &Identity, name: &str, rev: &s
 }
 
 /// `DELETE /:name/-/:file/-rev/:rev`: remove one tarball (npm sends it after
-/// the trimmed packument, so the version is usually gone already).
-pub async fn delete_tarball(app: &App, caller: &Identity, name: &str, file: &str, rev: &str) -> Result<()> {
+/// the trimmed packument, so the version is usually gone already). The intent
+/// is "remove this version", so a rev moved by a concurrent publish does not
+/// refuse it; the store moves or removes the tags that named it.
+pub async fn delete_tarball(app: &App, caller: &Identity, name: &str, file: &str, _rev: &str) -> Result<()> {
     let record = load(app, name).await?;
     require_maintainer(&record, caller)?;
-    if rev != record.rev {
-        return Err(Error::Conflict(format!("document update conflict: rev {rev} is not the current {}", record.rev)));
-    }
     let Some(v) = record.versions.iter().find(|v| v.tarball_file == file) else {
         return Ok(());
     };
     policy::authorize_caller(app, Action::Unpublish, Some((name, Some(&v.version))), caller).await?;
-    let remaining: Vec<&str> = record.versions.iter().filter(|x| x.version != v.version).map(|x| x.version.as_str()).collect();
-    if remaining.is_empty() {
-        return remove_package(app, name, None).await;
+    if record.versions.len() == 1 {
+        return remove_package(app, name, Some(&record.rev)).await;
     }
-    let mut change = PackageChange {
-        expected_rev: Some(record.rev.clone()),
-        new_rev: next_rev(Some(&record.rev)),
-        now: now_ms(),
-        remove_versions: vec![v.version.clone()],
-        ..Default::default()
-    };
-    if record.tags.iter().any(|(t, tv)| t == "latest" && tv == &v.version) {
-        if let Some(h) = highest(remaining.into_iter()) {
-            change.set_tags.push(("latest".into(), h.to_string()));
-        }
-    }
-    let removed = app.store.update_package(name, &change).await?;
+    let change = PackageChange { new_rev: next_rev(Some(&record.rev)), now: now_ms(), remove_versions: vec![v.version.clone()], ..Default::default() };
+    let removed = app.store.update_package(name, &change).await;
     app.packuments.invalidate(name);
-    let Some(removed) = removed else {
-        return Err(Error::Conflict("the package changed concurrently; read it again and retry".into()));
+    let Some(removed) = removed? else {
+        return Err(Error::NotFound(format!("package {name} not found")));
     };
     delete_blobs(app, &removed).await;
     Ok(())
@@ -513,17 +533,16 @@ pub async fn set_dist_tag(app: &App, caller: &Identity, name: &str, tag: &str, v
         return Err(Error::Invalid(format!("version {version} of {name} is not published")));
     };
     policy::authorize_caller(app, Action::DistTag, Some((name, Some(version))), caller).await?;
-    let mut change = PackageChange {
+    let change = PackageChange {
         new_rev: next_rev(Some(&record.rev)),
         now: now_ms(),
-        set_tags: vec![(tag.to_string(), version.to_string())],
+        set_tags: vec![(tag.to_string(), v.version.clone())],
         ..Default::default()
     };
-    if tag == "latest" {
-        change.search_fields = Some(search_fields(&serde_json::from_str(&v.manifest).unwrap_or(Value::Null)));
-    }
-    app.store.update_package(name, &change).await?;
+    // The store refuses the tag if the version was unpublished meanwhile.
+    let result = app.store.update_package(name, &change).await;
     app.packuments.invalidate(name);
+    result?;
     Ok(())
 }
 

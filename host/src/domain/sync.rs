@@ -464,14 +464,6 @@ async fn sync_package(app: &Arc<App>, name: &str, options: &SyncOptions, log: &m
     if !maintainers.is_empty() && maintainers != current {
         change.maintainers = Some(maintainers);
     }
-    if let Some(latest) = tags.iter().find(|(t, _)| t == "latest").map(|(_, v)| v) {
-        if let Some(v) = record.versions.iter().find(|v| &v.version == latest) {
-            let m: Value = serde_json::from_str(&v.manifest).unwrap_or(Value::Null);
-            let description = m.get("description").and_then(Value::as_str).map(str::to_string);
-            let keywords = m.get("keywords").filter(|k| k.is_array()).map(|k| k.to_string());
-            change.search_fields = Some((description, keywords));
-        }
-    }
     let meaningful = !change.remove_versions.is_empty() || !change.manifests.is_empty() || !change.set_tags.is_empty() || !change.remove_tags.is_empty() || change.maintainers.is_some();
     if meaningful {
         let removed = app.store.update_package(name, &change).await?;

@@ -5,6 +5,16 @@
 //! - Only this module knows SQL or sqlx.
 //! - Times are `i64` milliseconds since the Unix epoch in both databases.
 //! - A uniqueness violation is reported as [`StoreError::Conflict`], never as a raw database error.
+//! - Every transaction that writes a package locks its `packages` row first
+//!   (`SELECT ... FOR UPDATE` on PostgreSQL; SQLite has one writer), so writers
+//!   of one package queue instead of deadlocking. Serialization failures,
+//!   deadlocks and SQLite busy errors are retried here a few times with jittered
+//!   backoff, and reported as [`StoreError::Contended`] if they persist.
+//! - Every dist-tag names a version that exists, and a package with versions
+//!   has a `latest` tag: a tag set to a missing version fails with
+//!   [`StoreError::Invalid`]; removing the version a tag names removes the tag,
+//!   except `latest`, which moves to the highest remaining version (see
+//!   [`highest_version`]). Tags are listed `latest` first, then in creation order.
 
 mod sql;
 
@@ -52,6 +62,7 @@ pub struct PackageRecord {
     pub modified_at: i64,
     /// Ordered by creation time.
     pub versions: Vec<VersionRecord>,
+    /// `latest` first, then the others in the order they were created.
     pub tags: Vec<(String, String)>,
     /// User names with their email (None when the user no longer exists or has none).
     pub maintainers: Vec<(String, Option<String>)>,
@@ -169,8 +180,14 @@ pub struct ProxyTarball {
 /// Merges the options of a new task into those of the waiting one (both JSON).
 pub type MergeFn = dyn Fn(&str, &str) -> String + Send + Sync;
 
-/// A change to an existing package, applied in one transaction and only if the
-/// package's rev still equals `expected_rev` (when given).
+/// A change to an existing package, applied in one transaction under the
+/// package's row lock, and only if the package's rev still equals
+/// `expected_rev` (when given). Without `expected_rev` every part is applied
+/// to the package as it is then (removing a version that is gone already does
+/// nothing), so it means the same whatever was published meanwhile.
+///
+/// The search fields (description, keywords) always follow the `latest`
+/// version's manifest after the change.
 #[derive(Debug, Clone, Default)]
 pub struct PackageChange {
     pub expected_rev: Option<String>,
@@ -179,13 +196,16 @@ pub struct PackageChange {
     pub remove_versions: Vec<String>,
     /// (version, new manifest JSON)
     pub manifests: Vec<(String, String)>,
+    /// (version, deprecation message or None to undeprecate), applied to the
+    /// stored manifest as it is when the change runs; gone versions are skipped.
+    pub deprecations: Vec<(String, Option<String>)>,
+    /// Each tag must name a version that exists after `remove_versions`, else
+    /// the whole change fails with [`StoreError::Invalid`].
     pub set_tags: Vec<(String, String)>,
     pub remove_tags: Vec<String>,
     pub maintainers: Option<Vec<String>>,
     /// (user, starred)
     pub star: Option<(String, bool)>,
-    /// New search fields (description, keywords JSON) when the latest version changes.
-    pub search_fields: Option<(Option<String>, Option<String>)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -207,6 +227,13 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// The change would break an invariant (e.g. a tag naming a missing version).
+    #[error("{0}")]
+    Invalid(String),
+    /// Writers kept colliding (deadlocks, serialization failures, busy
+    /// database) after a few retries.
+    #[error("{0}")]
+    Contended(String),
 }
 
 pub type StoreResult<T> = Result<T, StoreError>;
@@ -301,6 +328,10 @@ pub trait Store: Send + Sync + 'static {
     /// False when another request stored the same file first.
     async fn put_proxy_tarball(&self, t: &ProxyTarball) -> StoreResult<bool>;
 
+    /// The keys among `keys` that a row references (a version's tarball, a
+    /// proxied tarball); the others are orphans to the blob sweep.
+    async fn referenced_blobs(&self, keys: &[String]) -> StoreResult<Vec<String>>;
+
     /// Adds (package, version, day, count) rows to the daily download counts.
     async fn add_downloads(&self, rows: &[(String, String, String, i64)]) -> StoreResult<()>;
     /// Per-day totals for `package` between two `YYYY-MM-DD` days, inclusive.
@@ -321,6 +352,15 @@ pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>
     };
     store.migrate().await?;
     Ok(store)
+}
+
+/// The version `latest` moves to when its version goes: the highest by semver
+/// order, preferring versions without a prerelease part (as npm does).
+pub fn highest_version<'a>(versions: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    versions
+        .filter_map(|v| nodejs_semver::Version::parse(v).ok().map(|p| (!p.is_prerelease(), p, v)))
+        .max_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)))
+        .map(|(_, _, v)| v)
 }
 
 pub fn now_ms() -> i64 {

@@ -37,6 +37,16 @@ fn map_unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     }
 }
 
+/// How often a package write is tried when writers keep colliding.
+const WRITE_ATTEMPTS: u32 = 6;
+
+/// The pause before try `tries + 1`: 10-20 ms, doubling each time (half of it random).
+fn backoff(tries: u32) -> Duration {
+    let base = 10u64 << tries.min(6);
+    let random = u16::from_le_bytes(crate::util::random_bytes(2).try_into().expect("two bytes")) as u64;
+    Duration::from_millis(base / 2 + random % (base / 2 + 1))
+}
+
 fn cidrs_to_text(list: &[String]) -> String {
     serde_json::to_string(list).expect("strings serialize")
 }
@@ -59,7 +69,7 @@ macro_rules! record_change {
 }
 
 macro_rules! sql_store {
-    ($store:ident, $db:ty, $pool:ty, $backend:literal, $migrations:expr, $skip_locked:literal) => {
+    ($store:ident, $db:ty, $pool:ty, $backend:literal, $migrations:expr, $skip_locked:literal, $for_update:literal) => {
         pub struct $store {
             pool: $pool,
             /// SQLite has one writer: writes queue here in the process instead
@@ -78,6 +88,353 @@ macro_rules! sql_store {
                     .execute(&self.pool)
                     .await?;
                 Ok(())
+            }
+
+            /// Whether `e` is a transient collision between writers worth retrying:
+            /// a serialization failure or deadlock (PostgreSQL), a busy or locked database (SQLite).
+            fn retryable(e: &StoreError) -> bool {
+                let StoreError::Database(sqlx::Error::Database(db)) = e else { return false };
+                let code = db.code().map(|c| c.into_owned()).unwrap_or_default();
+                if $backend == "postgres" {
+                    code == "40001" || code == "40P01"
+                } else {
+                    code.parse::<i32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6))
+                }
+            }
+
+            /// Runs a write transaction, again (after a short jittered pause) when it
+            /// failed on a transient collision; a collision that persists is `Contended`.
+            async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> StoreResult<T>
+            where
+                F: FnMut() -> Fut,
+                Fut: std::future::Future<Output = StoreResult<T>>,
+            {
+                let mut tries = 1;
+                loop {
+                    match attempt().await {
+                        Err(e) if Self::retryable(&e) => {
+                            if tries >= WRITE_ATTEMPTS {
+                                tracing::warn!(error = %e, what, tries, "giving up on a write that kept colliding");
+                                return Err(StoreError::Contended(format!("{what}: the database is busy; try again")));
+                            }
+                            tracing::debug!(error = %e, what, tries, "retrying a write after a collision");
+                            tokio::time::sleep(backoff(tries)).await;
+                            tries += 1;
+                        }
+                        other => return other,
+                    }
+                }
+            }
+
+            /// Locks the package's row: the first lock of every transaction that
+            /// writes a package, so two writers never wait for each other in
+            /// opposite orders. Its rev and registry, `None` when there is no such package.
+            async fn lock_package(conn: &mut <$db as sqlx::Database>::Connection, name: &str) -> StoreResult<Option<(String, Option<String>)>> {
+                let row = sqlx::query(concat!("SELECT rev, registry_id FROM packages WHERE name = $1", $for_update))
+                    .bind(name)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                row.map(|r| Ok((r.try_get("rev")?, r.try_get("registry_id")?))).transpose()
+            }
+
+            /// Points `tag` at `version`; a new tag goes after the package's other tags.
+            async fn upsert_tag(conn: &mut <$db as sqlx::Database>::Connection, name: &str, tag: &str, version: &str) -> StoreResult<()> {
+                sqlx::query(
+                    "INSERT INTO dist_tags (package, tag, version, seq) VALUES ($1, $2, $3, \
+                     (SELECT COALESCE(MAX(seq), 0) + 1 FROM dist_tags WHERE package = $1)) \
+                     ON CONFLICT (package, tag) DO UPDATE SET version = excluded.version",
+                )
+                .bind(name)
+                .bind(tag)
+                .bind(version)
+                .execute(&mut *conn)
+                .await?;
+                Ok(())
+            }
+
+            /// Restores the tag invariant: a tag naming a missing version is removed,
+            /// except `latest`, which moves to the highest remaining version.
+            async fn repair_tags(conn: &mut <$db as sqlx::Database>::Connection, name: &str) -> StoreResult<()> {
+                let versions = sqlx::query("SELECT version FROM versions WHERE package = $1 ORDER BY created_at, version")
+                    .bind(name)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get::<String, _>("version"))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let tags = sqlx::query("SELECT tag, version FROM dist_tags WHERE package = $1")
+                    .bind(name)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.try_get::<String, _>("tag")?, r.try_get::<String, _>("version")?)))
+                    .collect::<StoreResult<Vec<_>>>()?;
+                for (tag, version) in &tags {
+                    if tag != "latest" && !versions.contains(version) {
+                        sqlx::query("DELETE FROM dist_tags WHERE package = $1 AND tag = $2").bind(name).bind(tag).execute(&mut *conn).await?;
+                    }
+                }
+                if tags.iter().any(|(t, v)| t == "latest" && versions.contains(v)) {
+                    return Ok(());
+                }
+                match super::highest_version(versions.iter().map(String::as_str)).or(versions.last().map(String::as_str)) {
+                    Some(h) => Self::upsert_tag(conn, name, "latest", h).await,
+                    None => {
+                        sqlx::query("DELETE FROM dist_tags WHERE package = $1 AND tag = 'latest'").bind(name).execute(&mut *conn).await?;
+                        Ok(())
+                    }
+                }
+            }
+
+            /// Sets the package's search fields from its `latest` version.
+            async fn refresh_search_fields(conn: &mut <$db as sqlx::Database>::Connection, name: &str) -> StoreResult<()> {
+                let row = sqlx::query(
+                    "SELECT v.manifest FROM dist_tags t JOIN versions v ON v.package = t.package AND v.version = t.version \
+                     WHERE t.package = $1 AND t.tag = 'latest'",
+                )
+                .bind(name)
+                .fetch_optional(&mut *conn)
+                .await?;
+                let Some(row) = row else { return Ok(()) };
+                let manifest: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("manifest")?).unwrap_or_default();
+                let description = manifest.get("description").and_then(|d| d.as_str()).map(str::to_string);
+                let keywords = manifest.get("keywords").filter(|k| k.is_array()).map(|k| k.to_string());
+                sqlx::query("UPDATE packages SET description = $1, keywords = $2 WHERE name = $3")
+                    .bind(description)
+                    .bind(keywords)
+                    .bind(name)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            /// Sets (or with `None` removes) `deprecated` in the stored manifest; a gone version is skipped.
+            async fn deprecate(conn: &mut <$db as sqlx::Database>::Connection, name: &str, version: &str, message: Option<&str>) -> StoreResult<()> {
+                let row = sqlx::query("SELECT manifest FROM versions WHERE package = $1 AND version = $2")
+                    .bind(name)
+                    .bind(version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                let Some(row) = row else { return Ok(()) };
+                let text: String = row.try_get("manifest")?;
+                let mut manifest: serde_json::Value =
+                    serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("manifest of {name}@{version}: {e}")))?;
+                let Some(fields) = manifest.as_object_mut() else {
+                    return Err(StoreError::Corrupt(format!("manifest of {name}@{version} is not an object")));
+                };
+                match message {
+                    Some(m) => fields.insert("deprecated".into(), serde_json::Value::String(m.to_string())),
+                    None => fields.shift_remove("deprecated"),
+                };
+                sqlx::query("UPDATE versions SET manifest = $1 WHERE package = $2 AND version = $3")
+                    .bind(manifest.to_string())
+                    .bind(name)
+                    .bind(version)
+                    .execute(&mut *conn)
+                    .await?;
+                Ok(())
+            }
+
+            async fn publish_once(&self, new: &NewVersion) -> StoreResult<PublishOutcome> {
+                let v = &new.version;
+                let mut tx = self.pool.begin().await?;
+                let now = super::now_ms();
+                let created = sqlx::query(
+                    "INSERT INTO packages (name, rev, description, keywords, created_at, modified_at, registry_id) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(&new.package)
+                .bind(&new.new_rev)
+                .bind(&new.description)
+                .bind(&new.keywords)
+                .bind(v.created_at.min(now))
+                .bind(&new.sync_registry)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+                    == 1;
+                // The package row is locked before any other row is touched.
+                let Some((_, registry_id)) = Self::lock_package(&mut *tx, &new.package).await? else {
+                    return Err(StoreError::Contended(format!("package {} was removed during this publish; try again", new.package)));
+                };
+                if let Some(registry) = &new.sync_registry {
+                    if !created && registry_id.as_deref() != Some(registry.as_str()) {
+                        return Ok(PublishOutcome::RegistryMismatch);
+                    }
+                } else if created {
+                    sqlx::query("INSERT INTO maintainers (package, user_name) VALUES ($1, $2)")
+                        .bind(&new.package)
+                        .bind(&new.publisher)
+                        .execute(&mut *tx)
+                        .await?;
+                } else if !new.publisher_is_admin {
+                    let maintains = sqlx::query("SELECT 1 FROM maintainers WHERE package = $1 AND user_name = $2")
+                        .bind(&new.package)
+                        .bind(&new.publisher)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    if !maintains {
+                        return Ok(PublishOutcome::NotMaintainer);
+                    }
+                }
+                let inserted = sqlx::query(
+                    "INSERT INTO versions (package, version, manifest, readme, tarball_key, tarball_file, size, integrity, \
+                     publisher, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+                )
+                .bind(&new.package)
+                .bind(&v.version)
+                .bind(&v.manifest)
+                .bind(&v.readme)
+                .bind(&v.tarball_key)
+                .bind(&v.tarball_file)
+                .bind(v.size)
+                .bind(&v.integrity)
+                .bind(&v.publisher)
+                .bind(v.created_at)
+                .execute(&mut *tx)
+                .await;
+                match inserted {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(PublishOutcome::VersionExists),
+                    Err(e) => return Err(e.into()),
+                }
+                for tag in &new.tags {
+                    Self::upsert_tag(&mut *tx, &new.package, tag, &v.version).await?;
+                }
+                record_change!(tx, "PACKAGE_VERSION_ADDED", &new.package, serde_json::json!({"version": v.version, "rev": new.new_rev}).to_string(), now);
+                let mut update = String::from("UPDATE packages SET rev = $1, modified_at = $2");
+                if new.description.is_some() || new.keywords.is_some() || created {
+                    update.push_str(", description = $4, keywords = $5");
+                }
+                update.push_str(" WHERE name = $3");
+                let mut q = sqlx::query(&update).bind(&new.new_rev).bind(now).bind(&new.package);
+                if new.description.is_some() || new.keywords.is_some() || created {
+                    q = q.bind(&new.description).bind(&new.keywords);
+                }
+                q.execute(&mut *tx).await?;
+                tx.commit().await?;
+                Ok(PublishOutcome::Published)
+            }
+
+            async fn update_package_once(&self, name: &str, c: &PackageChange) -> StoreResult<Option<Vec<VersionRecord>>> {
+                let mut tx = self.pool.begin().await?;
+                let Some((rev, _)) = Self::lock_package(&mut *tx, name).await? else { return Ok(None) };
+                if c.expected_rev.as_ref().is_some_and(|expected| expected != &rev) {
+                    return Ok(None);
+                }
+                sqlx::query("UPDATE packages SET rev = $1, modified_at = $2 WHERE name = $3")
+                    .bind(&c.new_rev)
+                    .bind(c.now)
+                    .bind(name)
+                    .execute(&mut *tx)
+                    .await?;
+                let removed = Self::remove_versions(&mut *tx, name, &c.remove_versions, c.now).await?;
+                for (version, manifest) in &c.manifests {
+                    sqlx::query("UPDATE versions SET manifest = $1 WHERE package = $2 AND version = $3")
+                        .bind(manifest)
+                        .bind(name)
+                        .bind(version)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                for (version, message) in &c.deprecations {
+                    Self::deprecate(&mut *tx, name, version, message.as_deref()).await?;
+                }
+                for tag in &c.remove_tags {
+                    sqlx::query("DELETE FROM dist_tags WHERE package = $1 AND tag = $2").bind(name).bind(tag).execute(&mut *tx).await?;
+                }
+                for (tag, version) in &c.set_tags {
+                    let exists = sqlx::query("SELECT 1 FROM versions WHERE package = $1 AND version = $2")
+                        .bind(name)
+                        .bind(version)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    if !exists {
+                        return Err(StoreError::Invalid(format!("version {version} of {name} is not published")));
+                    }
+                    Self::upsert_tag(&mut *tx, name, tag, version).await?;
+                }
+                Self::repair_tags(&mut *tx, name).await?;
+                Self::refresh_search_fields(&mut *tx, name).await?;
+                Self::apply_people(&mut *tx, name, c).await?;
+                record_change!(tx, "PACKAGE_UPDATED", name, serde_json::json!({"rev": c.new_rev, "removed": c.remove_versions}).to_string(), c.now);
+                tx.commit().await?;
+                Ok(Some(removed))
+            }
+
+            /// Deletes the versions that still exist, leaving tombstones; the deleted rows.
+            async fn remove_versions(conn: &mut <$db as sqlx::Database>::Connection, name: &str, versions: &[String], now: i64) -> StoreResult<Vec<VersionRecord>> {
+                let mut removed = Vec::new();
+                for version in versions {
+                    let row = sqlx::query("DELETE FROM versions WHERE package = $1 AND version = $2 RETURNING *")
+                        .bind(name)
+                        .bind(version)
+                        .fetch_optional(&mut *conn)
+                        .await?;
+                    if let Some(row) = row {
+                        removed.push(Self::version_from_row(&row)?);
+                        sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                            .bind(name)
+                            .bind(version)
+                            .bind(now)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                Ok(removed)
+            }
+
+            /// Maintainers and stars of a change.
+            async fn apply_people(conn: &mut <$db as sqlx::Database>::Connection, name: &str, c: &PackageChange) -> StoreResult<()> {
+                if let Some(list) = &c.maintainers {
+                    sqlx::query("DELETE FROM maintainers WHERE package = $1").bind(name).execute(&mut *conn).await?;
+                    for user in list {
+                        sqlx::query("INSERT INTO maintainers (package, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                            .bind(name)
+                            .bind(user)
+                            .execute(&mut *conn)
+                            .await?;
+                    }
+                }
+                if let Some((user, starred)) = &c.star {
+                    let sql = if *starred {
+                        "INSERT INTO stars (package, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+                    } else {
+                        "DELETE FROM stars WHERE package = $1 AND user_name = $2"
+                    };
+                    sqlx::query(sql).bind(name).bind(user).execute(&mut *conn).await?;
+                }
+                Ok(())
+            }
+
+            async fn delete_package_once(&self, name: &str, expected_rev: Option<&str>) -> StoreResult<Option<Vec<VersionRecord>>> {
+                let mut tx = self.pool.begin().await?;
+                let Some((rev, _)) = Self::lock_package(&mut *tx, name).await? else { return Ok(None) };
+                if expected_rev.is_some_and(|expected| expected != rev) {
+                    return Ok(None);
+                }
+                let versions = sqlx::query("SELECT * FROM versions WHERE package = $1")
+                    .bind(name)
+                    .fetch_all(&mut *tx)
+                    .await?
+                    .iter()
+                    .map(Self::version_from_row)
+                    .collect::<StoreResult<Vec<_>>>()?;
+                sqlx::query("DELETE FROM packages WHERE name = $1").bind(name).execute(&mut *tx).await?;
+                let now = super::now_ms();
+                record_change!(tx, "PACKAGE_UNPUBLISHED", name, "{}".to_string(), now);
+                for v in &versions {
+                    sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+                        .bind(name)
+                        .bind(&v.version)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(Some(versions))
             }
 
             async fn write_turn(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
@@ -325,20 +682,25 @@ macro_rules! sql_store {
             }
 
             async fn package(&self, name: &str) -> StoreResult<Option<PackageRecord>> {
-                let Some(row) = sqlx::query("SELECT * FROM packages WHERE name = $1").bind(name).fetch_optional(&self.pool).await?
+                // One snapshot for all the queries: the rev matches the versions and tags.
+                let mut tx = self.pool.begin().await?;
+                if $backend == "postgres" {
+                    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY").execute(&mut *tx).await?;
+                }
+                let Some(row) = sqlx::query("SELECT * FROM packages WHERE name = $1").bind(name).fetch_optional(&mut *tx).await?
                 else {
                     return Ok(None);
                 };
                 let versions = sqlx::query("SELECT * FROM versions WHERE package = $1 ORDER BY created_at, version")
                     .bind(name)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(Self::version_from_row)
                     .collect::<StoreResult<Vec<_>>>()?;
-                let tags = sqlx::query("SELECT tag, version FROM dist_tags WHERE package = $1 ORDER BY tag")
+                let tags = sqlx::query("SELECT tag, version FROM dist_tags WHERE package = $1 ORDER BY CASE WHEN tag = 'latest' THEN 0 ELSE 1 END, seq, tag")
                     .bind(name)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(|r| Ok((r.try_get("tag")?, r.try_get("version")?)))
@@ -348,18 +710,19 @@ macro_rules! sql_store {
                      WHERE m.package = $1 ORDER BY m.user_name",
                 )
                 .bind(name)
-                .fetch_all(&self.pool)
+                .fetch_all(&mut *tx)
                 .await?
                 .iter()
                 .map(|r| Ok((r.try_get("user_name")?, r.try_get("email")?)))
                 .collect::<StoreResult<Vec<_>>>()?;
                 let stars = sqlx::query("SELECT user_name FROM stars WHERE package = $1 ORDER BY user_name")
                     .bind(name)
-                    .fetch_all(&self.pool)
+                    .fetch_all(&mut *tx)
                     .await?
                     .iter()
                     .map(|r| Ok(r.try_get("user_name")?))
                     .collect::<StoreResult<Vec<_>>>()?;
+                tx.commit().await?;
                 Ok(Some(PackageRecord {
                     name: row.try_get("name")?,
                     rev: row.try_get("rev")?,
@@ -389,224 +752,17 @@ macro_rules! sql_store {
 
             async fn publish(&self, new: &NewVersion) -> StoreResult<PublishOutcome> {
                 let _turn = self.write_turn().await;
-                let v = &new.version;
-                let mut tx = self.pool.begin().await?;
-                let now = super::now_ms();
-                let created = sqlx::query(
-                    "INSERT INTO packages (name, rev, description, keywords, created_at, modified_at, registry_id) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT (name) DO NOTHING",
-                )
-                .bind(&new.package)
-                .bind(&new.new_rev)
-                .bind(&new.description)
-                .bind(&new.keywords)
-                .bind(v.created_at.min(now))
-                .bind(&new.sync_registry)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-                    == 1;
-                if let Some(registry) = &new.sync_registry {
-                    if !created {
-                        let row = sqlx::query("SELECT registry_id FROM packages WHERE name = $1").bind(&new.package).fetch_one(&mut *tx).await?;
-                        let current: Option<String> = row.try_get("registry_id")?;
-                        if current.as_deref() != Some(registry.as_str()) {
-                            return Ok(PublishOutcome::RegistryMismatch);
-                        }
-                    }
-                } else if created {
-                    sqlx::query("INSERT INTO maintainers (package, user_name) VALUES ($1, $2)")
-                        .bind(&new.package)
-                        .bind(&new.publisher)
-                        .execute(&mut *tx)
-                        .await?;
-                } else if !new.publisher_is_admin {
-                    let maintains = sqlx::query("SELECT 1 FROM maintainers WHERE package = $1 AND user_name = $2")
-                        .bind(&new.package)
-                        .bind(&new.publisher)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_some();
-                    if !maintains {
-                        return Ok(PublishOutcome::NotMaintainer);
-                    }
-                }
-                let inserted = sqlx::query(
-                    "INSERT INTO versions (package, version, manifest, readme, tarball_key, tarball_file, size, integrity, \
-                     publisher, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-                )
-                .bind(&new.package)
-                .bind(&v.version)
-                .bind(&v.manifest)
-                .bind(&v.readme)
-                .bind(&v.tarball_key)
-                .bind(&v.tarball_file)
-                .bind(v.size)
-                .bind(&v.integrity)
-                .bind(&v.publisher)
-                .bind(v.created_at)
-                .execute(&mut *tx)
-                .await;
-                match inserted {
-                    Ok(_) => {}
-                    Err(sqlx::Error::Database(db)) if db.is_unique_violation() => return Ok(PublishOutcome::VersionExists),
-                    Err(e) => return Err(e.into()),
-                }
-                for tag in &new.tags {
-                    sqlx::query(
-                        "INSERT INTO dist_tags (package, tag, version) VALUES ($1, $2, $3) \
-                         ON CONFLICT (package, tag) DO UPDATE SET version = excluded.version",
-                    )
-                    .bind(&new.package)
-                    .bind(tag)
-                    .bind(&v.version)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                record_change!(tx, "PACKAGE_VERSION_ADDED", &new.package, serde_json::json!({"version": v.version, "rev": new.new_rev}).to_string(), now);
-                let mut update = String::from("UPDATE packages SET rev = $1, modified_at = $2");
-                if new.description.is_some() || new.keywords.is_some() || created {
-                    update.push_str(", description = $4, keywords = $5");
-                }
-                update.push_str(" WHERE name = $3");
-                let mut q = sqlx::query(&update).bind(&new.new_rev).bind(now).bind(&new.package);
-                if new.description.is_some() || new.keywords.is_some() || created {
-                    q = q.bind(&new.description).bind(&new.keywords);
-                }
-                q.execute(&mut *tx).await?;
-                tx.commit().await?;
-                Ok(PublishOutcome::Published)
+                self.retrying("publish", || self.publish_once(new)).await
             }
 
             async fn update_package(&self, name: &str, c: &PackageChange) -> StoreResult<Option<Vec<VersionRecord>>> {
                 let _turn = self.write_turn().await;
-                let mut tx = self.pool.begin().await?;
-                let updated = match &c.expected_rev {
-                    Some(rev) => sqlx::query("UPDATE packages SET rev = $1, modified_at = $2 WHERE name = $3 AND rev = $4")
-                        .bind(&c.new_rev)
-                        .bind(c.now)
-                        .bind(name)
-                        .bind(rev)
-                        .execute(&mut *tx)
-                        .await?,
-                    None => sqlx::query("UPDATE packages SET rev = $1, modified_at = $2 WHERE name = $3")
-                        .bind(&c.new_rev)
-                        .bind(c.now)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?,
-                };
-                if updated.rows_affected() == 0 {
-                    return Ok(None);
-                }
-                let mut removed = Vec::new();
-                for version in &c.remove_versions {
-                    let row = sqlx::query("DELETE FROM versions WHERE package = $1 AND version = $2 RETURNING *")
-                        .bind(name)
-                        .bind(version)
-                        .fetch_optional(&mut *tx)
-                        .await?;
-                    if let Some(row) = row {
-                        removed.push(Self::version_from_row(&row)?);
-                        sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                            .bind(name)
-                            .bind(version)
-                            .bind(c.now)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                    sqlx::query("DELETE FROM dist_tags WHERE package = $1 AND version = $2")
-                        .bind(name)
-                        .bind(version)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (version, manifest) in &c.manifests {
-                    sqlx::query("UPDATE versions SET manifest = $1 WHERE package = $2 AND version = $3")
-                        .bind(manifest)
-                        .bind(name)
-                        .bind(version)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for tag in &c.remove_tags {
-                    sqlx::query("DELETE FROM dist_tags WHERE package = $1 AND tag = $2")
-                        .bind(name)
-                        .bind(tag)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                for (tag, version) in &c.set_tags {
-                    sqlx::query(
-                        "INSERT INTO dist_tags (package, tag, version) VALUES ($1, $2, $3) \
-                         ON CONFLICT (package, tag) DO UPDATE SET version = excluded.version",
-                    )
-                    .bind(name)
-                    .bind(tag)
-                    .bind(version)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                if let Some(list) = &c.maintainers {
-                    sqlx::query("DELETE FROM maintainers WHERE package = $1").bind(name).execute(&mut *tx).await?;
-                    for user in list {
-                        sqlx::query("INSERT INTO maintainers (package, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                            .bind(name)
-                            .bind(user)
-                            .execute(&mut *tx)
-                            .await?;
-                    }
-                }
-                if let Some((user, starred)) = &c.star {
-                    let sql = if *starred {
-                        "INSERT INTO stars (package, user_name) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-                    } else {
-                        "DELETE FROM stars WHERE package = $1 AND user_name = $2"
-                    };
-                    sqlx::query(sql).bind(name).bind(user).execute(&mut *tx).await?;
-                }
-                record_change!(tx, "PACKAGE_UPDATED", name, serde_json::json!({"rev": c.new_rev, "removed": c.remove_versions}).to_string(), c.now);
-                if let Some((description, keywords)) = &c.search_fields {
-                    sqlx::query("UPDATE packages SET description = $1, keywords = $2 WHERE name = $3")
-                        .bind(description)
-                        .bind(keywords)
-                        .bind(name)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(Some(removed))
+                self.retrying("package update", || self.update_package_once(name, c)).await
             }
 
             async fn delete_package(&self, name: &str, expected_rev: Option<&str>) -> StoreResult<Option<Vec<VersionRecord>>> {
                 let _turn = self.write_turn().await;
-                let mut tx = self.pool.begin().await?;
-                let versions = sqlx::query("SELECT * FROM versions WHERE package = $1")
-                    .bind(name)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(Self::version_from_row)
-                    .collect::<StoreResult<Vec<_>>>()?;
-                let deleted = match expected_rev {
-                    Some(rev) => sqlx::query("DELETE FROM packages WHERE name = $1 AND rev = $2").bind(name).bind(rev).execute(&mut *tx).await?,
-                    None => sqlx::query("DELETE FROM packages WHERE name = $1").bind(name).execute(&mut *tx).await?,
-                };
-                if deleted.rows_affected() == 0 {
-                    return Ok(None);
-                }
-                let now = super::now_ms();
-                record_change!(tx, "PACKAGE_UNPUBLISHED", name, "{}".to_string(), now);
-                for v in &versions {
-                    sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
-                        .bind(name)
-                        .bind(&v.version)
-                        .bind(now)
-                        .execute(&mut *tx)
-                        .await?;
-                }
-                tx.commit().await?;
-                Ok(Some(versions))
+                self.retrying("package removal", || self.delete_package_once(name, expected_rev)).await
             }
 
             async fn search(&self, text: &str, from: i64, size: i64) -> StoreResult<(Vec<String>, i64)> {
@@ -1054,6 +1210,25 @@ macro_rules! sql_store {
                 Ok(done.rows_affected() == 1)
             }
 
+            async fn referenced_blobs(&self, keys: &[String]) -> StoreResult<Vec<String>> {
+                let mut found = Vec::new();
+                for chunk in keys.chunks(200) {
+                    let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
+                    let sql = format!(
+                        "SELECT tarball_key AS k FROM versions WHERE tarball_key IN ({list}) \
+                         UNION SELECT blob_key AS k FROM proxy_tarballs WHERE blob_key IN ({list})"
+                    );
+                    let mut q = sqlx::query(&sql);
+                    for key in chunk {
+                        q = q.bind(key);
+                    }
+                    for row in q.fetch_all(&self.pool).await? {
+                        found.push(row.try_get("k")?);
+                    }
+                }
+                Ok(found)
+            }
+
             async fn add_downloads(&self, rows: &[(String, String, String, i64)]) -> StoreResult<()> {
                 let _turn = self.write_turn().await;
                 if rows.is_empty() {
@@ -1096,8 +1271,10 @@ macro_rules! sql_store {
 
 // SQLite has a single writer, so a claim needs no row locks; PostgreSQL skips
 // rows other workers are claiming.
-sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite", embedded::SQLITE, "");
-sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres", embedded::POSTGRES, "FOR UPDATE SKIP LOCKED");
+// A package write locks the package's row first: `FOR UPDATE` on PostgreSQL;
+// SQLite's writers are serialized by `write_turn` and its database lock.
+sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite", embedded::SQLITE, "", "");
+sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres", embedded::POSTGRES, "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
 
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file: WAL journal, foreign keys on,
