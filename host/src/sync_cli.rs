@@ -21,27 +21,7 @@ pub async fn run(app: Arc<App>, names: &[String], options: SyncOptions) -> anyho
     }
 
     // Work on the queue here until our tasks are done.
-    let worker = {
-        let (app, ids) = (app.clone(), tasks.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>());
-        tokio::spawn(async move {
-            let me = format!("cli-{}", crate::server::worker_id());
-            loop {
-                let mut pending = false;
-                for id in &ids {
-                    if let Ok(Some(t)) = app.store.task(id).await {
-                        pending |= !TaskState::parse(&t.state).is_some_and(TaskState::is_finished);
-                    }
-                }
-                if !pending {
-                    return;
-                }
-                match app.store.claim_task(&me, now_ms()).await {
-                    Ok(Some(task)) => sync::run_task(app.clone(), &me, task).await,
-                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
-        })
-    };
+    let worker = work_until_done(app.clone(), tasks.iter().map(|(_, id)| id.clone()).collect());
 
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed_precise}] {wide_msg}")
@@ -94,4 +74,26 @@ pub async fn run(app: Arc<App>, names: &[String], options: SyncOptions) -> anyho
         }
         Err(anyhow::anyhow!("{} of {} syncs failed", failures.len(), tasks.len()))
     }
+}
+
+/// Claims and runs tasks in this process until the tasks `ids` are finished.
+fn work_until_done(app: Arc<App>, ids: Vec<String>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let me = format!("cli-{}", crate::server::worker_id());
+        loop {
+            let mut pending = false;
+            for id in &ids {
+                if let Ok(Some(t)) = app.store.task(id).await {
+                    pending |= !TaskState::parse(&t.state).is_some_and(TaskState::is_finished);
+                }
+            }
+            if !pending {
+                return;
+            }
+            match app.store.claim_task(&me, now_ms()).await {
+                Ok(Some(task)) => sync::run_task(app.clone(), &me, task).await,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
 }
