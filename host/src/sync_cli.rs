@@ -8,7 +8,7 @@ use std::time::Duration;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use crate::app::App;
-use crate::domain::sync::{self, SyncOptions};
+use crate::domain::sync::{self, SyncOptions, TaskState};
 use crate::store::now_ms;
 
 pub async fn run(app: Arc<App>, names: &[String], options: SyncOptions) -> anyhow::Result<()> {
@@ -21,27 +21,7 @@ pub async fn run(app: Arc<App>, names: &[String], options: SyncOptions) -> anyho
     }
 
     // Work on the queue here until our tasks are done.
-    let worker = {
-        let (app, ids) = (app.clone(), tasks.iter().map(|(_, id)| id.clone()).collect::<Vec<_>>());
-        tokio::spawn(async move {
-            let me = format!("cli-{}", crate::server::worker_id());
-            loop {
-                let mut pending = false;
-                for id in &ids {
-                    if let Ok(Some(t)) = app.store.task(id).await {
-                        pending |= !matches!(t.state.as_str(), "success" | "error");
-                    }
-                }
-                if !pending {
-                    return;
-                }
-                match app.store.claim_task(&me, now_ms()).await {
-                    Ok(Some(task)) => sync::run_task(app.clone(), &me, task).await,
-                    _ => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            }
-        })
-    };
+    let worker = work_until_done(app.clone(), tasks.iter().map(|(_, id)| id.clone()).collect());
 
     let multi = MultiProgress::with_draw_target(ProgressDrawTarget::stderr());
     let style = ProgressStyle::with_template("{spinner} {prefix:.bold} [{elapsed_precise}] {wide_msg}")
@@ -68,18 +48,18 @@ pub async fn run(app: Arc<App>, names: &[String], options: SyncOptions) -> anyho
             let Some(task) = app.store.task(id).await? else { continue };
             let log = sync::read_log(&app, id).await.unwrap_or_default();
             let last = log.lines().last().map(|l| l.split_once("] ").map_or(l, |(_, m)| m).to_string()).unwrap_or_default();
-            match task.state.as_str() {
-                "success" => {
+            match TaskState::parse(&task.state) {
+                Some(TaskState::Success) => {
                     bars[i].finish_with_message(format!("done: {last}"));
                     done[i] = true;
                 }
-                "error" => {
+                Some(TaskState::Error) => {
                     bars[i].abandon_with_message(format!("FAILED: {}", task.error.clone().unwrap_or_default()));
                     let tail: Vec<&str> = log.lines().rev().take(15).collect::<Vec<_>>().into_iter().rev().collect();
                     failures.push(format!("{name} (task {id}):\n  {}", tail.join("\n  ")));
                     done[i] = true;
                 }
-                state => bars[i].set_message(format!("{state} (attempt {}): {last}", task.attempts)),
+                _ => bars[i].set_message(format!("{} (attempt {}): {last}", task.state, task.attempts)),
             }
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
@@ -94,4 +74,26 @@ pub async fn run(app: Arc<App>, names: &[String], options: SyncOptions) -> anyho
         }
         Err(anyhow::anyhow!("{} of {} syncs failed", failures.len(), tasks.len()))
     }
+}
+
+/// Claims and runs tasks in this process until the tasks `ids` are finished.
+fn work_until_done(app: Arc<App>, ids: Vec<String>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let me = format!("cli-{}", crate::server::worker_id());
+        loop {
+            let mut pending = false;
+            for id in &ids {
+                if let Ok(Some(t)) = app.store.task(id).await {
+                    pending |= !TaskState::parse(&t.state).is_some_and(TaskState::is_finished);
+                }
+            }
+            if !pending {
+                return;
+            }
+            match app.store.claim_task(&me, now_ms()).await {
+                Ok(Some(task)) => sync::run_task(app.clone(), &me, task).await,
+                _ => tokio::time::sleep(Duration::from_millis(200)).await,
+            }
+        }
+    })
 }

@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod downloads;
+pub mod integrity;
 pub mod names;
 pub mod packages;
 pub mod packument;

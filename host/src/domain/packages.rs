@@ -70,24 +70,11 @@ fn verify_tarball(bytes: &[u8], dist: Option<&Map<String, Value>>) -> Result<(St
         }
         if let Some(given) = dist.get("integrity") {
             let given = given.as_str().ok_or_else(|| Error::Invalid("dist.integrity must be a string".into()))?;
-            let sha1_b64 = base64::engine::general_purpose::STANDARD.encode(sha1::Sha1::digest(bytes));
-            let mut checked = false;
-            for part in given.split_whitespace() {
-                let (algo, digest) = part.split_once('-').unwrap_or(("", ""));
-                let digest = digest.split('?').next().unwrap_or("");
-                let ok = match algo {
-                    "sha512" => digest == sha512,
-                    "sha1" => digest == sha1_b64,
-                    _ => continue,
-                };
-                if !ok {
-                    return Err(Error::Invalid(format!("dist.integrity {given} does not match the tarball ({integrity})")));
-                }
-                checked = true;
-            }
-            if !checked {
-                return Err(Error::Invalid(format!("dist.integrity {given} has no sha512 or sha1 digest")));
-            }
+            super::integrity::check(given, &super::integrity::Digests::new(bytes)).map_err(|e| match e {
+                super::integrity::IntegrityError::Mismatch => Error::Invalid(format!("dist.integrity {given} does not match the tarball ({integrity})")),
+                super::integrity::IntegrityError::NoDigest => Error::Invalid(format!("dist.integrity {given} has no sha512 or sha1 digest")),
+                super::integrity::IntegrityError::Malformed(why) => Error::Invalid(format!("dist.integrity {given} is malformed: {why}")),
+            })?;
         }
     }
     // A gzip stream whose first tar header block decodes.

@@ -235,36 +235,29 @@ fn without_url(e: &reqwest::Error) -> String {
     s
 }
 
-/// Verifies tarball bytes against the upstream's `dist.integrity` (sha512 or
-/// sha1) and `dist.shasum`; returns the sha512 integrity to store.
+/// Verifies tarball bytes against the upstream's `dist.integrity` (its sha512
+/// and sha1 digests, `domain::integrity`) and `dist.shasum`; returns the
+/// sha512 integrity to store.
 pub fn verify(bytes: &[u8], dist: &Value) -> Result<String, String> {
-    use base64::Engine;
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let sha512 = b64.encode(<sha2::Sha512 as sha2::Digest>::digest(bytes));
-    let sha1 = <sha1::Sha1 as sha1::Digest>::digest(bytes);
+    use super::integrity::{check, Digests, IntegrityError};
+    let digests = Digests::new(bytes);
     let mut checked = false;
     if let Some(integrity) = dist.get("integrity").and_then(Value::as_str) {
-        for part in integrity.split_whitespace() {
-            let (algo, digest) = part.split_once('-').unwrap_or(("", ""));
-            let ok = match algo {
-                "sha512" => digest == sha512,
-                "sha1" => digest == b64.encode(sha1),
-                _ => continue,
-            };
-            if !ok {
-                return Err(format!("integrity mismatch: upstream says {integrity}, the bytes are sha512-{sha512}"));
-            }
-            checked = true;
+        match check(integrity, &digests) {
+            Ok(()) => checked = true,
+            Err(IntegrityError::Mismatch) => return Err(format!("integrity mismatch: upstream says {integrity}, the bytes are {}", digests.sri())),
+            Err(IntegrityError::NoDigest) => return Err(format!("the upstream's integrity {integrity:?} has no sha512 or sha1 digest")),
+            Err(IntegrityError::Malformed(why)) => return Err(format!("the upstream's integrity {integrity} is malformed: {why}")),
         }
     }
     if let Some(shasum) = dist.get("shasum").and_then(Value::as_str) {
-        if !shasum.eq_ignore_ascii_case(&hex::encode(sha1)) {
-            return Err(format!("shasum mismatch: upstream says {shasum}, the bytes are {}", hex::encode(sha1)));
+        if !shasum.eq_ignore_ascii_case(&digests.sha1_hex()) {
+            return Err(format!("shasum mismatch: upstream says {shasum}, the bytes are {}", digests.sha1_hex()));
         }
         checked = true;
     }
     if !checked {
         return Err("the upstream gives no integrity or shasum to verify the tarball against".into());
     }
-    Ok(format!("sha512-{sha512}"))
+    Ok(digests.sri())
 }

@@ -91,7 +91,7 @@ pub async fn log(req: Req, name: &str, id: &str) -> ApiResult {
 pub async fn log_legacy(req: Req, name: &str, id: &str) -> ApiResult {
     let task = sync::find_task(&req.app, name, id).await?;
     let text = sync::read_log(&req.app, id).await?;
-    let done = matches!(task.state.as_str(), "success" | "error");
+    let done = sync::TaskState::parse(&task.state).is_some_and(sync::TaskState::is_finished);
     let mut v = json!({"ok": true, "syncDone": done, "log": text, "logUrl": log_url(&req, name, id), "state": task.state});
     if let Some(e) = &task.error {
         v["error"] = json!(e);

@@ -13,12 +13,30 @@
 //!   trap, timeout, memory exhaustion or malformed result is a [`Fault`]; the
 //!   plugin's `on_error` decides what it means. A faulted instance is dropped.
 //! - Instances are reused between calls (warm pool per plugin) and dropped on any fault.
+//! - The WIT-generated types never leave this module: callers use the plain
+//!   host types of [`types`], converted at this edge.
+//!
+//! Files: `bindings` (the one `bindgen!`), `types` (host types and their
+//! conversions), `host_imports` (what a guest may call), `load` (engine,
+//! compile cache, linkers, loading a set), `inspect` (kind and contract
+//! version of a component), `pool` (warm instances, deadlines, faults),
+//! `calls` (one method per export), `stats`, `plugin` (a loaded plugin, the set).
 
 mod bindings;
-mod runtime;
+mod calls;
+mod host_imports;
+mod inspect;
+mod load;
+mod plugin;
+mod pool;
+mod stats;
+pub mod types;
 
-pub use bindings::{types, WIT_VERSION};
-pub use runtime::{check_file, inspect, Fault, Inspection, LoadedPlugin, PluginRuntime, PluginSet, PluginSummary};
+pub use bindings::WIT_VERSION;
+pub use inspect::{check_file, inspect, Inspection};
+pub use load::PluginRuntime;
+pub use plugin::{Fault, LoadedPlugin, PluginSet};
+pub use stats::PluginSummary;
 
 use std::sync::Arc;
 
@@ -75,11 +93,13 @@ impl Plugins {
         if policies.is_empty() {
             return Ok(());
         }
+        // Converted once for all the policies.
+        let (action, package, caller) = (action.into(), package.map(bindings::types::PackageRef::from), bindings::types::Caller::from(caller));
         {
             for plugin in policies {
-                match plugin.authorize(action, package.as_ref(), &caller).await {
-                    Ok(types::Decision::Allow) => {}
-                    Ok(types::Decision::Deny(reason)) => {
+                match plugin.authorize_wit(action, package.as_ref(), &caller).await {
+                    Ok(bindings::types::Decision::Allow) => {}
+                    Ok(bindings::types::Decision::Deny(reason)) => {
                         return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason })
                     }
                     Err(fault) => {
@@ -100,11 +120,12 @@ impl Plugins {
         if rules.is_empty() {
             return Ok(());
         }
+        let info = bindings::types::VersionInfo::from(info);
         {
             for plugin in rules {
-                match plugin.check(&info).await {
-                    Ok(types::Verdict::Accept) => {}
-                    Ok(types::Verdict::Block(reason)) => return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason }),
+                match plugin.check_wit(&info).await {
+                    Ok(bindings::types::Verdict::Accept) => {}
+                    Ok(bindings::types::Verdict::Block(reason)) => return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason }),
                     Err(fault) => {
                         if plugin.on_error() == OnError::Deny {
                             return Err(Refusal::Failed { plugin: plugin.name().to_string(), message: fault.message });
