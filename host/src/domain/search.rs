@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use crate::app::App;
 
@@ -98,7 +98,24 @@ async fn upstream_results(app: &App, reader: Reader<'_>, objects: Vec<Value>, li
     Ok(candidates
         .into_iter()
         .filter(|(n, _)| allowed.contains(n) && seen.insert(n.clone()))
-        .map(|(_, o)| o)
+        .map(|(_, o)| normalized(o))
         .take(limit)
         .collect())
+}
+
+/// An upstream result with the fields npm's search display reads (it fails
+/// on a missing `maintainers` or `keywords` array) filled in when absent.
+fn normalized(mut object: Value) -> Value {
+    let Some(package) = object.get_mut("package").and_then(Value::as_object_mut) else { return object };
+    let scope = package.get("name").and_then(Value::as_str).and_then(|n| n.strip_prefix('@')?.split_once('/')).map_or("unscoped".to_string(), |(s, _)| s.to_string());
+    for (field, default) in [("maintainers", json!([])), ("keywords", json!([])), ("links", json!({})), ("scope", json!(scope))] {
+        let ok = match package.get(field) {
+            Some(v) => v.is_array() == default.is_array() && v.is_object() == default.is_object() && v.is_string() == default.is_string(),
+            None => false,
+        };
+        if !ok {
+            package.insert(field.to_string(), default);
+        }
+    }
+    object
 }
