@@ -275,6 +275,9 @@ pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<Tarball
     }
     let Some((registry_id, version, manifest)) = found else { return Ok(None) };
     let registry = app.store.registry(&registry_id).await?.ok_or_else(|| Error::Unavailable("the proxied registry was removed".into()))?;
+    if app.upstream_outages.is_down(&registry) {
+        return Err(Error::Unavailable(format!("{file} is not stored here yet, and the upstream registry {} is unreachable", registry.name)));
+    }
     let upstream = Upstream::for_registry(app, registry).map_err(|e| Error::Unavailable(e.to_string()))?;
     let dist = manifest.get("dist").cloned().unwrap_or(Value::Null);
     let url = dist.get("tarball").and_then(Value::as_str).ok_or_else(|| Error::Unavailable(format!("{name}@{version} has no tarball upstream")))?;
