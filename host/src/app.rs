@@ -27,6 +27,8 @@ pub struct App {
     /// The one HTTP client for npm/cnpm upstreams: building a client loads the
     /// TLS roots (milliseconds), and one client keeps connections alive.
     pub upstream_client: reqwest::Client,
+    /// Upstreams that failed recently: proxy reads and search do not wait on them.
+    pub upstream_outages: crate::domain::upstream::Outages,
 }
 
 impl App {
@@ -43,6 +45,7 @@ impl App {
             sync_done: tokio::sync::Notify::new(),
             proxy: Default::default(),
             upstream_client,
+            upstream_outages: Default::default(),
         })
     }
 

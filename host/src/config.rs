@@ -64,6 +64,9 @@ pub struct Config {
     pub proxy_max_age_secs: u64,
     /// Proxy mode: seconds an upstream 404 is remembered.
     pub proxy_negative_ttl_secs: u64,
+    /// Seconds an upstream that failed (unreachable, timed out, 5xx) is not asked
+    /// again by reads a client waits on (proxy reads, search). 0: always ask.
+    pub upstream_outage_secs: u64,
     /// Milliseconds between polls of an upstream's changes feed.
     pub changes_poll_ms: u64,
     /// Upstream registries (seeded into the database at start).
@@ -233,6 +236,7 @@ impl Default for Config {
             upstream_timeout_secs: 60,
             proxy_max_age_secs: 300,
             proxy_negative_ttl_secs: 60,
+            upstream_outage_secs: 30,
             changes_poll_ms: 1000,
             registries: Vec::new(),
         }

@@ -226,7 +226,9 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
             }
             None => Fault::default(),
         };
-        let found = if let Some(bytes) = st.files.get(&path) {
+        let found = if path == "/-/v1/search" {
+            Some(("application/json", search_answer(&st.packuments, req.uri().query().unwrap_or(""))))
+        } else if let Some(bytes) = st.files.get(&path) {
             Some(("application/octet-stream", bytes.clone()))
         } else {
             st.packuments.get(path.trim_start_matches('/')).map(|doc| ("application/json", Bytes::from(doc.to_string())))
@@ -258,6 +260,25 @@ async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Resp
         h.insert(hyper::header::CONNECTION, "close".parse().unwrap());
     }
     Ok(resp)
+}
+
+/// `/-/v1/search?text=&from=&size=`: the packuments whose name contains
+/// `text`, by name, in npm's result shape.
+fn search_answer(packuments: &BTreeMap<String, Value>, query: &str) -> Bytes {
+    let param = |k: &str| {
+        query.split('&').filter_map(|p| p.split_once('=')).find(|(n, _)| *n == k).map(|(_, v)| decode_path(&v.replace('+', " ")))
+    };
+    let text = param("text").unwrap_or_default();
+    let from: usize = param("from").and_then(|v| v.parse().ok()).unwrap_or(0);
+    let size: usize = param("size").and_then(|v| v.parse().ok()).unwrap_or(20);
+    let hits: Vec<&Value> = packuments.iter().filter(|(n, _)| n.contains(&text)).map(|(_, d)| d).collect();
+    let objects: Vec<Value> = hits
+        .iter()
+        .skip(from)
+        .take(size)
+        .map(|d| json!({"package": {"name": d["name"], "version": d["dist-tags"]["latest"], "description": "from the fake upstream"}, "score": {"final": 0.5}, "searchScore": 0.5}))
+        .collect();
+    Bytes::from(json!({"objects": objects, "total": hits.len(), "time": "2024-01-01T00:00:00.000Z"}).to_string())
 }
 
 /// A body of one chunk. A truncated one pauses after its chunk (so it is

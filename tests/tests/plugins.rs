@@ -448,3 +448,113 @@ async fn sync_through_an_upstream_adapter_plugin() {
     let (status, _) = s.get("/via-plugin/-/via-plugin-1.1.0.tgz", None).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+// ---------------------------------------------------------------- read authorization everywhere
+
+/// Every read route an anonymous client can call about `name` (with a version
+/// and its tarball), as (label, path).
+fn read_routes(name: &str) -> Vec<(String, String)> {
+    let enc = cairn_e2e::publish::enc(name);
+    let file = cairn_e2e::publish::tarball_path(name, "1.0.0");
+    [
+        ("packument", format!("/{enc}")),
+        ("version", format!("/{enc}/1.0.0")),
+        ("tag", format!("/{enc}/latest")),
+        ("tarball", file),
+        ("dist-tags", format!("/-/package/{enc}/dist-tags")),
+        ("collaborators", format!("/-/package/{enc}/collaborators")),
+        ("downloads point", format!("/downloads/point/last-week/{name}")),
+        ("downloads range", format!("/downloads/range/last-week/{name}")),
+    ]
+    .into_iter()
+    .map(|(l, p)| (l.to_string(), p))
+    .collect()
+}
+
+/// The names listed by search, `_changes` and `starredByUser` for a caller.
+async fn listed(s: &Server, token: Option<&str>, text: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
+    let names = |v: &Value, list: &str, field: &str| -> Vec<String> {
+        v[list].as_array().unwrap_or_else(|| panic!("{list} in {v}")).iter().filter_map(|r| r.pointer(field)?.as_str().map(str::to_string)).collect()
+    };
+    let (st, search) = s.get(&format!("/-/v1/search?text={text}&size=250"), token).await;
+    assert_eq!(st, StatusCode::OK, "{search}");
+    let (st, changes) = s.get("/_changes", token).await;
+    assert_eq!(st, StatusCode::OK, "{changes}");
+    let (st, stars) = s.get("/-/_view/starredByUser?key=%22alice%22", token).await;
+    assert_eq!(st, StatusCode::OK, "{stars}");
+    (names(&search, "objects", "/package/name"), names(&changes, "results", "/id"), names(&stars, "rows", "/value"))
+}
+
+/// With `scope_policy.wasm` hiding `@secret` from anonymous callers, they
+/// learn nothing about `@secret/*` from any route: the same status and body
+/// (but for the name) for a package that exists and one that does not, and
+/// no listing names it. Authenticated callers see everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn private_scope_is_hidden_from_every_read_route() {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy(""))).await;
+    let (_, alice, bob) = users(&s).await;
+    for name in ["@secret/stuff", "@open/stuff"] {
+        let p = publish_with(&s, Some(&alice), name, "1.0.0", json!({"keywords": ["stuff"]}), None).await;
+        assert_eq!(p.status, StatusCode::CREATED, "{}", p.body);
+        let doc = cairn_e2e::publish::write_doc(&s, &alice, name).await;
+        let star = json!({"_id": doc["_id"], "_rev": doc["_rev"], "users": {"alice": true}});
+        let (st, body) = s.call(Method::PUT, &format!("/{}", cairn_e2e::publish::enc(name)), Some(&alice), Some(&star)).await;
+        assert!(st.is_success(), "star {name}: {st} {body}");
+    }
+    // A download to count.
+    let (st, _) = s.get("/@secret/stuff/-/stuff-1.0.0.tgz", Some(&bob)).await;
+    assert_eq!(st, StatusCode::OK);
+
+    for ((label, existing), (_, missing)) in read_routes("@secret/stuff").into_iter().zip(read_routes("@secret/nothing")) {
+        let (st_e, body_e) = s.get(&existing, None).await;
+        let (st_m, body_m) = s.get(&missing, None).await;
+        assert_error(st_e, &body_e, 403);
+        assert_eq!((st_e, body_e.to_string().replace("stuff", "X")), (st_m, body_m.to_string().replace("nothing", "X")), "{label}: existing vs missing");
+        let (st, body) = s.get(&existing, Some(&bob)).await;
+        assert_eq!(st, StatusCode::OK, "{label} as bob: {body}");
+        let (st, body) = s.get(&existing.replace("secret", "open"), None).await;
+        assert_eq!(st, StatusCode::OK, "{label} of an open scope, anonymously: {body}");
+    }
+
+    let (search, changes, stars) = listed(&s, None, "stuff").await;
+    for (what, names) in [("search", &search), ("_changes", &changes), ("starredByUser", &stars)] {
+        assert!(names.contains(&"@open/stuff".to_string()), "{what} lists open packages anonymously: {names:?}");
+        assert!(!names.iter().any(|n| n.starts_with("@secret/")), "{what} names a private package to an anonymous caller: {names:?}");
+    }
+    let (st, body) = s.get("/-/v1/search?text=secret", None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!((body["objects"].clone(), body["total"].clone()), (json!([]), json!(0)), "search for the scope itself: {body}");
+    let (search, changes, stars) = listed(&s, Some(&bob), "stuff").await;
+    for (what, names) in [("search", &search), ("_changes", &changes), ("starredByUser", &stars)] {
+        assert!(names.contains(&"@secret/stuff".to_string()), "{what} lists private packages to bob: {names:?}");
+    }
+}
+
+/// In proxy mode a refused read never reaches the upstream, and the
+/// upstream's search results are filtered by the same policy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_proxy_reads_never_reach_the_upstream() {
+    let fake = cairn_e2e::upstream::FakeUpstream::start().await;
+    for name in ["@secret/remote", "@open/remote"] {
+        fake.add_version(name, "1.0.0", json!({}));
+    }
+    let top = "sync_mode = \"proxy\"\nupstream_timeout_secs = 5\n";
+    let tail = format!("{}\n{}", fake.registry_toml("up", ""), scope_policy(""));
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).toml(top).tail(&tail)).await;
+    let (_, _, bob) = users(&s).await;
+    for (label, path) in read_routes("@secret/remote") {
+        let (st, body) = s.get(&path, None).await;
+        assert_error(st, &body, 403);
+        let asked: Vec<String> = fake.seen().iter().map(|x| x.path.clone()).filter(|p| p.contains("secret")).collect();
+        assert!(asked.is_empty(), "{label}: the upstream was asked {asked:?}");
+    }
+    let (st, body) = s.get("/-/v1/search?text=remote", None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let names: Vec<&str> = body["objects"].as_array().unwrap().iter().filter_map(|o| o["package"]["name"].as_str()).collect();
+    assert_eq!(names, vec!["@open/remote"], "anonymous search through the proxy: {body}");
+    let (st, body) = s.get("/-/v1/search?text=remote", Some(&bob)).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    assert_eq!(body["objects"].as_array().unwrap().len(), 2, "bob's search through the proxy: {body}");
+    let (st, body) = s.get("/@secret%2fremote", Some(&bob)).await;
+    assert_eq!(st, StatusCode::OK, "bob reads through the proxy: {body}");
+}

@@ -18,9 +18,10 @@ use cairn_e2e::clients::{isolated_command, tail, Run};
 use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
+use cairn_e2e::upstream::FakeUpstream;
 use fake::{Fake, Reply, Seen};
 
-both_backends!(install_tree_through_proxy, packument_reads, negative_cache, metadata_refresh, upstream_down_serves_cache, local_packages_win);
+both_backends!(install_tree_through_proxy, packument_reads, negative_cache, metadata_refresh, upstream_down_serves_cache, local_packages_win, search_merges_upstream);
 
 /// Bound on one npm command.
 const NPM_TIMEOUT: Duration = Duration::from_secs(50);
@@ -282,6 +283,20 @@ impl<'a> Machine<'a> {
 
     fn path(&self, sub: &str) -> PathBuf {
         self.dir.path().join(sub)
+    }
+
+    /// Logs this machine's npm in with `token`.
+    fn login(&self, token: &str) {
+        let host = self.server.base.trim_start_matches("http://");
+        std::fs::write(self.path("npmrc"), format!("registry={}/\n//{host}/:_authToken={token}\n", self.server.base)).unwrap();
+    }
+
+    /// A project directory holding a publishable package.json.
+    fn package(&self, name: &str, version: &str) -> PathBuf {
+        let dir = self.path("work").join(name.replace('/', "+"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("package.json"), json!({"name": name, "version": version, "description": "x"}).to_string()).unwrap();
+        dir
     }
 
     /// A clean project directory with a private package.json.
@@ -934,7 +949,182 @@ async fn audit_upstream_unreachable() {
     let s = Server::start_with(ServerOptions::new(Backend::Sqlite).toml("upstream_timeout_secs = 2").tail(&registry_toml(&closed))).await;
     let started = Instant::now();
     let (st, body) = s.call(Method::POST, BULK, None, Some(&json!({"left-pad": ["1.0.0"]}))).await;
-    assert!(st.is_server_error(), "POST {BULK} with the upstream unreachable: {st} {body}");
-    assert!(body["error"].as_str().is_some_and(|e| !e.is_empty()) && body["reason"].as_str().is_some(), "{body}");
+    assert_error(st, &body, 502);
+    assert!(body["reason"].as_str().unwrap().contains("registry up"), "the reason names the upstream: {body}");
     assert!(started.elapsed() < Duration::from_secs(8), "took {:?}", started.elapsed());
+}
+
+/// An upstream audit answer that is no audit answer (a bare 405, a 500) is a
+/// 502 whose reason names the upstream, never its credentials; npm shows it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_upstream_failure_is_a_502_naming_it() {
+    let fake = Fake::start(|s: Seen| async move {
+        if s.body.windows(4).any(|w| w == b"boom") {
+            return Reply::json(500, &json!({"error": "internal"}));
+        }
+        Reply::bytes(405, "text/plain", Vec::new())
+    })
+    .await;
+    let host = fake.base.replace("http://", "http://auditor:hunter2@");
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&registry_toml(&host))).await;
+    for (sent, status) in [(json!({"left-pad": ["1.0.0"]}), "405"), (json!({"boom": ["1.0.0"]}), "500")] {
+        let r = request(&s, Method::POST, BULK, None, &[("content-type", "application/json")], Some(sent.to_string().into_bytes())).await;
+        let body = r.json();
+        assert_error(r.status, &body, 502);
+        let reason = body["reason"].as_str().unwrap();
+        assert!(reason.contains("registry up") && reason.contains(status), "{reason}");
+        let notice = r.header("npm-notice").unwrap_or_default();
+        assert!(notice.contains("registry up"), "npm-notice {notice:?}");
+        assert!(!body.to_string().contains("hunter2") && !notice.contains("hunter2"), "credentials leaked: {body}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Search
+// ---------------------------------------------------------------------------
+
+fn result_names(body: &Value) -> Vec<String> {
+    body["objects"].as_array().unwrap_or_else(|| panic!("objects in {body}")).iter().map(|o| o["package"]["name"].as_str().unwrap().to_string()).collect()
+}
+
+/// Search in proxy mode: local packages first, then the upstream's (a package
+/// installed through the proxy too), a name that is both here and upstream
+/// once; `npm search` shows them all.
+async fn search_merges_upstream(backend: Backend) {
+    let fake = FakeUpstream::start().await;
+    let sfx = suffix();
+    let [both, up1, up2, local] = ["both", "up1", "up2", "local"].map(|k| format!("srch-{k}-{sfx}"));
+    for name in [&both, &up1, &up2] {
+        fake.add_version(name, "1.0.0", json!({}));
+    }
+    let s = start_proxy(backend, &fake.base, "").await;
+    let tok = s.add_user("bob", PW).await;
+    publish_ok(&s, &tok, &local, "1.0.0").await;
+    publish_ok(&s, &tok, &both, "1.0.0").await;
+    let (st, _) = s.get(&format!("/{up1}"), None).await;
+    assert_eq!(st, StatusCode::OK, "read through the proxy");
+
+    let (st, body) = s.get(&format!("/-/v1/search?text={sfx}"), None).await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let names = result_names(&body);
+    let mut first_two = names[..2.min(names.len())].to_vec();
+    first_two.sort();
+    assert_eq!(first_two, vec![both.clone(), local.clone()], "local packages first: {names:?}");
+    assert_eq!(names[2..], [up1.clone(), up2.clone()], "then the upstream's, without the local name: {names:?}");
+    assert_eq!(body["total"], json!(5), "{body}");
+    let (_, body) = s.get(&format!("/-/v1/search?text={sfx}&size=3"), None).await;
+    assert_eq!(result_names(&body).len(), 3, "{body}");
+    let (_, body) = s.get(&format!("/-/v1/search?text={sfx}&from=2&size=1"), None).await;
+    assert_eq!(result_names(&body), vec![up1.clone()], "a page past the local results: {body}");
+
+    let m = Machine::new(&s);
+    let project = m.project("app");
+    let run = m.npm(&project, &["search", "--json", &sfx], false).await;
+    assert!(run.success(), "{}", run.describe());
+    for name in [&both, &up1, &up2, &local] {
+        assert!(run.stdout.contains(name.as_str()), "npm search shows {name}: {}", run.describe());
+    }
+}
+
+/// With the upstream unreachable (nothing listening) or hanging (accepting,
+/// never answering), search answers with the local results: the first one
+/// within the search deadline, the next ones at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_with_upstream_down_answers_local_results() {
+    let hanging = Fake::start(|_s: Seen| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Reply::json(500, &json!({}))
+    })
+    .await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    for (what, base, first_within) in [("unreachable", closed, Duration::from_millis(1500)), ("hanging", hanging.base.clone(), Duration::from_millis(3500))] {
+        let s = start_proxy(Backend::Sqlite, &base, "").await;
+        let tok = s.add_user("bob", PW).await;
+        let name = format!("down-search-{}", suffix());
+        publish_ok(&s, &tok, &name, "1.0.0").await;
+        for (round, within) in [(1, first_within), (2, Duration::from_millis(700))] {
+            let started = Instant::now();
+            let (st, body) = s.get("/-/v1/search?text=down-search", None).await;
+            let took = started.elapsed();
+            assert_eq!(st, StatusCode::OK, "{what}, search {round}: {body}");
+            assert_eq!(result_names(&body), vec![name.clone()], "{what}, search {round}");
+            assert!(took < within, "{what}: search {round} took {took:?} (limit {within:?})");
+        }
+    }
+}
+
+/// npm's registry clamps `size` to 250 and `from` to 0; a search without
+/// text, or with a size that is not a number, is a 400 with the error body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_parameters_like_npm() {
+    let s = Server::start(Backend::Sqlite).await;
+    let tok = s.add_user("bob", PW).await;
+    let name = format!("params-{}", suffix());
+    publish_ok(&s, &tok, &name, "1.0.0").await;
+    for q in ["size=1000", "size=251", "from=-5", "size=0"] {
+        let (st, body) = s.get(&format!("/-/v1/search?text={name}&{q}"), None).await;
+        assert_eq!(st, StatusCode::OK, "{q}: {body}");
+        assert_eq!(result_names(&body), vec![name.clone()], "{q}");
+    }
+    for q in ["", "text=", "text=%20%20", &format!("text={name}&size=abc"), &format!("text={name}&from=x")] {
+        let (st, body) = s.get(&format!("/-/v1/search?{q}"), None).await;
+        assert_error(st, &body, 400);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Upstream outage
+// ---------------------------------------------------------------------------
+
+/// Proxy mode with the upstream down (nothing listening, or accepting and
+/// never answering): a read of a name never seen is a 404 naming the upstream
+/// (npm does not retry a 404 as it does a 5xx), after at most one upstream
+/// timeout, then at once; and `npm publish` of a new package, which reads the
+/// name first, succeeds promptly and never sends the upstream anything but that read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upstream_down_unknown_names_fail_fast_and_publish_works() {
+    let hanging = Fake::start(|_s: Seen| async move {
+        tokio::time::sleep(Duration::from_secs(60)).await;
+        Reply::json(500, &json!({}))
+    })
+    .await;
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    // upstream_timeout_secs = 2 (start_proxy): the hanging upstream costs one timeout.
+    for (what, base, first_within) in [("unreachable", closed, Duration::from_millis(1500)), ("hanging", hanging.base.clone(), Duration::from_millis(3500))] {
+        let s = start_proxy(Backend::Sqlite, &base, "").await;
+        let tok = s.add_user("alice", PW).await;
+        for (round, within) in [(1, first_within), (2, Duration::from_millis(700))] {
+            let path = format!("/never-seen-{}", suffix());
+            let started = Instant::now();
+            let r = request(&s, Method::GET, &path, None, &[("accept", CORGI_ACCEPT)], None).await;
+            let took = started.elapsed();
+            let body = r.json();
+            assert_error(r.status, &body, 404);
+            let reason = body["reason"].as_str().unwrap();
+            assert!(reason.contains("registry up") && reason.contains("unreachable"), "{what}: the reason names the upstream: {reason}");
+            assert!(r.header("npm-notice").is_some_and(|n| n.contains("unreachable")), "{what}: npm-notice");
+            assert!(took < within, "{what}: read {round} took {took:?} (limit {within:?})");
+        }
+
+        let m = Machine::new(&s);
+        m.login(&tok);
+        let name = format!("fresh-pub-{}", suffix());
+        let dir = m.package(&name, "1.0.0");
+        let started = Instant::now();
+        let run = m.npm(&dir, &["publish"], false).await;
+        let took = started.elapsed();
+        assert!(run.success(), "{what}: {}", run.describe());
+        assert!(took < Duration::from_secs(20), "{what}: npm publish took {took:?}");
+        let (st, doc) = s.get(&format!("/{name}"), None).await;
+        assert_eq!(st, StatusCode::OK, "{doc}");
+        assert_eq!(version_keys(&doc), vec!["1.0.0"]);
+        eprintln!("{what}: npm publish of a new package took {took:?}");
+    }
+    assert!(hanging.seen().iter().all(|x| x.method == "GET"), "only reads reach the upstream:\n{}", hanging.describe());
 }

@@ -1,6 +1,7 @@
 //! The `_changes` feed (so another Cairn can follow this one) and the
 //! follower that queues syncs from upstreams' feeds.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,13 +10,16 @@ use serde_json::{json, Value};
 use crate::app::App;
 use crate::store::{now_ms, Registry};
 
+use super::reads::{readable, Reader};
 use super::sync::{enqueue, SyncOptions};
 use super::{Error, Result};
 
 pub const PAGE: i64 = 1000;
 
 /// CouchDB-style: `{results: [{seq, type, id, changes: [{rev}]}], last_seq}`.
-pub async fn feed(app: &App, since: Option<&str>, limit: Option<&str>) -> Result<Value> {
+/// Changes of packages `reader` may not read are left out (`last_seq` still
+/// moves past them, so a follower does not ask for them again).
+pub async fn feed(app: &App, reader: Reader<'_>, since: Option<&str>, limit: Option<&str>) -> Result<Value> {
     let since = match since {
         None | Some("") => 0,
         Some("now") => app.store.changes_since(i64::MAX - 1, 1).await?.last().map_or(0, |c| c.seq),
@@ -27,8 +31,10 @@ pub async fn feed(app: &App, since: Option<&str>, limit: Option<&str>) -> Result
     };
     let rows = app.store.changes_since(since, limit).await?;
     let last_seq = rows.last().map_or(since, |c| c.seq);
+    let allowed: HashSet<String> = readable(app, reader, rows.iter().map(|c| c.package.clone()).collect()).await?.into_iter().collect();
     let results: Vec<Value> = rows
         .iter()
+        .filter(|c| allowed.contains(&c.package))
         .map(|c| {
             let data: Value = serde_json::from_str(&c.data).unwrap_or(Value::Null);
             json!({

@@ -18,7 +18,7 @@ use crate::store::{now_ms, ProxyTarball};
 use crate::util::random_bytes;
 
 use super::packument::{abbreviate, Cached};
-use super::upstream::{Fetched, Upstream};
+use super::upstream::{Fetched, Upstream, UpstreamError};
 use super::{names, policy, Error, Result};
 
 #[derive(Default)]
@@ -143,10 +143,18 @@ pub async fn packument(app: &App, name: &str, refresh: bool) -> Result<Option<Ar
     }
     let registry = match super::registries::choose(app, name, None, None).await {
         Ok(r) => r,
-        Err(e) => return Err(Error::Unavailable(format!("proxy mode has no upstream for {name}: {e}"))),
+        Err(e) => return upstream_failed(app, name, cached, &format!("cannot be chosen ({e})")),
     };
-    let upstream = Upstream::for_registry(app, registry.clone()).map_err(|e| Error::Unavailable(e.to_string()))?;
-    match upstream.packument(name).await {
+    if app.upstream_outages.is_down(&registry) {
+        return upstream_failed(app, name, cached, &format!("{} is unreachable (it failed moments ago)", registry.name));
+    }
+    let upstream = match Upstream::for_registry(app, registry.clone()) {
+        Ok(u) => u,
+        Err(e) => return upstream_failed(app, name, cached, &format!("{} cannot be used ({e})", registry.name)),
+    };
+    let outcome = upstream.packument(name).await;
+    app.upstream_outages.record(&registry, &outcome, outage_window(app));
+    match outcome {
         Ok(Fetched::Found(doc)) => {
             let text = doc.to_string();
             let now = now_ms();
@@ -158,13 +166,60 @@ pub async fn packument(app: &App, name: &str, refresh: bool) -> Result<Option<Ar
             app.proxy.remember_missing(name, Duration::from_secs(app.config.proxy_negative_ttl_secs));
             Ok(None)
         }
-        Err(e) => match cached {
-            Some((_, doc, fetched_at)) => {
-                tracing::warn!(package = name, error = %e, "upstream unavailable; serving the cached packument");
-                Ok(Some(serve(app, name, &doc, fetched_at)?))
-            }
-            None => Err(Error::Unavailable(format!("the upstream registry {} is unavailable: {e}", registry.name))),
-        },
+        Err(e) => {
+            tracing::warn!(package = name, registry = registry.name, error = %e, "upstream packument request failed");
+            upstream_failed(app, name, cached, &format!("{} is unreachable or failing", registry.name))
+        }
+    }
+}
+
+fn outage_window(app: &App) -> Duration {
+    Duration::from_secs(app.config.upstream_outage_secs)
+}
+
+/// What a read answers when the upstream could not be asked: the cached copy
+/// when there is one; otherwise not found, with a reason naming the upstream
+/// (`why` starts with its name). A 404, not a 5xx: npm retries a 5xx for about
+/// a minute, and `npm publish` of a new package reads its name first, so a 5xx
+/// would stall every first publish during an outage.
+fn upstream_failed(app: &App, name: &str, cached: Option<(String, String, i64)>, why: &str) -> Result<Option<Arc<Cached>>> {
+    match cached {
+        Some((_, doc, fetched_at)) => {
+            tracing::warn!(package = name, "the upstream registry {why}; serving the cached packument");
+            Ok(Some(serve(app, name, &doc, fetched_at)?))
+        }
+        None => Err(Error::NotFound(format!("package {name} not found here, and the upstream registry {why}"))),
+    }
+}
+
+/// Longest wait for the upstream's search: past it, search answers with local results only.
+const SEARCH_DEADLINE: Duration = Duration::from_secs(3);
+
+/// Proxy mode: one page of the default upstream's search; None without proxy
+/// mode or a default upstream, or when the upstream is down, fails, or takes
+/// longer than 3 s (`upstream_timeout_secs` if shorter).
+pub async fn search(app: &App, text: &str, from: i64, size: i64) -> Result<Option<(Vec<Value>, i64)>> {
+    if !enabled(app) {
+        return Ok(None);
+    }
+    let (all, _) = app.store.list_registries(0, 1000).await?;
+    let Some(registry) = all.into_iter().find(|r| r.is_default) else { return Ok(None) };
+    if app.upstream_outages.is_down(&registry) {
+        return Ok(None);
+    }
+    let Ok(upstream) = Upstream::for_registry(app, registry.clone()) else { return Ok(None) };
+    let deadline = SEARCH_DEADLINE.min(Duration::from_secs(app.config.upstream_timeout_secs.max(1)));
+    let outcome = match tokio::time::timeout(deadline, upstream.search(text, from, size)).await {
+        Ok(outcome) => outcome,
+        Err(_) => Err(UpstreamError::Retryable(format!("no answer within {} ms", deadline.as_millis()))),
+    };
+    app.upstream_outages.record(&registry, &outcome, outage_window(app));
+    match outcome {
+        Ok(page) => Ok(Some(page)),
+        Err(e) => {
+            tracing::warn!(registry = registry.name, error = %e, "upstream search failed; answering with local results only");
+            Ok(None)
+        }
     }
 }
 
@@ -220,10 +275,15 @@ pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<Tarball
     }
     let Some((registry_id, version, manifest)) = found else { return Ok(None) };
     let registry = app.store.registry(&registry_id).await?.ok_or_else(|| Error::Unavailable("the proxied registry was removed".into()))?;
+    if app.upstream_outages.is_down(&registry) {
+        return Err(Error::Unavailable(format!("{file} is not stored here yet, and the upstream registry {} is unreachable", registry.name)));
+    }
     let upstream = Upstream::for_registry(app, registry).map_err(|e| Error::Unavailable(e.to_string()))?;
     let dist = manifest.get("dist").cloned().unwrap_or(Value::Null);
     let url = dist.get("tarball").and_then(Value::as_str).ok_or_else(|| Error::Unavailable(format!("{name}@{version} has no tarball upstream")))?;
-    let bytes = upstream.tarball(name, &version, url).await.map_err(|e| Error::Unavailable(format!("fetching {file} upstream: {e}")))?;
+    let fetched = upstream.tarball(name, &version, url).await;
+    app.upstream_outages.record(upstream.registry(), &fetched, outage_window(app));
+    let bytes = fetched.map_err(|e| Error::Unavailable(format!("fetching {file} from the upstream registry {} failed: {e}", upstream.registry().name)))?;
     let integrity = super::upstream::verify(&bytes, &dist).map_err(|e| Error::Unavailable(format!("{file} from upstream: {e}")))?;
     policy::check_version(app, name, &version, manifest.to_string(), &bytes, policy::Origin::Sync).await?;
     let key = format!("proxy/{name}/{}-{}.tgz", file.trim_end_matches(".tgz"), hex::encode(random_bytes(6)));

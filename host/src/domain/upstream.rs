@@ -1,8 +1,9 @@
 //! Talking to an upstream registry: built-in npm/cnpm over HTTP, or an
 //! upstream-adapter plugin. Errors say whether a retry may help.
 
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use serde_json::Value;
@@ -41,6 +42,48 @@ pub enum Upstream {
     Plugin { registry: Registry, plugin: Arc<LoadedPlugin> },
 }
 
+/// Upstreams that failed recently (unreachable, timed out, 5xx, 429), by
+/// registry id. Reads a client waits on (proxy packuments, search) do not ask
+/// such an upstream again until `upstream_outage_secs` have passed, so an
+/// outage costs one timeout, not one per request. Syncs, which retry with
+/// backoff anyway, do not look at it. One entry per registry at most.
+#[derive(Default)]
+pub struct Outages {
+    down_until: Mutex<HashMap<String, Instant>>,
+}
+
+impl Outages {
+    /// Whether `registry` failed within the last `upstream_outage_secs`.
+    pub fn is_down(&self, registry: &Registry) -> bool {
+        let mut map = self.down_until.lock().expect("outage lock");
+        match map.get(&registry.id) {
+            Some(until) if *until > Instant::now() => true,
+            Some(_) => {
+                map.remove(&registry.id);
+                false
+            }
+            None => false,
+        }
+    }
+
+    /// Records the outcome of a request to `registry`: a retryable failure
+    /// marks it down for `window`; an answer clears the mark.
+    pub fn record<T>(&self, registry: &Registry, outcome: &Result<T, UpstreamError>, window: Duration) {
+        let mut map = self.down_until.lock().expect("outage lock");
+        match outcome {
+            Err(UpstreamError::Retryable(_)) if !window.is_zero() => {
+                if map.insert(registry.id.clone(), Instant::now() + window).is_none() {
+                    tracing::warn!(registry = registry.name, secs = window.as_secs(), "upstream unreachable; reads will not wait on it for a while");
+                }
+            }
+            Err(_) => {}
+            Ok(_) => {
+                map.remove(&registry.id);
+            }
+        }
+    }
+}
+
 /// An HTTP client for upstream registries (built once, in `App::new`).
 pub fn http_client(timeout: Duration) -> reqwest::Client {
     reqwest::Client::builder()
@@ -53,13 +96,14 @@ pub fn http_client(timeout: Duration) -> reqwest::Client {
 
 /// Reads a response body, refusing (not retrying) one larger than `max` bytes:
 /// a broken or hostile upstream must not exhaust memory.
-async fn read_capped(mut resp: reqwest::Response, url: &str, max: u64) -> Result<Bytes, UpstreamError> {
-    let too_big = || UpstreamError::Fatal(format!("GET {url}: the body is larger than max_body_bytes ({max} bytes)"));
+/// `what` names the request in errors (`GET <url>`).
+async fn read_capped(mut resp: reqwest::Response, what: &str, max: u64) -> Result<Bytes, UpstreamError> {
+    let too_big = || UpstreamError::Fatal(format!("{what}: the body is larger than max_body_bytes ({max} bytes)"));
     if resp.content_length().is_some_and(|n| n > max) {
         return Err(too_big());
     }
     let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(0) as usize);
-    while let Some(chunk) = resp.chunk().await.map_err(|e| UpstreamError::Retryable(format!("GET {url}: reading the body failed: {}", without_url(&e))))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| UpstreamError::Retryable(format!("{what}: reading the body failed: {}", without_url(&e))))? {
         if (buf.len() + chunk.len()) as u64 > max {
             return Err(too_big());
         }
@@ -124,7 +168,7 @@ impl Upstream {
                 if !status.is_success() {
                     return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
                 }
-                let body = read_capped(resp, &url, *max_bytes).await?;
+                let body = read_capped(resp, &format!("GET {url}"), *max_bytes).await?;
                 let doc: Value = serde_json::from_slice(&body)
                     .map_err(|e| UpstreamError::Retryable(format!("GET {url}: the body is not a JSON packument: {e}")))?;
                 if doc.get("versions").is_none_or(|v| !v.is_object()) {
@@ -158,7 +202,7 @@ impl Upstream {
                     return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
                 }
                 let expected = resp.content_length();
-                let bytes = read_capped(resp, url, *max_bytes).await?;
+                let bytes = read_capped(resp, &format!("GET {url}"), *max_bytes).await?;
                 if let Some(n) = expected {
                     if bytes.len() as u64 != n {
                         return Err(UpstreamError::Retryable(format!("GET {url}: got {} of {n} bytes", bytes.len())));
@@ -197,9 +241,10 @@ impl Upstream {
             .unwrap_or_default())
     }
 
-    /// Forwards an audit request body to the upstream.
+    /// Forwards an audit request body to the upstream: its status, content
+    /// type and body (capped). Errors name the registry, not its URL.
     pub async fn post_raw(&self, path: &str, body: Bytes, content_type: Option<&str>, content_encoding: Option<&str>) -> Result<(u16, String, Bytes), UpstreamError> {
-        let Upstream::Http { registry, client, .. } = self else {
+        let Upstream::Http { registry, client, max_bytes } = self else {
             return Err(UpstreamError::Fatal("this upstream is a plugin; it has no audit endpoint".into()));
         };
         let url = format!("{}{path}", registry.host);
@@ -213,13 +258,42 @@ impl Upstream {
         if let Some(token) = &registry.auth_token {
             req = req.bearer_auth(token);
         }
-        let resp = req.send().await.map_err(|e| UpstreamError::Retryable(format!("POST {url} failed: {}", without_url(&e))))?;
+        let what = format!("POST {path} on registry {}", registry.name);
+        let resp = req.send().await.map_err(|e| {
+            let how = if e.is_timeout() { "timed out" } else { "failed" };
+            UpstreamError::Retryable(format!("{what} {how}: {}", without_url(&e)))
+        })?;
         let status = resp.status().as_u16();
         let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
-        let bytes = resp.bytes().await.map_err(|e| UpstreamError::Retryable(format!("POST {url}: {}", without_url(&e))))?;
+        let bytes = read_capped(resp, &what, *max_bytes).await?;
         Ok((status, ct, bytes))
     }
+
+    /// One page of the upstream's `/-/v1/search`: its result objects and its
+    /// total. Plugin upstreams have no search: an empty page.
+    pub async fn search(&self, text: &str, from: i64, size: i64) -> Result<(Vec<Value>, i64), UpstreamError> {
+        let Upstream::Http { registry, client, max_bytes } = self else { return Ok((Vec::new(), 0)) };
+        let base = format!("{}/-/v1/search", registry.host);
+        let params = [("text", text.to_string()), ("from", from.to_string()), ("size", size.to_string())];
+        let url = reqwest::Url::parse_with_params(&base, &params).map_err(|e| UpstreamError::Fatal(format!("the search URL of registry {}: {e}", registry.name)))?;
+        let resp = self.get(client, url.as_str(), "application/json").await?;
+        let status = resp.status();
+        if status.is_server_error() || status == 429 {
+            return Err(UpstreamError::Retryable(format!("GET {base} answered {status}")));
+        }
+        if !status.is_success() {
+            return Err(UpstreamError::Fatal(format!("GET {base} answered {status}")));
+        }
+        let body = read_capped(resp, &format!("GET {base}"), (*max_bytes).min(SEARCH_MAX_BYTES)).await?;
+        let doc: Value = serde_json::from_slice(&body).map_err(|e| UpstreamError::Fatal(format!("GET {base}: not a search result: {e}")))?;
+        let objects = doc.get("objects").and_then(Value::as_array).cloned().unwrap_or_default();
+        let total = doc.get("total").and_then(Value::as_i64).unwrap_or(objects.len() as i64);
+        Ok((objects, total))
+    }
 }
+
+/// Largest upstream search answer read (250 results are far below this).
+const SEARCH_MAX_BYTES: u64 = 8 * 1024 * 1024;
 
 /// reqwest errors embed the URL; ours already name it.
 fn without_url(e: &reqwest::Error) -> String {

@@ -4,16 +4,15 @@ use chrono::Duration;
 use serde_json::json;
 
 use crate::domain::downloads::parse_period;
+use crate::domain::reads::{self, Reader};
 
 use super::{ok_json, ApiError, ApiResult, Req};
 
 async fn counts(req: &Req, period: &str, name: &str) -> Result<(String, String, Vec<(String, i64)>), ApiError> {
     let (start, end) = parse_period(period)?;
-    if req.app.store.package(name).await?.is_none() {
-        return Err(ApiError::not_found(format!("package {name} not found")));
-    }
     let (start, end) = (start.format("%Y-%m-%d").to_string(), end.format("%Y-%m-%d").to_string());
-    let rows = req.app.store.downloads(name, &start, &end).await?;
+    let reader = Reader::new(req.identity.as_ref(), req.client_ip);
+    let rows = reads::downloads(&req.app, reader, name, &start, &end).await?;
     Ok((start, end, rows))
 }
 

@@ -5,12 +5,13 @@ use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
 use crate::domain::packages;
+use crate::domain::reads::{self, Reader};
 use crate::util::iso_ms;
 
 use super::{json_response, ok_json, ApiError, ApiResult, Req};
 
 pub async fn dist_tags(req: Req, name: &str) -> ApiResult {
-    let tags = packages::dist_tags(&req.app, name).await?;
+    let tags = reads::dist_tags(&req.app, Reader::new(req.identity.as_ref(), req.client_ip), name).await?;
     ok_json(Value::Object(tags.into_iter().map(|(t, v)| (t, Value::String(v))).collect::<Map<_, _>>()))
 }
 
@@ -64,6 +65,6 @@ pub async fn get_block(req: Req, name: &str) -> ApiResult {
 }
 
 pub async fn collaborators(req: Req, name: &str) -> ApiResult {
-    let maintainers = packages::maintainers(&req.app, name).await?;
+    let maintainers = reads::maintainers(&req.app, Reader::new(req.identity.as_ref(), req.client_ip), name).await?;
     ok_json(Value::Object(maintainers.into_iter().map(|m| (m, json!("read-write"))).collect()))
 }

@@ -8,11 +8,10 @@ use hyper::body::Frame;
 use serde_json::{json, Value};
 
 use crate::blob::Blob;
-use crate::domain::packages::{self, refuse_blocked, resolve_spec};
-use crate::domain::packument::{self, Cached, Doc, Lookup};
-use crate::domain::proxy;
-use crate::domain::policy::{self, Action};
-use crate::domain::{names, Error};
+use crate::domain::names;
+use crate::domain::packages;
+use crate::domain::packument::Doc;
+use crate::domain::reads::{self, Reader};
 
 use super::{json_response, ok_json, ApiError, ApiResult, Req, Response};
 
@@ -85,41 +84,18 @@ fn serve_doc(req: &Req, doc: &Doc, content_type: &'static str) -> Response {
     resp
 }
 
-/// Reads of a name that can never exist are simply not found.
-fn check_read_name(name: &str) -> Result<(), ApiError> {
-    check_name(name).map_err(|_| ApiError::not_found(format!("package {name} not found")))
+fn reader(req: &Req) -> Reader<'_> {
+    Reader::new(req.identity.as_ref(), req.client_ip)
 }
 
-async fn found(req: &Req, name: &str) -> Result<std::sync::Arc<Cached>, ApiError> {
-    check_read_name(name)?;
-    let fresh = req.query("write") == Some("true") || req.query("cache") == Some("0");
-    match packument::lookup(&req.app, name, fresh).await? {
-        Lookup::Found(entry) => {
-            refuse_blocked(entry.blocked.as_ref())?;
-            Ok(entry)
-        }
-        Lookup::Missing(block) => {
-            refuse_blocked(block.as_ref())?;
-            match proxy::packument(&req.app, name, false).await? {
-                Some(entry) => Ok(entry),
-                None => Err(ApiError::not_found(format!("package {name} not found"))),
-            }
-        }
-    }
-}
-
-async fn authorize_read(req: &Req, name: &str, version: Option<&str>) -> Result<(), ApiError> {
-    Ok(policy::authorize(&req.app, Action::Read, Some((name, version)), req.identity.as_ref(), req.client_ip).await?)
-}
-
+/// `GET /<name>`: through `domain::reads`, which asks the policy before the
+/// lookup (a refused caller learns nothing about whether the package exists,
+/// and cannot make a proxy fetch it from the upstream).
 pub async fn packument(req: Req, name: &str) -> ApiResult {
-    check_read_name(name)?;
-    // Asked before the lookup: a refused caller learns nothing about whether the
-    // package exists, and cannot make a proxy fetch it from the upstream.
-    authorize_read(&req, name, None).await?;
-    let entry = found(&req, name).await?;
-    let fresh = req.query("write") == Some("true");
-    if !fresh && wants_abbreviated(req.header(header::ACCEPT)) {
+    let write = req.query("write") == Some("true");
+    let fresh = write || req.query("cache") == Some("0");
+    let entry = reads::packument(&req.app, reader(&req), name, fresh).await?;
+    if !write && wants_abbreviated(req.header(header::ACCEPT)) {
         Ok(serve_doc(&req, &entry.abbreviated, ABBREVIATED))
     } else {
         Ok(serve_doc(&req, &entry.full, "application/json"))
@@ -127,49 +103,11 @@ pub async fn packument(req: Req, name: &str) -> ApiResult {
 }
 
 pub async fn version(req: Req, name: &str, spec: &str) -> ApiResult {
-    let mut entry = found(&req, name).await?;
-    let mut resolved = resolve_spec(&entry.value, spec);
-    if resolved.is_none() && proxy::enabled(&req.app) && req.app.store.package(name).await?.is_none() {
-        // A version missing from a proxied packument: ask the upstream again.
-        if let Some(fresh) = proxy::packument(&req.app, name, true).await? {
-            resolved = resolve_spec(&fresh.value, spec);
-            entry = fresh;
-        }
-    }
-    let Some(version) = resolved else {
-        return Err(ApiError::not_found(format!("version {spec} of {name} not found")));
-    };
-    authorize_read(&req, name, Some(&version)).await?;
-    ok_json(entry.value["versions"][&version].clone())
+    ok_json(reads::version(&req.app, reader(&req), name, spec).await?)
 }
 
 pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
-    check_read_name(name)?;
-    if let Some(block) = req.app.store.block(name).await? {
-        refuse_blocked(Some(&block))?;
-    }
-    let not_found = || ApiError::not_found(format!("tarball {file} of {name} not found"));
-    let Some(version) = req.app.store.version_by_file(name, file).await? else {
-        return proxied_tarball(req, name, file).await;
-    };
-    authorize_read(&req, name, Some(&version.version)).await?;
-    let Some(blob) = req.app.blobs.get(&version.tarball_key).await.map_err(Error::from)? else {
-        tracing::error!(package = name, file, key = version.tarball_key, "tarball row without its blob");
-        return Err(not_found());
-    };
-    tarball_response(&req, name, &version.version, &version.integrity, blob)
-}
-
-/// Proxy mode: the tarball from the upstream, stored as it is first downloaded.
-async fn proxied_tarball(req: Req, name: &str, file: &str) -> ApiResult {
-    let not_found = || ApiError::not_found(format!("tarball {file} of {name} not found"));
-    if !proxy::enabled(&req.app) || req.app.store.package(name).await?.is_some() {
-        return Err(not_found());
-    }
-    let Some(t) = proxy::tarball(&req.app, name, file).await? else {
-        return Err(not_found());
-    };
-    authorize_read(&req, name, Some(&t.version)).await?;
+    let t = reads::tarball(&req.app, reader(&req), name, file).await?;
     tarball_response(&req, name, &t.version, &t.integrity, t.blob)
 }
 

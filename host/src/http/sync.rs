@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 
 use crate::domain::sync::{self, SyncOptions, SyncRequest};
 use crate::domain::upstream::Upstream;
-use crate::domain::{changes, Error};
+use crate::domain::reads::Reader;
+use crate::domain::changes;
 use crate::store::Task;
 
 use super::{full, json_response, ok_json, ApiError, ApiResult, Req};
@@ -100,7 +101,8 @@ pub async fn log_legacy(req: Req, name: &str, id: &str) -> ApiResult {
 }
 
 pub async fn changes(req: Req) -> ApiResult {
-    ok_json(changes::feed(&req.app, req.query("since"), req.query("limit")).await?)
+    let reader = Reader::new(req.identity.as_ref(), req.client_ip);
+    ok_json(changes::feed(&req.app, reader, req.query("since"), req.query("limit")).await?)
 }
 
 /// `POST /-/npm/v1/security/advisories/bulk`, forwarded to the default upstream.
@@ -112,17 +114,36 @@ pub async fn advisories(mut req: Req) -> ApiResult {
     let content_type = req.header(header::CONTENT_TYPE).map(str::to_string);
     let content_encoding = req.header(header::CONTENT_ENCODING).map(str::to_string);
     let body = req.bytes().await?;
-    let upstream = Upstream::for_registry(&req.app, registry).map_err(|e| Error::Unavailable(e.to_string()))?;
+    let name = registry.name.clone();
+    let failed = |why: String| ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", format!("the audit service of the upstream registry {name} {why}"));
+    let upstream = Upstream::for_registry(&req.app, registry).map_err(|e| failed(format!("cannot be used: {e}")))?;
     let (status, ct, bytes) = upstream
         .post_raw("/-/npm/v1/security/advisories/bulk", body, content_type.as_deref(), content_encoding.as_deref())
         .await
-        .map_err(|e| Error::Unavailable(format!("the upstream audit service failed: {e}")))?;
+        .map_err(|e| failed(format!("is unreachable: {e}")))?;
+    if !usable_audit_answer(status, &bytes) {
+        let said = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("error").and_then(Value::as_str).map(|e| format!(" ({e})")));
+        return Err(failed(format!("answered {status}{}; npm audit needs its advisories", said.unwrap_or_default())));
+    }
     let mut resp = http::Response::new(full(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     if let Ok(v) = HeaderValue::from_str(&ct) {
         resp.headers_mut().insert(header::CONTENT_TYPE, v);
     }
     Ok(resp)
+}
+
+/// An audit answer worth passing on as it is: a JSON object with a 2xx, or
+/// with a 4xx about the request itself. A 5xx, a 404 or 405 (no audit service
+/// there) or a body that is not JSON becomes a 502 naming the upstream.
+fn usable_audit_answer(status: u16, body: &[u8]) -> bool {
+    let json_object = || serde_json::from_slice::<Value>(body).is_ok_and(|v| v.is_object());
+    match status {
+        200..=299 => json_object(),
+        404 | 405 => false,
+        400..=499 => json_object(),
+        _ => false,
+    }
 }
 
 /// The retired audit endpoints.
