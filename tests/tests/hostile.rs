@@ -266,7 +266,9 @@ async fn publish_races_dist_tag_latest(backend: Backend) {
         t.await.unwrap();
     }
     let bad = bad.lock().unwrap().clone();
-    assert!(bad.is_empty(), "{} of {} writes failed: {bad:#?}", bad.len(), 8 * per_worker);
+    let log = s.log();
+    let errors: Vec<&str> = log.lines().filter(|l| l.contains("ERROR")).take(3).collect();
+    assert!(bad.is_empty(), "{} of {} writes failed: {bad:#?}\nserver log: {errors:#?}", bad.len(), 8 * per_worker);
     let doc = packument(&s, name).await;
     for v in published.lock().unwrap().iter() {
         assert!(doc["versions"][v].is_object(), "acknowledged {name}@{v} missing");
