@@ -511,7 +511,8 @@ async fn unpublish_and_deprecate_during_publishes(backend: Backend) {
 async fn fuzz_smoke(backend: Backend) {
     let s = Server::start(backend).await;
     let token = s.add_user("alice", PW).await;
-    let known = ["fuzz-target", "@fuzz/scoped"];
+    // `@alice/…`: the scope named after the user is hers (issue 8, item 8).
+    let known = ["fuzz-target", "@alice/scoped"];
     for name in known {
         publish_ok(&s, &token, name, "1.0.0").await;
         publish_tagged(&s, &token, name, "1.1.0-beta.1", "next").await;
@@ -528,7 +529,8 @@ async fn fuzz_smoke(backend: Backend) {
     let rss = fuzz::rss_kib(s.pid()).expect("VmRSS");
     eprintln!("fuzz_smoke {backend:?} seed {seed}: {report}\nRSS idle {idle} KiB, after {rss} KiB");
     // 501 is the audit route's deliberate answer when no upstream is configured
-    // (`POST /-/npm/v1/security/advisories/bulk`); every other 5xx is a defect.
+    // (`POST /-/npm/v1/security/advisories/bulk`, the only NOT_IMPLEMENTED in
+    // host/src); every other 5xx is a defect.
     let failures: u64 = report.statuses.iter().filter(|(code, _)| **code >= 500 && **code != 501).map(|(_, n)| n).sum();
     assert_eq!(failures, 0, "seed {seed}: {report}");
     let not_implemented = report.examples.iter().filter(|e| e.ends_with("-> 501"));
