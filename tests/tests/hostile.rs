@@ -415,6 +415,24 @@ fn last_step(steps: Vec<(&'static str, Sent)>) -> Sent {
     steps.into_iter().last().map(|(_, s)| s).unwrap_or(Ok((StatusCode::OK, Value::Null)))
 }
 
+/// `npm unpublish NAME@VERSION`, each step retried on 409 as npm does.
+async fn npm_unpublish(c: &Client, name: &str, version: &str) -> Result<(), String> {
+    let tarball = Mutex::new(None);
+    with_retries(&format!("unpublish {version} (PUT -rev)"), || async {
+        let mut steps = Vec::new();
+        *tarball.lock().unwrap() = trim_version(c, name, version, &mut steps).await;
+        last_step(steps)
+    })
+    .await?;
+    let Some(tarball) = tarball.into_inner().unwrap() else { return Ok(()) };
+    with_retries(&format!("unpublish {version} (DELETE tarball)"), || async {
+        let mut steps = Vec::new();
+        delete_tarball(c, name, &tarball, &mut steps).await;
+        last_step(steps)
+    })
+    .await
+}
+
 /// npm unpublish and npm deprecate while two workers publish new versions of
 /// the same package without pause: both succeed within npm's retries, and no
 /// concurrently published version is lost.
@@ -457,28 +475,8 @@ async fn unpublish_and_deprecate_during_publishes(backend: Backend) {
     let mut failed = Vec::new();
     for j in 0..ops {
         let (dep, unp) = (format!("0.0.{}", 2 * j + 1), format!("0.0.{}", 2 * j + 2));
-        if let Err(e) = with_retries(&format!("deprecate {dep}"), || npm_deprecate(&c, name, &dep, "hostile")).await {
-            failed.push(e);
-        }
-        let tarball = Mutex::new(None);
-        let trimmed = with_retries(&format!("unpublish {unp} (PUT -rev)"), || async {
-            let mut steps = Vec::new();
-            *tarball.lock().unwrap() = trim_version(&c, name, &unp, &mut steps).await;
-            last_step(steps)
-        })
-        .await;
-        if let Err(e) = trimmed {
-            failed.push(e);
-            continue;
-        }
-        let Some(tarball) = tarball.into_inner().unwrap() else { continue };
-        let deleted = with_retries(&format!("unpublish {unp} (DELETE tarball)"), || async {
-            let mut steps = Vec::new();
-            delete_tarball(&c, name, &tarball, &mut steps).await;
-            last_step(steps)
-        })
-        .await;
-        failed.extend(deleted.err());
+        failed.extend(with_retries(&format!("deprecate {dep}"), || npm_deprecate(&c, name, &dep, "hostile")).await.err());
+        failed.extend(npm_unpublish(&c, name, &unp).await.err());
     }
     stop.store(true, Ordering::Relaxed);
     for p in publishers {
