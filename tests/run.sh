@@ -3,6 +3,12 @@
 # on SQLite and PostgreSQL, and the end-to-end tests that start the real
 # server and drive it over HTTP and with the real npm CLI.
 #
+# The hostile suite (tests/tests/hostile.rs: kill -9 during publishes, write
+# races, a fuzz smoke) runs at CI size here; CAIRN_HOSTILE_LONG=1 runs its long
+# variants (20 kills, 200 race trials, 100,000 fuzzed requests), e.g.
+#   CAIRN_HOSTILE_LONG=1 cargo test -p cairn-e2e --test hostile
+# CAIRN_FUZZ_SEED=N replays another fuzz stream.
+#
 # Installs or starts what the tests need when it is missing:
 # - PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; each test creates
 #   and drops its own database). Override with CAIRN_TEST_PG=postgres://...

@@ -5,6 +5,7 @@
 //! through [`both_backends!`].
 
 pub mod clients;
+pub mod fuzz;
 pub mod pg;
 pub mod publish;
 pub mod upstream;
@@ -363,5 +364,24 @@ impl Server {
         let text = std::fs::read_to_string(&self.config_path).expect("config");
         let base = text.split("\n# -- extra --\n").next().unwrap_or(&text).to_string();
         std::fs::write(&self.config_path, format!("{base}\n# -- extra --\n{extra}\n")).expect("write config");
+    }
+}
+
+impl Server {
+    /// `kill -9` (std's `Child::kill` is SIGKILL): no shutdown, no flush. Waits
+    /// for the exit and for the last log line; `restart` then starts it again
+    /// on the same config, data dir and database.
+    pub async fn kill9(&mut self) {
+        let mut child = self.child.take().expect("running");
+        let reader = self.reader.take();
+        tokio::task::spawn_blocking(move || {
+            let _ = child.kill();
+            let _ = child.wait();
+            if let Some(r) = reader {
+                let _ = r.join();
+            }
+        })
+        .await
+        .unwrap();
     }
 }
