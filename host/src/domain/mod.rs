@@ -5,12 +5,14 @@
 
 pub mod auth;
 pub mod downloads;
+pub mod login_limit;
 pub mod names;
 pub mod packages;
 pub mod packument;
 pub mod policy;
 pub mod proxy;
 pub mod registries;
+pub mod scopes;
 pub mod sync;
 pub mod changes;
 pub mod upstream;
@@ -46,6 +48,9 @@ pub enum Error {
     /// The package is blocked by an admin.
     #[error("{0}")]
     Blocked(String),
+    /// Too many attempts (failed logins); retry after this many seconds.
+    #[error("{0}")]
+    TooManyRequests(String, u64),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -159,7 +159,8 @@ impl TaskLog {
     }
 
     async fn line(&mut self, message: impl AsRef<str>) {
-        self.text.push_str(&format!("[{}] {}\n", iso_ms(now_ms()), message.as_ref()));
+        // Task logs are readable over HTTP: upstream URLs lose their credentials.
+        self.text.push_str(&format!("[{}] {}\n", iso_ms(now_ms()), crate::config::redact_url(message.as_ref())));
         if let Err(e) = self.app.blobs.put_cache(&self.key, bytes::Bytes::from(self.text.clone())).await {
             tracing::warn!(error = %e, key = self.key, "writing a sync log failed");
         }
@@ -257,8 +258,8 @@ enum SyncError {
 impl From<UpstreamError> for SyncError {
     fn from(e: UpstreamError) -> Self {
         match e {
-            UpstreamError::Retryable(m) => SyncError::Retry(m),
-            UpstreamError::Fatal(m) => SyncError::Fail(m),
+            UpstreamError::Retryable(m) => SyncError::Retry(crate::config::redact_url(&m)),
+            UpstreamError::Fatal(m) => SyncError::Fail(crate::config::redact_url(&m)),
         }
     }
 }
