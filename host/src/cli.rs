@@ -106,7 +106,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Start-up errors can quote configured URLs: no credentials on the terminal or in the log.
+            eprintln!("error: {}", crate::telemetry::redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
