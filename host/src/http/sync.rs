@@ -116,7 +116,7 @@ pub async fn advisories(mut req: Req) -> ApiResult {
     let (status, ct, bytes) = upstream
         .post_raw("/-/npm/v1/security/advisories/bulk", body, content_type.as_deref(), content_encoding.as_deref())
         .await
-        .map_err(|e| Error::Unavailable(format!("the upstream audit service failed: {}", crate::config::redact_url(&e.to_string()))))?;
+        .map_err(|e| Error::Unavailable(format!("the upstream audit service failed: {e}")))?;
     let mut resp = http::Response::new(full(bytes));
     *resp.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
     if let Ok(v) = HeaderValue::from_str(&ct) {
