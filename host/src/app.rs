@@ -15,6 +15,8 @@ pub struct App {
     pub store: Arc<dyn Store>,
     pub blobs: Arc<dyn BlobStore>,
     pub token_usage: TokenUsage,
+    /// Failed password logins, per account and client address.
+    pub login_limiter: crate::domain::login_limit::LoginLimiter,
     pub packuments: PackumentCache,
     pub downloads: DownloadCounter,
     pub plugins: Plugins,
@@ -38,7 +40,12 @@ impl App {
             config.packument_cache_entries,
         );
         let upstream_client = crate::domain::upstream::http_client(std::time::Duration::from_secs(config.upstream_timeout_secs));
-        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments,
+        let login_limiter = crate::domain::login_limit::LoginLimiter::new(
+            config.auth.login_max_failures,
+            config.auth.login_max_failures_per_ip,
+            std::time::Duration::from_secs(config.auth.login_window_secs),
+        );
+        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), login_limiter, packuments,
             downloads: DownloadCounter::default(),
             plugins,
             sync_wakeup: tokio::sync::Notify::new(),

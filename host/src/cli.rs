@@ -83,6 +83,9 @@ enum UserCommand {
         name: String,
         #[arg(long)]
         email: Option<String>,
+        /// Make the user an administrator (admins are never created over HTTP).
+        #[arg(long)]
+        admin: bool,
         /// Read the password from standard input (first line).
         #[arg(long, required = true)]
         password_stdin: bool,
@@ -103,7 +106,8 @@ pub fn main() -> ExitCode {
     match runtime.block_on(run(cli)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Start-up errors can quote configured URLs: no credentials on the terminal or in the log.
+            eprintln!("error: {}", crate::telemetry::redact(&format!("{e:#}")));
             ExitCode::FAILURE
         }
     }
@@ -191,17 +195,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("imports:     {}", inspection.imports.join(", "));
             Ok(())
         }
-        Command::User { command: UserCommand::Create { name, email, password_stdin: _, config } } => {
+        Command::User { command: UserCommand::Create { name, email, admin, password_stdin: _, config } } => {
             let mut config = load(config.as_ref())?;
             config.plugins.clear();
             let mut input = String::new();
             std::io::stdin().read_to_string(&mut input)?;
             let password = input.lines().next().unwrap_or("").to_string();
             let app = server::build_app(config).await?;
-            let result = crate::domain::users::create(&app, &name, email.as_deref(), &password).await;
+            let result = crate::domain::users::create(&app, &name, email.as_deref(), &password, admin).await;
             app.store.close().await;
             let user = result.map_err(|e| anyhow::anyhow!("cannot create user {name}: {e}"))?;
-            let role = if app.is_admin_name(&user.name) { "admin" } else { "user" };
+            let role = if crate::domain::users::is_admin(&app, &user) { "admin" } else { "user" };
             println!("created {role} {}", user.name);
             Ok(())
         }

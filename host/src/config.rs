@@ -43,6 +43,7 @@ pub struct Config {
     /// Seconds between sweeps of unreferenced blobs (one runs at start; 0: only that one).
     pub blob_sweep_interval_secs: u64,
     pub auth: AuthConfig,
+    pub publish: PublishConfig,
     pub log: LogConfig,
     /// WebAssembly plugins, run in the order given.
     pub plugins: Vec<PluginConfig>,
@@ -190,12 +191,34 @@ impl PluginConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
-    /// User names that are admins once registered.
+    /// User names that are admins once their account exists. Admin accounts are
+    /// never created over HTTP: a listed name that does not exist yet cannot be
+    /// registered; create it with `cairn user create NAME --admin`. Default: none.
     pub admins: Vec<String>,
-    /// When false only names in `admins` may register (the CLI can still create users).
+    /// When false nobody may register over HTTP (the CLI can still create users).
     pub allow_public_registration: bool,
     /// Seconds between flushes of tokens' `lastUsedAt` to the database.
     pub last_used_flush_secs: u64,
+    /// Wrong passwords for one account within `login_window_secs` before its
+    /// password logins are refused with 429 (tokens keep working). 0 disables.
+    pub login_max_failures: u32,
+    /// Failed password logins from one client address (an IPv6 /64) within
+    /// `login_window_secs` before that address is refused with 429. 0 disables.
+    pub login_max_failures_per_ip: u32,
+    /// The counting window, and the first lockout; each further lockout doubles (up to 16×).
+    pub login_window_secs: u64,
+}
+
+/// Who may create which new packages (new versions of existing packages only
+/// need maintainership).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PublishConfig {
+    /// Scopes (`@name`) anyone may create packages under, besides their own
+    /// `@<username>`. `"*"` opens every scope that is not another user's name.
+    pub allowed_scopes: Vec<String>,
+    /// Whether users may create unscoped packages.
+    pub allow_unscoped: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -224,6 +247,7 @@ impl Default for Config {
             blob_sweep_min_age_secs: 3600,
             blob_sweep_interval_secs: 3600,
             auth: AuthConfig::default(),
+            publish: PublishConfig::default(),
             log: LogConfig::default(),
             plugins: Vec::new(),
             config_path: None,
@@ -246,10 +270,19 @@ impl Default for Config {
 impl Default for AuthConfig {
     fn default() -> Self {
         AuthConfig {
-            admins: vec!["admin".into()],
+            admins: Vec::new(),
             allow_public_registration: true,
             last_used_flush_secs: 30,
+            login_max_failures: 10,
+            login_max_failures_per_ip: 50,
+            login_window_secs: 300,
         }
+    }
+}
+
+impl Default for PublishConfig {
+    fn default() -> Self {
+        PublishConfig { allowed_scopes: Vec::new(), allow_unscoped: true }
     }
 }
 
@@ -355,6 +388,14 @@ impl Config {
                 }
             }
         }
+        for scope in &self.publish.allowed_scopes {
+            if scope != "*" && (!scope.starts_with('@') || scope.len() < 2 || scope.contains('/')) {
+                return Err(ConfigError::Invalid(format!("[publish] allowed_scopes: {scope:?} must look like @name (or be \"*\")")));
+            }
+        }
+        if self.auth.login_window_secs == 0 || self.auth.login_window_secs > 86_400 {
+            return Err(ConfigError::Invalid("[auth] login_window_secs must be 1-86400".into()));
+        }
         if self.registries.iter().filter(|r| r.default).count() > 1 {
             return Err(ConfigError::Invalid("only one registry may be the default".into()));
         }
@@ -410,17 +451,41 @@ impl Config {
     }
 }
 
-/// Hides the password part of a URL before it reaches a log line or an error.
-pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        if let Some((userinfo, host)) = rest.split_once('@') {
-            let user = userinfo.split(':').next().unwrap_or("");
-            if userinfo.contains(':') {
-                return format!("{scheme}://{user}:***@{host}");
+/// Hides the credentials (`user:password@`, or a bare `token@`) of every URL
+/// in `text` as `***@`, for log lines, errors and answers. The URL stays
+/// recognisable; only the upstream request itself carries the credentials.
+pub fn redact_url(text: &str) -> String {
+    rewrite_userinfo(text, "***@")
+}
+
+/// Removes the credentials of every URL in `text` (`http://u:p@h/` → `http://h/`),
+/// for URLs shown as data (a registry's `host`).
+pub fn strip_userinfo(text: &str) -> String {
+    rewrite_userinfo(text, "")
+}
+
+fn rewrite_userinfo(text: &str, replacement: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(i) = rest.find("://") {
+        let (head, tail) = rest.split_at(i + 3);
+        out.push_str(head);
+        // The authority ends where the path, query or fragment (or the surrounding text) begins.
+        let end = tail
+            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '[' | ']' | ',' | '\\') || c.is_whitespace())
+            .unwrap_or(tail.len());
+        let authority = &tail[..end];
+        match authority.rfind('@') {
+            Some(at) => {
+                out.push_str(replacement);
+                out.push_str(&authority[at + 1..]);
             }
+            None => out.push_str(authority),
         }
+        rest = &tail[end..];
     }
-    url.to_string()
+    out.push_str(rest);
+    out
 }
 
 impl Config {
@@ -491,7 +556,25 @@ allow_public_registration = false
 
     #[test]
     fn redacts_passwords() {
-        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://u:***@h/db");
-        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("postgres://u:secret@h/db"), "postgres://***@h/db");
+        assert_eq!(redact_url("postgres://tok3n@h/db"), "postgres://***@h/db");
+        assert_eq!(redact_url("postgres://h/db"), "postgres://h/db");
+        assert_eq!(
+            redact_url("GET http://u:p@127.0.0.1:9/x failed (see http://a:b@h2) and https://h3/y@z"),
+            "GET http://***@127.0.0.1:9/x failed (see http://***@h2) and https://h3/y@z"
+        );
+        assert_eq!(strip_userinfo("http://u:p%40ss@h:1/p?q=a@b"), "http://h:1/p?q=a@b");
+        assert_eq!(strip_userinfo("no url here"), "no url here");
+    }
+
+    #[test]
+    fn no_admin_by_default_and_publish_rules_parse() {
+        let c = Config::default();
+        assert!(c.auth.admins.is_empty());
+        assert!(c.publish.allowed_scopes.is_empty() && c.publish.allow_unscoped);
+        let mut c = Config::from_toml("[publish]\nallowed_scopes = [\"@acme\", \"*\"]\nallow_unscoped = false\n").unwrap();
+        c.validate().unwrap();
+        let mut c = Config::from_toml("[publish]\nallowed_scopes = [\"acme\"]\n").unwrap();
+        assert!(c.validate().is_err());
     }
 }

@@ -179,7 +179,8 @@ async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>
         .map(str::to_string)
         .unwrap_or_else(next_request_id);
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
+    // Paths can carry secrets (`DELETE /-/user/token/<token>`): never log them raw.
+    let path = crate::telemetry::redact_path(req.uri().path());
     let mut resp = contain_panics(http::handle(app, req, peer.ip()), &request_id).await;
     if let Ok(v) = ::http::HeaderValue::from_str(&request_id) {
         resp.headers_mut().insert("x-request-id", v);

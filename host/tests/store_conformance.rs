@@ -69,6 +69,7 @@ fn user(name: &str) -> User {
         rev: "1-abc".into(),
         created_at: 1_700_000_000_000,
         updated_at: 1_700_000_000_000,
+        is_admin: false,
     }
 }
 

@@ -61,6 +61,9 @@ pub struct ServerOptions {
     /// so give tables like `[auth]` here in full).
     pub toml: String,
     pub auth_toml: String,
+    /// The `[publish]` table's body; empty means `allowed_scopes = ["*"]` (tests
+    /// publish under made-up scopes; a scope named like another user stays refused).
+    pub publish_toml: String,
     /// TOML placed last, e.g. `[[plugins]]` tables.
     pub tail: String,
     /// Share another server's database (e.g. two processes on one PostgreSQL).
@@ -69,7 +72,7 @@ pub struct ServerOptions {
 
 impl ServerOptions {
     pub fn new(backend: Backend) -> Self {
-        ServerOptions { backend, toml: String::new(), auth_toml: String::new(), tail: String::new(), database_url: None }
+        ServerOptions { backend, toml: String::new(), auth_toml: String::new(), publish_toml: String::new(), tail: String::new(), database_url: None }
     }
     pub fn toml(mut self, extra: &str) -> Self {
         self.toml.push_str(extra);
@@ -88,6 +91,12 @@ impl ServerOptions {
     pub fn auth(mut self, extra: &str) -> Self {
         self.auth_toml.push_str(extra);
         self.auth_toml.push('\n');
+        self
+    }
+    /// Keys of the `[publish]` table (replacing the harness default).
+    pub fn publish(mut self, extra: &str) -> Self {
+        self.publish_toml.push_str(extra);
+        self.publish_toml.push('\n');
         self
     }
 }
@@ -134,11 +143,12 @@ impl Server {
         };
         let config_path = data_dir.path().join("cairn.toml");
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\n{}\n[auth]\nadmins = [\"admin\"]\nlast_used_flush_secs = 1\n{}\n# -- extra --\n{}",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\n{}\n[auth]\nlast_used_flush_secs = 1\n{}\n[publish]\n{}\n# -- extra --\n{}",
             data_dir.path().display().to_string(),
             database_url,
             opts.toml,
             opts.auth_toml,
+            if opts.publish_toml.is_empty() { "allowed_scopes = [\"*\"]\n" } else { &opts.publish_toml },
             opts.tail
         );
         std::fs::write(&config_path, config).expect("write config");
@@ -267,6 +277,33 @@ impl Server {
         let (status, body) = self.login(name, password, Some(&format!("{name}@example.com"))).await;
         assert_eq!(status, StatusCode::CREATED, "adduser {name}: {body}");
         body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Creates an admin the only way there is, `cairn user create NAME --admin`
+    /// against this server's database, then logs in; returns the token.
+    pub async fn add_admin(&self, name: &str, password: &str) -> String {
+        let email = format!("{name}@example.com");
+        let out = self.cli(&["user", "create", name, "--admin", "--email", &email, "--password-stdin"], &format!("{password}\n")).await;
+        assert!(out.status.success(), "cairn user create {name} --admin: {}", String::from_utf8_lossy(&out.stderr));
+        let (status, body) = self.login(name, password, None).await;
+        assert_eq!(status, StatusCode::CREATED, "login {name}: {body}");
+        body["token"].as_str().unwrap().to_string()
+    }
+
+    /// Runs `cairn ARGS --config <this server's config>` with `stdin`.
+    pub async fn cli(&self, args: &[&str], stdin: &str) -> std::process::Output {
+        let mut cmd = Command::new(cairn_bin());
+        cmd.args(args).arg("--config").arg(&self.config_path);
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let stdin = stdin.to_string();
+        tokio::task::spawn_blocking(move || {
+            use std::io::Write;
+            let mut child = cmd.spawn().expect("spawn cairn");
+            child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+            child.wait_with_output().unwrap()
+        })
+        .await
+        .unwrap()
     }
 
     pub async fn login(&self, name: &str, password: &str, email: Option<&str>) -> (StatusCode, Value) {

@@ -27,7 +27,7 @@ both_backends!(
 async fn blocks(backend: Backend) {
     let s = Server::start(backend).await;
     let alice = s.add_user("alice", PW).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let tgz = publish_ok(&s, &alice, "foo", "1.0.0").await;
 
     let (status, body) = s.get("/-/package/foo/blocks", Some(&admin)).await;
@@ -103,7 +103,7 @@ async fn blocks(backend: Backend) {
 async fn block_errors(backend: Backend) {
     let s = Server::start(backend).await;
     let alice = s.add_user("alice", PW).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     publish_ok(&s, &alice, "foo", "1.0.0").await;
     // Not an admin (even the maintainer), anonymous, readonly admin token.
     let (status, body) = s.call(Method::PUT, "/-/package/foo/blocks", Some(&alice), Some(&json!({"reason": "x"}))).await;

@@ -188,7 +188,7 @@ async fn deprecate_permissions(backend: Backend) {
     let s = Server::start(backend).await;
     let alice = s.add_user("alice", PW).await;
     let bob = s.add_user("bob", PW).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     publish_ok(&s, &alice, "foo", "1.0.0").await;
 
     let mut doc = write_doc(&s, &bob, "foo").await;

@@ -373,7 +373,7 @@ async fn publish_permissions(backend: Backend) {
     let s = Server::start(backend).await;
     let alice = s.add_user("alice", PW).await;
     let bob = s.add_user("bob", PW).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let tgz = publish_ok(&s, &alice, "foo", "1.0.0").await;
 
     // Another user may not publish a new version.

@@ -26,7 +26,7 @@ fn scope_policy(publishers: &str) -> String {
 }
 
 async fn users(s: &Server) -> (String, String, String) {
-    (s.add_user("admin", PW).await, s.add_user("alice", PW).await, s.add_user("bob", PW).await)
+    (s.add_admin("admin", PW).await, s.add_user("alice", PW).await, s.add_user("bob", PW).await)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,7 +122,7 @@ async fn hook_formatter_and_upstream_adapters_are_called_through_the_server() {
     ]
     .join("\n");
     let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let alice = s.add_user("alice", PW).await;
 
     let call = |name: &'static str, body: Value| {

@@ -9,7 +9,15 @@ use cairn_e2e::upstream::*;
 use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
-both_backends!(registry_crud, registry_validation, registry_pagination, scopes, config_registries_listed, auth_token_never_shown);
+both_backends!(
+    registry_crud,
+    registry_validation,
+    registry_pagination,
+    scopes,
+    config_registries_listed,
+    auth_token_never_shown,
+    url_credentials_never_shown,
+);
 
 async fn post(s: &Server, token: Option<&str>, path: &str, body: &Value) -> (StatusCode, Value) {
     s.call(Method::POST, path, token, Some(body)).await
@@ -26,7 +34,7 @@ async fn create_registry(s: &Server, token: &str, body: Value) -> Value {
 
 async fn registry_crud(backend: Backend) {
     let s = Server::start(backend).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let alice = s.add_user("alice", PW).await;
     let body = json!({
         "name": "mirror",
@@ -116,7 +124,7 @@ async fn registry_crud(backend: Backend) {
 
 async fn registry_validation(backend: Backend) {
     let s = Server::start(backend).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     for (what, body) in [
         ("host not a URL", json!({"name": "a", "host": "not a url"})),
         ("host not http(s)", json!({"name": "a", "host": "ftp://127.0.0.1/"})),
@@ -147,7 +155,7 @@ async fn registry_validation(backend: Backend) {
 
 async fn registry_pagination(backend: Backend) {
     let s = Server::start(backend).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let names: Vec<String> = (0..22).map(|i| format!("reg{i:02}")).collect();
     for n in &names {
         create_registry(&s, &admin, json!({"name": n, "host": "http://127.0.0.1:9"})).await;
@@ -196,7 +204,7 @@ async fn registry_pagination(backend: Backend) {
 
 async fn scopes(backend: Backend) {
     let s = Server::start(backend).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let alice = s.add_user("alice", PW).await;
     let a = create_registry(&s, &admin, json!({"name": "a", "host": "http://127.0.0.1:9"})).await;
     let b = create_registry(&s, &admin, json!({"name": "b", "host": "http://127.0.0.1:10"})).await;
@@ -270,7 +278,7 @@ async fn config_registries_listed(backend: Backend) {
     let tail = "[[registries]]\nname = \"cfg-main\"\nhost = \"http://127.0.0.1:9/\"\ntype = \"cnpm\"\ndefault = true\nscopes = [\"@cfg\", \"@other\"]\n\n\
                 [[registries]]\nname = \"cfg-second\"\nhost = \"http://127.0.0.1:10\"\nuser_prefix = \"second/\"\n";
     let mut s = Server::start_with(ServerOptions::new(backend).tail(tail)).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     for round in 0..2 {
         let (status, list) = s.get("/-/registry", Some(&admin)).await;
         assert_eq!(status, StatusCode::OK, "{list}");
@@ -313,7 +321,7 @@ async fn auth_token_never_shown(backend: Backend) {
     fake.add_version("tok-b", "1.0.0", json!({}));
     let tail = fake.registry_toml("fake", &format!("auth_token = {CONFIG_TOKEN:?}"));
     let s = Server::start_with(ServerOptions::new(backend).tail(&tail)).await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let bob = s.add_user("bob", PW).await;
 
     // The configured registry: listed and shown without its token.
@@ -376,4 +384,48 @@ async fn auth_token_never_shown(backend: Backend) {
         assert_no_token("the sync task", &t.to_string());
     }
     assert_no_token("the server log", &s.log());
+}
+
+const URL_PASSWORD: &str = "urlpass-4c8e1f02b7";
+
+/// Issue 8 #7: `user:password@` inside a registry URL goes upstream only: not
+/// to `GET /-/registry` (anonymous or not), the audit proxy's error, task logs
+/// or the server log.
+async fn url_credentials_never_shown(backend: Backend) {
+    let fake = FakeUpstream::start().await;
+    fake.add_version("cred-a", "1.0.0", json!({}));
+    let with_creds = |base: &str| base.replacen("http://", &format!("http://upuser:{URL_PASSWORD}@"), 1);
+    // The default registry is down (nothing listens on port 9), so the audit proxy fails.
+    let tail = format!(
+        "[[registries]]\nname = \"down\"\nhost = {:?}\ndefault = true\n\n[[registries]]\nname = \"fake\"\nhost = {:?}\n",
+        with_creds("http://127.0.0.1:9"),
+        with_creds(&fake.base)
+    );
+    let s = Server::start_with(ServerOptions::new(backend).tail(&tail)).await;
+    let bob = s.add_user("bob", PW).await;
+    for path in ["/-/registry", "/-/registry/down", "/-/registry/fake"] {
+        for token in [Some(bob.as_str()), None] {
+            let (status, body) = s.get(path, token).await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+            let text = body.to_string();
+            assert!(!text.contains(URL_PASSWORD) && !text.contains("upuser"), "{path} shows URL credentials: {text}");
+        }
+    }
+    let (_, shown) = s.get("/-/registry/down", None).await;
+    assert_eq!(shown["host"], json!("http://127.0.0.1:9"));
+
+    let (status, body) = post(&s, Some(&bob), "/-/npm/v1/security/advisories/bulk", &json!({"lodash": ["4.17.0"]})).await;
+    assert!(status.is_server_error(), "{status} {body}");
+    assert!(body["reason"].as_str().is_some_and(|r| r.contains("127.0.0.1:9")), "{body}");
+    assert!(!body.to_string().contains(URL_PASSWORD), "the audit error shows URL credentials: {body}");
+
+    // The credentials do go upstream (as Basic auth), and nowhere else.
+    let id = sync_ok(&s, &bob, "cred-a", json!({"registryName": "fake"})).await;
+    wait_success(&s, "cred-a", &id, 30).await;
+    let auths = fake.authorizations(&packument_path("cred-a"));
+    assert!(!auths.is_empty() && auths.iter().all(|a| a.as_deref().is_some_and(|a| a.starts_with("Basic "))), "{auths:?}");
+    let log = task_log(&s, "cred-a", &id).await;
+    assert!(log.contains("upstream: fake"), "{log}");
+    assert!(!log.contains(URL_PASSWORD), "the task log shows URL credentials: {log}");
+    assert!(!s.log().contains(URL_PASSWORD), "the server log shows URL credentials:\n{}", s.log());
 }

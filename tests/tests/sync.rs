@@ -62,7 +62,7 @@ async fn pair(backend: Backend, kind: &str, here_toml: &str) -> Pair {
     let alice = up.add_user("alice", PW).await;
     let tail = format!("[[registries]]\nname = \"up\"\nhost = {:?}\ntype = {kind:?}\ndefault = true\n", up.base);
     let here = Server::start_with(ServerOptions::new(backend).toml(here_toml).tail(&tail)).await;
-    let admin = here.add_user("admin", PW).await;
+    let admin = here.add_admin("admin", PW).await;
     let bob = here.add_user("bob", PW).await;
     Pair { up, alice, here, admin, bob }
 }
@@ -180,7 +180,7 @@ async fn sync_api(backend: Backend) {
     fake.add_version("api-pkg", "1.0.0", json!({}));
     fake.add_version("api-pkg", "1.1.0", json!({}));
     let s = with_fake(backend, &fake, "").await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let bob = s.add_user("bob", PW).await;
 
     // Every option, as a user.
@@ -299,7 +299,7 @@ async fn sync_mode_none(backend: Backend) {
     let fake = FakeUpstream::start().await;
     fake.add_version("m", "1.0.0", json!({}));
     let s = with_fake(backend, &fake, "sync_mode = \"none\"").await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let bob = s.add_user("bob", PW).await;
     for token in [&admin, &bob] {
         let (status, resp) = request_sync(&s, Some(token), "m", json!({})).await;
@@ -314,7 +314,7 @@ async fn sync_mode_admin(backend: Backend) {
     let fake = FakeUpstream::start().await;
     fake.add_version("m", "1.0.0", json!({}));
     let s = with_fake(backend, &fake, "sync_mode = \"admin\"").await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let bob = s.add_user("bob", PW).await;
     let (status, resp) = request_sync(&s, None, "m", json!({})).await;
     assert_error(status, &resp, 401);
@@ -902,7 +902,7 @@ async fn scope_routes_sync(backend: Backend) {
     default_up.add_version("@corp/other", "1.0.0", json!({}));
     default_up.add_version("plain", "1.0.0", json!({}));
     let s = with_fake(backend, &default_up, "").await;
-    let admin = s.add_user("admin", PW).await;
+    let admin = s.add_admin("admin", PW).await;
     let bob = s.add_user("bob", PW).await;
     let (status, created) = s
         .call(Method::POST, "/-/registry", Some(&admin), Some(&json!({"name": "corp", "host": corp_up.base, "type": "npm", "userPrefix": "corp/"})))

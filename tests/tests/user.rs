@@ -1,9 +1,21 @@
 //! `/-/user/...`, `/-/whoami`: registration, login, lookup, logout.
 
+use cairn_e2e::publish::{publish_ok, publish_with};
 use cairn_e2e::{assert_error, both_backends, contains_bytes, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::json;
 
-both_backends!(register_then_login, login_errors, registration_closed, lookup_and_whoami, logout_revokes_token, secrets_are_not_stored_in_clear);
+both_backends!(
+    register_then_login,
+    login_errors,
+    registration_closed,
+    admin_names_cannot_be_claimed,
+    lookup_and_whoami,
+    logout_revokes_token,
+    secrets_are_not_stored_in_clear,
+    failed_logins_are_limited,
+    scopes_belong_to_their_users,
+    new_package_names_follow_npm,
+);
 
 async fn register_then_login(backend: Backend) {
     let s = Server::start(backend).await;
@@ -105,16 +117,45 @@ async fn login_errors(backend: Backend) {
 }
 
 async fn registration_closed(backend: Backend) {
-    let s = Server::start_with(ServerOptions::new(backend).auth("allow_public_registration = false")).await;
+    let s = Server::start_with(ServerOptions::new(backend).auth("allow_public_registration = false\nadmins = [\"root\"]")).await;
     let (status, body) = s.login("mallory", "password123", Some("m@example.com")).await;
     assert_error(status, &body, 403);
-    // Names in auth.admins may still register and log in.
-    let (status, body) = s.login("admin", "password123", Some("admin@example.com")).await;
+    // Names in auth.admins cannot register either: the operator creates them.
+    let (status, body) = s.login("root", "password123", Some("root@example.com")).await;
+    assert_error(status, &body, 403);
+    assert!(body["reason"].as_str().unwrap().contains("cairn user create root --admin"), "{body}");
+    for name in ["mallory", "root"] {
+        let (status, _) = s.get(&format!("/-/user/org.couchdb.user:{name}"), None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+    }
+}
+
+/// Issue 8 #5: nobody becomes admin by registering first.
+async fn admin_names_cannot_be_claimed(backend: Backend) {
+    // Default configuration: no admin name; whoever registers `admin` is a plain user.
+    let s = Server::start(backend).await;
+    let squatter = s.add_user("admin", "password123").await;
+    let (status, body) = s.get("/-/admin/plugins", Some(&squatter)).await;
+    assert_error(status, &body, 403);
+
+    // A listed name that does not exist yet cannot be claimed, even with registration open.
+    let s = Server::start_with(ServerOptions::new(backend).auth("admins = [\"root\"]")).await;
+    let (status, body) = s.login("root", "password123", Some("root@example.com")).await;
+    assert_error(status, &body, 403);
+    // The operator makes admins with the CLI; they log in over HTTP.
+    let ops = s.add_admin("ops", "password123").await;
+    let (status, body) = s.get("/-/admin/plugins", Some(&ops)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Compatibility: an existing account named in `admins` is admin.
+    let out = s.cli(&["user", "create", "root", "--password-stdin"], "password123\n").await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (status, body) = s.login("root", "password123", None).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
-    let (status, _) = s.login("admin", "password123", None).await;
-    assert_eq!(status, StatusCode::CREATED);
-    let (status, _) = s.get("/-/user/org.couchdb.user:mallory", None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (status, body) = s.get("/-/admin/plugins", Some(body["token"].as_str().unwrap())).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let plain = s.add_user("plain", "password123").await;
+    let (status, body) = s.get("/-/admin/plugins", Some(&plain)).await;
+    assert_error(status, &body, 403);
 }
 
 async fn lookup_and_whoami(backend: Backend) {
@@ -127,9 +168,16 @@ async fn lookup_and_whoami(backend: Backend) {
     assert_eq!(body["_id"], json!("org.couchdb.user:erin"));
     assert!(body.get("email").is_none(), "{body}");
     assert!(body.get("password").is_none() && body.get("password_hash").is_none());
-    // Authenticated callers (npm owner add) see the email.
+    // The user herself and admins see the email; other users do not (issue 8 #11).
     let (status, body) = s.get("/-/user/org.couchdb.user:erin", Some(&token)).await;
     assert_eq!(status, StatusCode::OK);
+    assert_eq!(body["email"], json!("erin@example.com"));
+    let other = s.add_user("mallory", "password123").await;
+    let (status, body) = s.get("/-/user/org.couchdb.user:erin", Some(&other)).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.get("email").is_none(), "another user sees erin's email: {body}");
+    let admin = s.add_admin("admin", "password123").await;
+    let (_, body) = s.get("/-/user/org.couchdb.user:erin", Some(&admin)).await;
     assert_eq!(body["email"], json!("erin@example.com"));
     let (status, body) = s.get("/-/user/org.couchdb.user:nobody", None).await;
     assert_error(status, &body, 404);
@@ -149,7 +197,13 @@ async fn logout_revokes_token(backend: Backend) {
     let s = Server::start(backend).await;
     let token = s.add_user("frank", "password123").await;
     let other = s.add_user("grace", "password123").await;
-    // A user cannot log out somebody else's token.
+    // Whoever presents a raw token may revoke it (it could be used anyway): a
+    // leaked token does not stay valid because the finder is someone else.
+    let (status, body) = s.call(Method::DELETE, &format!("/-/user/token/{other}"), Some(&token), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s.get("/-/whoami", Some(&other)).await;
+    assert_error(status, &body, 401);
+    // Revoking it again: a clear 404.
     let (status, body) = s.call(Method::DELETE, &format!("/-/user/token/{other}"), Some(&token), None).await;
     assert_error(status, &body, 404);
     let (status, body) = s.call(Method::DELETE, &format!("/-/user/token/{token}"), None, None).await;
@@ -159,8 +213,12 @@ async fn logout_revokes_token(backend: Backend) {
     assert_eq!(body, json!({"ok": true}));
     let (status, body) = s.get("/-/whoami", Some(&token)).await;
     assert_error(status, &body, 401);
-    let (status, _) = s.get("/-/whoami", Some(&other)).await;
-    assert_eq!(status, StatusCode::OK);
+    // The request log has the requests, never the tokens in their paths (issue 8 #6).
+    let log = s.log();
+    assert!(log.contains("/-/user/token/***"), "the revokes are not logged: {log}");
+    for t in [&token, &other] {
+        assert!(!log.contains(t.as_str()) && !log.contains(&t["cairn_".len()..]), "a raw token is in the log:\n{log}");
+    }
 }
 
 async fn secrets_are_not_stored_in_clear(backend: Backend) {
@@ -184,4 +242,93 @@ async fn secrets_are_not_stored_in_clear(backend: Backend) {
         assert!(!contains_bytes(&stored, secret.as_bytes()), "secret {secret:?} found in storage");
     }
     assert!(!s.log().contains(&login_token) && !s.log().contains(password), "secret in the log");
+}
+
+/// Issue 8 #9: wrong passwords are limited per account and per address, with
+/// 429 and Retry-After; tokens keep working.
+async fn failed_logins_are_limited(backend: Backend) {
+    let opts = ServerOptions::new(backend).auth("login_max_failures = 3\nlogin_max_failures_per_ip = 6\nlogin_window_secs = 120");
+    let s = Server::start_with(opts).await;
+    let token = s.add_user("victim", "password123").await;
+    s.add_user("other", "password123").await;
+    for _ in 0..3 {
+        let (status, body) = s.login("victim", "wrong-password", None).await;
+        assert_error(status, &body, 401);
+    }
+    // Locked: even the right password is refused until the lockout ends.
+    let resp = s
+        .client
+        .put(s.url("/-/user/org.couchdb.user:victim"))
+        .json(&json!({"_id": "org.couchdb.user:victim", "name": "victim", "password": "password123", "type": "user"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+    let retry: u64 = resp.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=120).contains(&retry), "Retry-After {retry}");
+    let body: serde_json::Value = resp.json().await.unwrap();
+    assert_error(StatusCode::TOO_MANY_REQUESTS, &body, 429);
+    // Token-based access is untouched.
+    let (status, body) = s.get("/-/whoami", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    // Another account still logs in, until the address itself is over its limit.
+    let (status, body) = s.login("other", "password123", None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    for _ in 0..3 {
+        let (status, body) = s.login("other", "wrong-password", None).await;
+        assert!(status == 401 || status == 429, "{status} {body}");
+    }
+    let (status, body) = s.login("third", "password123", None).await;
+    assert_error(status, &body, 429);
+    let (status, _) = s.get("/-/whoami", Some(&token)).await;
+    assert_eq!(status, StatusCode::OK);
+}
+
+/// Issue 8 #8: `@<username>` belongs to that user; other scopes are open only
+/// when listed in `[publish] allowed_scopes`; admins publish anywhere; existing
+/// packages stay with their maintainers.
+async fn scopes_belong_to_their_users(backend: Backend) {
+    let s = Server::start_with(ServerOptions::new(backend).publish("allowed_scopes = [\"@shared\"]")).await;
+    let alice = s.add_user("alice", "password123").await;
+    let bob = s.add_user("bob", "password123").await;
+    let admin = s.add_admin("admin", "password123").await;
+    publish_ok(&s, &alice, "@alice/tool", "1.0.0").await;
+    publish_ok(&s, &bob, "@shared/thing", "1.0.0").await;
+    publish_ok(&s, &bob, "plain-unscoped", "1.0.0").await;
+    for name in ["@alice/anything", "@alice/tool", "@unlisted/x"] {
+        let p = publish_with(&s, Some(&bob), name, "2.0.0", json!({}), None).await;
+        assert_error(p.status, &p.body, 403);
+    }
+    let p = publish_with(&s, Some(&bob), "@alice/anything", "1.0.0", json!({}), None).await;
+    assert!(p.body["reason"].as_str().unwrap().contains("@alice"), "{}", p.body);
+    publish_ok(&s, &admin, "@alice/by-admin", "1.0.0").await;
+    publish_ok(&s, &admin, "@unlisted/by-admin", "1.0.0").await;
+    // Maintainers keep publishing new versions, whatever the scope rules.
+    publish_ok(&s, &alice, "@alice/tool", "1.1.0").await;
+    publish_ok(&s, &bob, "@shared/thing", "1.1.0").await;
+
+    // `"*"` opens every scope that is not another user's name; unscoped can be closed.
+    let s = Server::start_with(ServerOptions::new(backend).publish("allowed_scopes = [\"*\"]\nallow_unscoped = false")).await;
+    s.add_user("alice", "password123").await;
+    let bob = s.add_user("bob", "password123").await;
+    publish_ok(&s, &bob, "@anyorg/x", "1.0.0").await;
+    for name in ["@alice/x", "unscoped-x"] {
+        let p = publish_with(&s, Some(&bob), name, "1.0.0", json!({}), None).await;
+        assert_error(p.status, &p.body, 403);
+    }
+}
+
+/// Issue 8 #10 and #18: new packages follow validate-npm-package-name's
+/// `validForNewPackages` (core module names and `~'!()*` refused,
+/// `@scope/_name` accepted).
+async fn new_package_names_follow_npm(backend: Backend) {
+    let s = Server::start(backend).await;
+    let alice = s.add_user("alice", "password123").await;
+    for name in ["fs", "http", "child_process", "has~tilde", "crazy!", "it's"] {
+        let p = publish_with(&s, Some(&alice), name, "1.0.0", json!({}), None).await;
+        assert_error(p.status, &p.body, 422);
+    }
+    for name in ["@alice/_underscore", "@alice/fs", "fs-extra"] {
+        publish_ok(&s, &alice, name, "1.0.0").await;
+    }
 }

@@ -29,7 +29,7 @@ pub async fn authenticate(app: &App, authorization: Option<&str>, client_ip: IpA
     }
     app.token_usage.record(&token.key, now_ms());
     Ok(Some(Identity {
-        is_admin: app.is_admin_name(&user.name),
+        is_admin: super::users::is_admin(app, &user),
         user_id: user.id,
         name: user.name,
         email: user.email,

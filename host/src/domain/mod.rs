@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod downloads;
 pub mod integrity;
+pub mod login_limit;
 pub mod names;
 pub mod packages;
 pub mod packument;
@@ -14,6 +15,7 @@ pub mod proxy;
 pub mod reads;
 pub mod registries;
 pub mod search;
+pub mod scopes;
 pub mod sync;
 pub mod changes;
 pub mod upstream;
@@ -49,6 +51,9 @@ pub enum Error {
     /// The package is blocked by an admin.
     #[error("{0}")]
     Blocked(String),
+    /// Too many attempts (failed logins); retry after this many seconds.
+    #[error("{0}")]
+    TooManyRequests(String, u64),
     #[error("internal error: {0}")]
     Internal(String),
 }

@@ -3,44 +3,77 @@
 use super::{Error, Result};
 
 pub const MAX_NAME_LEN: usize = 214;
+/// Names of packages synced or proxied from elsewhere may be longer than npm
+/// allows for new ones; this bounds them.
+pub const MAX_OLD_NAME_LEN: usize = 1024;
 
-fn valid_part(part: &str, first_may_be_dot: bool) -> bool {
-    let mut chars = part.chars();
-    match chars.next() {
-        Some(c) if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '~' || (first_may_be_dot && c == '.') => {}
-        _ => return false,
-    }
-    chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '_' | '~'))
+/// Node's core modules (`require('module').builtinModules` without the
+/// `_`-prefixed and `/` ones, which are invalid names anyway): npm refuses them
+/// as names of new packages.
+const CORE_MODULES: &[&str] = &[
+    "assert", "async_hooks", "buffer", "child_process", "cluster", "console", "constants", "crypto", "dgram",
+    "diagnostics_channel", "dns", "domain", "events", "fs", "http", "http2", "https", "inspector", "module", "net",
+    "os", "path", "perf_hooks", "process", "punycode", "querystring", "readline", "repl", "stream",
+    "string_decoder", "sys", "timers", "tls", "trace_events", "tty", "url", "util", "v8", "vm", "wasi",
+    "worker_threads", "zlib",
+];
+
+/// What `encodeURIComponent` leaves as it is.
+fn url_safe(part: &str) -> bool {
+    part.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '!' | '~' | '*' | '\'' | '(' | ')'))
 }
 
-/// The spec's name regex, `^(@[a-z0-9-~][a-z0-9-._~]*\/)?[a-z0-9-~][a-z0-9-._~]*$`,
-/// plus npm's rules: at most 214 characters, not `node_modules`/`favicon.ico`,
-/// and no `.`/`..` parts.
+/// npm's `validForOldPackages` (validate-npm-package-name): what may be read,
+/// synced or proxied. Stricter than npm in two ways, to keep URLs and storage
+/// safe: at most [`MAX_OLD_NAME_LEN`] characters, and a scope may not start
+/// with '.'.
 pub fn validate(name: &str) -> Result<()> {
     let invalid = |why: &str| Err(Error::Invalid(format!("invalid package name {name:?}: {why}")));
-    if name.is_empty() || name.len() > MAX_NAME_LEN {
-        return invalid("must be 1-214 characters");
+    if name.is_empty() || name.len() > MAX_OLD_NAME_LEN {
+        return invalid("must be 1-214 characters (1-1024 for packages from an upstream)");
     }
-    let (scope, base) = match name.strip_prefix('@') {
-        Some(rest) => match rest.split_once('/') {
-            Some((scope, base)) => (Some(scope), base),
-            None => return invalid("a scoped name is @scope/name"),
-        },
-        None => (None, name),
-    };
-    if let Some(scope) = scope {
-        if !valid_part(scope, false) {
-            return invalid("the scope may only contain a-z, 0-9, '-', '.', '_', '~' and may not start with '.' or '_'");
-        }
-    }
-    if base.starts_with('.') || base.starts_with('_') {
+    // npm applies these to the whole name: `@s/_x` is fine, `_x` is not.
+    if name.starts_with('.') || name.starts_with('_') {
         return invalid("may not start with '.' or '_'");
     }
-    if !valid_part(base, false) {
-        return invalid("may only contain lowercase a-z, 0-9, '-', '.', '_' and '~'");
+    if name.trim() != name {
+        return invalid("may not have leading or trailing spaces");
     }
-    if scope.is_none() && matches!(base, "node_modules" | "favicon.ico") {
+    if matches!(name.to_ascii_lowercase().as_str(), "node_modules" | "favicon.ico") {
         return invalid("this name is reserved");
+    }
+    if url_safe(name) {
+        return Ok(());
+    }
+    let Some((scope, base)) = name.strip_prefix('@').and_then(|rest| rest.split_once('/')) else {
+        return invalid("may only contain URL-safe characters (a scoped name is @scope/name)");
+    };
+    if base.starts_with('.') || scope.starts_with('.') {
+        return invalid("the scope and the name may not start with '.'");
+    }
+    if scope.is_empty() || base.is_empty() || !url_safe(scope) || !url_safe(base) {
+        return invalid("may only contain URL-safe characters (a scoped name is @scope/name)");
+    }
+    Ok(())
+}
+
+/// npm's `validForNewPackages`: what may be published as a new package. On top
+/// of [`validate`]: at most 214 characters, lowercase, no `~'!()*` in the part
+/// after the scope, and not the name of a Node core module.
+pub fn validate_new(name: &str) -> Result<()> {
+    validate(name)?;
+    let invalid = |why: &str| Err(Error::Invalid(format!("invalid name {name:?} for a new package: {why}")));
+    if name.len() > MAX_NAME_LEN {
+        return invalid("must be at most 214 characters");
+    }
+    if name.to_lowercase() != name {
+        return invalid("may not contain capital letters");
+    }
+    if base_name(name).contains(['~', '\'', '!', '(', ')', '*']) {
+        return invalid("may not contain the special characters ~'!()*");
+    }
+    if CORE_MODULES.contains(&name) {
+        return invalid("this is the name of a Node.js core module");
     }
     Ok(())
 }
@@ -82,14 +115,65 @@ pub fn validate_tag(tag: &str) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// (name, valid for new packages, valid for old packages), from
+    /// validate-npm-package-name's documented behaviour.
     #[test]
-    fn names() {
-        for ok in ["a", "foo-bar", "foo.bar_baz~", "@scope/name", "@s-1/n.x", "-dash", "1abc"] {
-            validate(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
-        }
+    fn names_follow_validate_npm_package_name() {
         let long = "a".repeat(215);
-        for bad in ["", "Foo", ".hidden", "_under", "a b", "..", "@scope", "@/x", "@s/", "@s/.x", "a/b", "node_modules", "favicon.ico", long.as_str(), "caf\u{e9}", "foo/../bar", "@s/n/x"] {
-            assert!(validate(bad).is_err(), "{bad:?} should be invalid");
+        let max = "a".repeat(214);
+        let cases: &[(&str, bool, bool)] = &[
+            ("some-package", true, true),
+            ("example.com", true, true),
+            ("under_score", true, true),
+            ("123numeric", true, true),
+            ("-dash", true, true),
+            ("@npm/thingy", true, true),
+            ("@jane/foo.js", true, true),
+            ("@s-1/n.x", true, true),
+            ("@scope/_name", true, true),
+            ("@scope/n~x", false, true),
+            ("@sc~ope/name", true, true),
+            (max.as_str(), true, true),
+            (long.as_str(), false, true),
+            ("crazy!", false, true),
+            ("has~tilde", false, true),
+            ("it's", false, true),
+            ("star*", false, true),
+            ("(paren)", false, true),
+            ("CAPITAL-LETTERS", false, true),
+            ("@Scope/x", false, true),
+            ("fs", false, true),
+            ("http", false, true),
+            ("child_process", false, true),
+            ("@scope/fs", true, true),
+            ("fs-extra", true, true),
+            ("", false, false),
+            (".start-with-period", false, false),
+            ("_start-with-underscore", false, false),
+            (" leading-space", false, false),
+            ("trailing-space ", false, false),
+            ("contain:colons", false, false),
+            ("s/l/a/s/h/e/s", false, false),
+            ("a/b", false, false),
+            ("a b", false, false),
+            ("caf\u{e9}", false, false),
+            ("node_modules", false, false),
+            ("NODE_MODULES", false, false),
+            ("favicon.ico", false, false),
+            ("@scope/.hidden", false, false),
+            ("@.scope/x", false, false),
+            ("@scope", false, false),
+            ("@/x", false, false),
+            ("@s/", false, false),
+            ("@s/n/x", false, false),
+            ("a@b", false, false),
+            ("..", false, false),
+            ("foo/../bar", false, false),
+            ("@scope%2fname", false, false),
+        ];
+        for (name, new, old) in cases {
+            assert_eq!(validate_new(name).is_ok(), *new, "{name:?} valid for new packages");
+            assert_eq!(validate(name).is_ok(), *old, "{name:?} valid for old packages");
         }
     }
 

@@ -115,7 +115,7 @@ pub async fn publish(app: &App, caller: &Identity, url_name: &str, body: &Value)
                 return Err(Error::Forbidden(format!("cannot publish over the previously published version {version} of {name}")));
             }
         }
-        None => names::validate(name)?,
+        None => super::scopes::check_new_package(app, caller, name).await?,
     }
     names::validate_version(version)?;
     if app.store.is_tombstoned(name, version).await? {

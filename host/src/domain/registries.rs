@@ -9,7 +9,7 @@ use super::{Error, Identity, Result};
 pub const BUILT_IN_TYPES: &[&str] = &["npm", "cnpm"];
 
 fn validate_scope(name: &str) -> Result<()> {
-    if !name.starts_with('@') || name.len() < 2 || name.contains('/') || super::names::validate(&format!("{name}/x")).is_err() {
+    if !name.starts_with('@') || name.len() < 2 || name.contains('/') || super::names::validate_new(&format!("{name}/x")).is_err() {
         return Err(Error::Invalid(format!("scope {name:?} must look like @name")));
     }
     Ok(())

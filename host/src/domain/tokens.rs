@@ -98,8 +98,10 @@ pub async fn create_with_password(app: &App, caller: &Identity, password_plain: 
     password::validate(password_plain)?;
     parse_cidrs(&new.cidr_whitelist)?;
     super::policy::authorize_caller(app, super::policy::Action::Token, None, caller).await?;
+    app.login_limiter.check(&caller.name, caller.client_ip)?;
     let user = super::users::find(app, &caller.name).await?;
     if !password::verify(password_plain, &user.password_hash).await? {
+        app.login_limiter.failed(&caller.name, caller.client_ip);
         return Err(Error::Unauthenticated("wrong password".into()));
     }
     issue(app, &user, new).await
@@ -116,15 +118,25 @@ pub async fn list(app: &App, caller: &Identity) -> Result<Vec<Token>> {
     Ok(tokens)
 }
 
-/// Revokes one of the caller's tokens, named by its key or by the raw token.
+/// Revokes a token named by its key (one of the caller's own) or by the raw
+/// token itself. Whoever presents a raw token could use it anyway, so it is
+/// revoked whoever owns it: a leaked token can be killed by whoever finds it.
 pub async fn revoke(app: &App, caller: &Identity, key_or_token: &str) -> Result<()> {
     super::policy::authorize_caller(app, super::policy::Action::Token, None, caller).await?;
-    let key = if key_or_token.starts_with(PREFIX) { key_of(key_or_token) } else { key_or_token.to_string() };
-    if app.store.delete_token(&caller.user_id, &key).await? {
+    let (key, owner) = if key_or_token.starts_with(PREFIX) {
+        let key = key_of(key_or_token);
+        match app.store.token_with_user(&key).await? {
+            Some((token, _)) => (key, token.user_id),
+            None => return Err(Error::NotFound("token not found (already revoked or never issued)".into())),
+        }
+    } else {
+        (key_or_token.to_string(), caller.user_id.clone())
+    };
+    if app.store.delete_token(&owner, &key).await? {
         app.token_usage.forget(&key);
         Ok(())
     } else {
-        Err(Error::NotFound("token not found".into()))
+        Err(Error::NotFound("token not found among your tokens".into()))
     }
 }
 

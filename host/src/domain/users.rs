@@ -44,6 +44,8 @@ pub fn validate_email(email: &str) -> Result<()> {
 /// A login or registration as npm sends it (`PUT /-/user/org.couchdb.user:NAME`).
 pub struct LoginRequest {
     pub url_name: String,
+    /// Where the request came from (failed logins are limited per address).
+    pub client_ip: std::net::IpAddr,
     pub id: Option<String>,
     pub name: Option<String>,
     pub password: Option<String>,
@@ -78,11 +80,14 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
         validate_email(email)?;
     }
 
+    app.login_limiter.check(&name, req.client_ip)?;
     let (user, created) = match app.store.user_by_name(&name).await? {
         Some(user) => {
             if !password::verify(&password, &user.password_hash).await? {
+                app.login_limiter.failed(&name, req.client_ip);
                 return Err(Error::Unauthenticated(format!("wrong password for user {name}")));
             }
+            app.login_limiter.succeeded(&name);
             if let (Some(given), Some(stored)) = (&req.email, &user.email) {
                 if !given.eq_ignore_ascii_case(stored) {
                     return Err(Error::Conflict(format!("user {name} already exists with another email")));
@@ -91,15 +96,23 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
             (user, false)
         }
         None => {
-            if !app.config.auth.allow_public_registration && !app.is_admin_name(&name) {
+            // Admin accounts never come from registration: whoever registered a
+            // listed name first would be administrator.
+            if app.is_admin_name(&name) {
+                return Err(Error::Forbidden(format!(
+                    "{name} is an admin name ([auth] admins) and cannot be registered over HTTP; the operator creates it with `cairn user create {name} --admin`"
+                )));
+            }
+            if !app.config.auth.allow_public_registration {
                 return Err(Error::Forbidden("public registration is disabled".into()));
             }
             // Like the npm registry: `npm login` with an unknown name must not
             // silently create an account; `npm adduser` sends an email.
             let Some(email) = req.email.as_deref() else {
+                app.login_limiter.failed_ip(req.client_ip);
                 return Err(Error::NotFound(format!("user {name} does not exist; register with `npm adduser` (an email is required)")));
             };
-            let user = create(app, &name, Some(email), &password).await?;
+            let user = create(app, &name, Some(email), &password, false).await?;
             (user, true)
         }
     };
@@ -107,8 +120,9 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
     Ok(LoginOutcome { id: expected_id, rev: user.rev, token: issued.raw, created })
 }
 
-/// Creates a user without any registration policy check (used by the CLI and by registration).
-pub async fn create(app: &App, name: &str, email: Option<&str>, password_plain: &str) -> Result<User> {
+/// Creates a user without any registration policy check (used by the CLI and by
+/// registration). Only the CLI makes admins.
+pub async fn create(app: &App, name: &str, email: Option<&str>, password_plain: &str, is_admin: bool) -> Result<User> {
     validate_name(name)?;
     password::validate(password_plain)?;
     if let Some(email) = email {
@@ -123,12 +137,19 @@ pub async fn create(app: &App, name: &str, email: Option<&str>, password_plain: 
         rev: crate::util::next_rev(None),
         created_at: now,
         updated_at: now,
+        is_admin,
     };
     app.store.create_user(&user).await.map_err(|e| match e {
         crate::store::StoreError::Conflict(_) => Error::Conflict(format!("user {name} already exists")),
         other => other.into(),
     })?;
     Ok(user)
+}
+
+/// An admin is marked in the database, or (for configurations from before the
+/// flag) an existing account whose name is in `[auth] admins`.
+pub fn is_admin(app: &App, user: &User) -> bool {
+    user.is_admin || app.is_admin_name(&user.name)
 }
 
 pub async fn find(app: &App, name: &str) -> Result<User> {

@@ -12,11 +12,13 @@ pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
     pub reason: String,
+    /// Seconds for a `Retry-After` header.
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> Self {
-        ApiError { status, code, reason: reason.into() }
+        ApiError { status, code, reason: reason.into(), retry_after: None }
     }
     pub fn not_found(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", reason)
@@ -34,13 +36,20 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", "internal server error; see the server log")
     }
 
-    pub fn into_response(self) -> Response {
+    pub fn into_response(mut self) -> Response {
+        // Reasons often quote upstream URLs: their credentials never leave the server.
+        if self.reason.contains("://") {
+            self.reason = crate::config::redact_url(&self.reason);
+        }
         let mut resp = json_response(self.status, &json!({ "error": self.code, "reason": self.reason }));
         // npm prints only `error` of a body, but shows an `npm-notice` header:
         // that is how the reason reaches the person at the terminal.
         let notice: String = self.reason.chars().take(500).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
         if let Ok(v) = http::HeaderValue::from_str(&notice) {
             resp.headers_mut().insert("npm-notice", v);
+        }
+        if let Some(secs) = self.retry_after {
+            resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));
         }
         if self.status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
@@ -60,6 +69,9 @@ impl From<Error> for ApiError {
             Error::Conflict(r) => ApiError::new(StatusCode::CONFLICT, "conflict", r),
             Error::Unavailable(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", r),
             Error::Blocked(r) => ApiError::new(StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS, "unavailable_for_legal_reasons", r),
+            Error::TooManyRequests(r, secs) => {
+                ApiError { retry_after: Some(secs), ..ApiError::new(StatusCode::TOO_MANY_REQUESTS, "too_many_requests", r) }
+            }
             Error::Internal(r) => {
                 tracing::error!(error = %r, "internal error");
                 ApiError::internal()

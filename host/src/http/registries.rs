@@ -4,19 +4,21 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::config::strip_userinfo;
 use crate::domain::registries::{self, RegistryInput};
 use crate::store::{Registry, Scope};
 use crate::util::iso_ms;
 
 use super::{json_response, ok_json, ApiError, ApiResult, Req};
 
-/// The wire form. The auth token is never shown, only whether one is set.
+/// The wire form. Credentials are never shown: not the auth token (only
+/// whether one is set), nor a `user:password@` inside the URLs.
 fn registry_json(r: &Registry) -> Value {
     json!({
         "registryId": r.id,
         "name": r.name,
-        "host": r.host,
-        "changeStream": r.change_stream,
+        "host": strip_userinfo(&r.host),
+        "changeStream": r.change_stream.as_deref().map(strip_userinfo),
         "type": r.kind,
         "userPrefix": r.user_prefix,
         "default": r.is_default,

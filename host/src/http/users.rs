@@ -33,6 +33,7 @@ pub async fn login(mut req: Req, couch: &str) -> ApiResult {
         &req.app,
         LoginRequest {
             url_name,
+            client_ip: req.client_ip,
             id: body.id,
             name: body.name,
             password: body.password,
@@ -58,8 +59,8 @@ pub async fn show(req: Req, couch: &str) -> ApiResult {
         "roles": [],
         "date": crate::util::iso_ms(user.updated_at),
     });
-    // Like the npm registry, an address is only shown to authenticated callers.
-    if req.identity.is_some() {
+    // An address is private: only its owner and admins see it.
+    if req.identity.as_ref().is_some_and(|id| id.is_admin || id.user_id == user.id) {
         doc["email"] = json!(user.email);
     }
     ok_json(doc)

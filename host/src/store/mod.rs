@@ -35,6 +35,8 @@ pub struct User {
     pub rev: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// Marked admin by the operator (`cairn user create --admin`).
+    pub is_admin: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

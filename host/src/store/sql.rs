@@ -455,6 +455,7 @@ macro_rules! sql_store {
                     rev: row.try_get(col("rev").as_str())?,
                     created_at: row.try_get(col("created_at").as_str())?,
                     updated_at: row.try_get(col("updated_at").as_str())?,
+                    is_admin: row.try_get(col("is_admin").as_str())?,
                 })
             }
 
@@ -568,8 +569,8 @@ macro_rules! sql_store {
             async fn create_user(&self, user: &User) -> StoreResult<()> {
                 let _turn = self.write_turn().await;
                 sqlx::query(
-                    "INSERT INTO users (id, name, email, password_hash, rev, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                    "INSERT INTO users (id, name, email, password_hash, rev, created_at, updated_at, is_admin) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                 )
                 .bind(&user.id)
                 .bind(&user.name)
@@ -578,6 +579,7 @@ macro_rules! sql_store {
                 .bind(&user.rev)
                 .bind(user.created_at)
                 .bind(user.updated_at)
+                .bind(user.is_admin)
                 .execute(&self.pool)
                 .await
                 .map_err(|e| map_unique(e, || format!("user {}", user.name)))?;
@@ -631,7 +633,7 @@ macro_rules! sql_store {
                 let row = sqlx::query(
                     "SELECT t.*, u.id AS u_id, u.name AS u_name, u.email AS u_email, \
                      u.password_hash AS u_password_hash, u.rev AS u_rev, u.created_at AS u_created_at, \
-                     u.updated_at AS u_updated_at \
+                     u.updated_at AS u_updated_at, u.is_admin AS u_is_admin \
                      FROM tokens t JOIN users u ON u.id = t.user_id WHERE t.token_key = $1",
                 )
                 .bind(key)

@@ -210,7 +210,8 @@ impl TaskLog {
     }
 
     async fn line(&mut self, message: impl AsRef<str>) {
-        self.text.push_str(&format!("[{}] {}\n", iso_ms(now_ms()), message.as_ref()));
+        // Task logs are readable over HTTP: upstream URLs lose their credentials.
+        self.text.push_str(&format!("[{}] {}\n", iso_ms(now_ms()), crate::config::redact_url(message.as_ref())));
         if let Err(e) = self.app.blobs.put_cache(&self.key, bytes::Bytes::from(self.text.clone())).await {
             tracing::warn!(error = %e, key = self.key, "writing a sync log failed");
         }

@@ -26,8 +26,8 @@ pub(super) enum SyncError {
 impl From<UpstreamError> for SyncError {
     fn from(e: UpstreamError) -> Self {
         match e {
-            UpstreamError::Retryable(m) => SyncError::Retry(m),
-            UpstreamError::Fatal(m) => SyncError::Fail(m),
+            UpstreamError::Retryable(m) => SyncError::Retry(crate::config::redact_url(&m)),
+            UpstreamError::Fatal(m) => SyncError::Fail(crate::config::redact_url(&m)),
         }
     }
 }
