@@ -5,6 +5,7 @@
 //! through [`both_backends!`].
 
 pub mod clients;
+pub mod fuzz;
 pub mod pg;
 pub mod publish;
 pub mod upstream;

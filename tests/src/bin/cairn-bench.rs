@@ -13,6 +13,11 @@
 //!       N publishes from concurrent clients (client i publishes new versions
 //!       of P-i), then checks that every published version is in its packument.
 //!       Exits non-zero on any failed publish or lost version.
+//!   cairn-bench fuzz --registry URL [--pid PID] [--requests N] [--seed S] [--concurrency 8]
+//!            [--token T] [--names a,@s/b] [--rounds 1]
+//!       Sends N mutated requests per round (tests/src/fuzz.rs) and prints the
+//!       status counts, 5xx and transport errors, and the server's RSS (VmRSS of
+//!       PID) before and after each round. Exits non-zero on any 5xx.
 //!
 //! Only ever pointed at servers on this machine (127.0.0.1).
 
@@ -68,7 +73,8 @@ fn usage() -> &'static str {
     "usage: cairn-bench ceiling --port P --file F --content-type T [--gzip-file G]\n\
      \x20      cairn-bench adduser --registry URL --name N --password P\n\
      \x20      cairn-bench seed --registry URL --token T --name PKG [--versions 100]\n\
-     \x20      cairn-bench publish --registry URL --token T [--clients 8] --total N --prefix P"
+     \x20      cairn-bench publish --registry URL --token T [--clients 8] --total N --prefix P\n\
+     \x20      cairn-bench fuzz --registry URL [--pid PID] [--requests N] [--seed S] [--concurrency 8] [--token T] [--names a,b] [--rounds 1]"
 }
 
 fn main() -> ExitCode {
@@ -87,6 +93,7 @@ fn main() -> ExitCode {
                 "adduser" => rt.block_on(adduser(args)),
                 "seed" => rt.block_on(seed(args)),
                 "publish" => rt.block_on(publish(args)),
+                "fuzz" => rt.block_on(fuzz(args)),
                 _ => Err(anyhow!("unknown subcommand {other:?}\n{}", usage())),
             }
         }
@@ -375,6 +382,43 @@ async fn publish(args: Args) -> Result<()> {
     );
     if !failures.is_empty() || missing > 0 {
         bail!("{} publishes failed, {missing} acknowledged versions lost", failures.len());
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- fuzz
+
+async fn fuzz(args: Args) -> Result<()> {
+    use cairn_e2e::fuzz::{self, FuzzOptions, GenOptions};
+    let base = base(&args)?;
+    let pid = args.opt("pid").map(|p| p.parse::<u32>()).transpose().context("--pid")?;
+    let requests = args.num("requests", Some(10_000))?;
+    let seed = args.num("seed", Some(1))? as u64;
+    let rounds = args.num("rounds", Some(1))?.max(1);
+    let names = args.opt("names").map(|n| n.split(',').filter(|s| !s.is_empty()).map(str::to_string).collect()).unwrap_or_default();
+    let opts = FuzzOptions {
+        concurrency: args.num("concurrency", Some(8))?.max(1),
+        generator: GenOptions { token: args.opt("token"), known_names: names },
+        timeout: Duration::from_secs(30),
+    };
+    let rss = || pid.and_then(fuzz::rss_kib).map_or("?".to_string(), |k| format!("{:.1}", k as f64 / 1024.0));
+    println!("round=0 requests=0 rss_mb={}", rss());
+    let mut server_errors = 0;
+    for round in 1..=rounds {
+        let report = fuzz::run(&base, seed.wrapping_add(round as u64), requests, &opts).await;
+        eprintln!("{report}");
+        server_errors += report.server_errors;
+        println!(
+            "round={round} requests={} rss_mb={} server_errors={} transport_errors={} per_s={:.0}",
+            round * requests,
+            rss(),
+            report.server_errors,
+            report.transport_errors,
+            report.sent as f64 / report.elapsed.as_secs_f64()
+        );
+    }
+    if server_errors > 0 {
+        bail!("{server_errors} responses were 5xx");
     }
     Ok(())
 }
