@@ -220,3 +220,64 @@ async fn runs_without_a_config_file() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Sends `head` and then `body_len` bytes of body from another thread (the
+/// server may answer before reading it); returns the response read meanwhile.
+fn send_with_body(conn: &TcpStream, head: &str, body_len: usize) -> String {
+    let mut writer = conn.try_clone().unwrap();
+    let head = head.to_string();
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let chunk = vec![b' '; 64 * 1024];
+        let mut left = body_len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n;
+        }
+    });
+    let response = read_response(&mut conn.try_clone().unwrap());
+    let _ = sender.join();
+    response
+}
+
+/// An error given before the handler read the body (401 for an unknown token,
+/// 404 for no route) still reaches the client whole, and the connection either
+/// stays usable or the answer says `connection: close`: never a reset.
+#[tokio::test]
+async fn early_errors_with_an_unread_body_are_delivered() {
+    let s = Server::start(Backend::Sqlite).await;
+    let body_len = 1024 * 1024;
+    let cases = [
+        ("PUT /early-pkg HTTP/1.1\r\nAuthorization: Bearer not-a-token\r\n", "401"),
+        ("PUT /-/no/such/route HTTP/1.1\r\n", "404"),
+        ("PUT /-/package/early-pkg/dist-tags/latest HTTP/1.1\r\n", "401"),
+    ];
+    for (request_line, status) in cases {
+        let conn = TcpStream::connect(s.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!("{request_line}Host: x\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n");
+        let response = send_with_body(&conn, &head, body_len);
+        assert!(response.starts_with(&format!("HTTP/1.1 {status}")), "{request_line}: {response}");
+        let (resp_head, resp_body) = response.split_once("\r\n\r\n").unwrap();
+        let value: serde_json::Value = serde_json::from_str(resp_body).unwrap_or_else(|e| panic!("{request_line}: {e}: {response}"));
+        assert!(value["reason"].is_string(), "{response}");
+        if resp_head.to_ascii_lowercase().contains("connection: close") {
+            continue;
+        }
+        // Kept alive: the next request on the same connection is answered.
+        let mut again = conn.try_clone().unwrap();
+        write!(again, "GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let next = read_response(&mut again);
+        assert!(next.starts_with("HTTP/1.1 200"), "{request_line}: after {resp_head}\nthe next request got: {next:?}");
+    }
+    // A client waiting for `100 Continue` is not asked for a body nobody reads.
+    let mut conn = TcpStream::connect(s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(conn, "PUT /early-pkg HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-token\r\nExpect: 100-continue\r\nContent-Length: {body_len}\r\n\r\n").unwrap();
+    let response = read_response(&mut conn);
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("connection: close"), "{response}");
+}
