@@ -281,3 +281,37 @@ async fn early_errors_with_an_unread_body_are_delivered() {
     assert!(response.starts_with("HTTP/1.1 401"), "{response}");
     assert!(response.to_ascii_lowercase().contains("connection: close"), "{response}");
 }
+
+/// npm shows an answer's `npm-notice` header to the person at the terminal:
+/// it is there for refused writes and blocked packages, not for the plain 404
+/// of a read (npm reads a new package's document before publishing it).
+#[tokio::test]
+async fn npm_notice_only_where_a_person_should_read_it() {
+    let s = Server::start(Backend::Sqlite).await;
+    let notice = |resp: &reqwest::Response| resp.headers().get("npm-notice").map(|v| v.to_str().unwrap().to_string());
+    for path in ["/no-such-package", "/@scope%2fno-such-package", "/no-such-package/1.0.0", "/-/no/such/route"] {
+        let resp = s.client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(notice(&resp), None, "GET {path}");
+        let resp = s.client.head(s.url(path)).send().await.unwrap();
+        assert_eq!(notice(&resp), None, "HEAD {path}");
+    }
+    // Refused writes keep it.
+    let resp = s.client.put(s.url("/some-package")).bearer_auth("not-a-token").json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(notice(&resp).is_some_and(|n| !n.is_empty()), "401 on a write");
+    let resp = s.client.put(s.url("/-/package/some-package/dist-tags/latest")).json(&json!("1.0.0")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(notice(&resp).is_some(), "401 on a dist-tag write");
+    let alice = s.add_user("alice", "password-alice").await;
+    let resp = s.client.put(s.url("/some-package")).bearer_auth(&alice).body("{").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(notice(&resp).is_some(), "400 on a write");
+    // A blocked package: its reason is for a person.
+    let admin = s.add_user("admin", "password-admin").await;
+    let (status, body) = s.call(Method::PUT, "/-/package/blocked-pkg/blocks", Some(&admin), Some(&json!({"reason": "malware"}))).await;
+    assert!(status.is_success(), "{status}: {body}");
+    let resp = s.client.get(s.url("/blocked-pkg")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS);
+    assert!(notice(&resp).is_some_and(|n| n.contains("malware")), "451: {:?}", notice(&resp));
+}
