@@ -315,3 +315,36 @@ async fn npm_notice_only_where_a_person_should_read_it() {
     assert_eq!(resp.status(), StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS);
     assert!(notice(&resp).is_some_and(|n| n.contains("malware")), "451: {:?}", notice(&resp));
 }
+
+/// Hostile traffic does not make memory grow: a burst of wrong-password logins
+/// (each argon2 run takes 19 MiB) and a few thousand fuzzed requests leave the
+/// server's RSS within twice its idle size plus the cache budget, with no 5xx
+/// (but the 501 of audits without an upstream) and no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_traffic_keeps_memory_bounded() {
+    use cairn_e2e::fuzz::{self, FuzzOptions, GenOptions};
+    let budget_kib = 8 * 1024;
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).toml(&format!("cache_max_bytes = {}", budget_kib * 1024))).await;
+    let token = s.add_user("fuzzer", "fuzzer-pass-1").await;
+    let idle = fuzz::rss_kib(s.pid()).expect("server RSS");
+    let mut logins = Vec::new();
+    for i in 0..64 {
+        let (client, url) = (s.client.clone(), s.url("/-/user/org.couchdb.user:fuzzer"));
+        let body = json!({"_id": "org.couchdb.user:fuzzer", "name": "fuzzer", "password": format!("wrong-password-{i}"), "type": "user"});
+        logins.push(tokio::spawn(async move { client.put(url).json(&body).send().await.map(|r| r.status()) }));
+    }
+    for l in logins {
+        assert_eq!(l.await.unwrap().expect("login answered"), StatusCode::UNAUTHORIZED);
+    }
+    let after_logins = fuzz::rss_kib(s.pid()).unwrap();
+    let opts = FuzzOptions { concurrency: 16, generator: GenOptions { token: Some(token), known_names: Vec::new() }, ..Default::default() };
+    let report = fuzz::run(&s.base, 11, 3_000, &opts).await;
+    let after = fuzz::rss_kib(s.pid()).unwrap();
+    let bound = 2 * (idle + budget_kib);
+    let figures = format!("idle {idle} KiB, after 64 logins {after_logins} KiB, after fuzzing {after} KiB, bound {bound} KiB");
+    eprintln!("{figures}");
+    assert!(after_logins <= bound && after <= bound, "{figures}");
+    let failures = report.server_errors - report.statuses.get(&501).copied().unwrap_or(0);
+    assert_eq!(failures, 0, "{report}");
+    assert_eq!(report.transport_errors, 0, "{report}");
+}
