@@ -35,10 +35,15 @@ pub struct App {
 
 impl App {
     pub fn new(config: Config, store: Arc<dyn Store>, blobs: Arc<dyn BlobStore>, plugins: Plugins) -> Arc<App> {
+        // The cache budget: all for packuments, or half of it for proxied documents in proxy mode.
+        let budget = config.cache_max_bytes;
+        let proxy_share = if config.sync_mode == crate::config::SyncMode::Proxy { budget / 2 } else { budget / 64 };
         let packuments = PackumentCache::new(
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
+            budget - proxy_share,
         );
+        let proxy = crate::domain::proxy::ProxyState::new(config.packument_cache_entries, proxy_share);
         let upstream_client = crate::domain::upstream::http_client(std::time::Duration::from_secs(config.upstream_timeout_secs));
         let login_limiter = crate::domain::login_limit::LoginLimiter::new(
             config.auth.login_max_failures,
@@ -50,7 +55,7 @@ impl App {
             plugins,
             sync_wakeup: tokio::sync::Notify::new(),
             sync_done: tokio::sync::Notify::new(),
-            proxy: Default::default(),
+            proxy,
             upstream_client,
             upstream_outages: Default::default(),
         })

@@ -36,6 +36,10 @@ pub struct Config {
     pub packument_cache_ttl_secs: u64,
     /// Packuments kept in memory at most.
     pub packument_cache_entries: usize,
+    /// Bytes the in-memory caches (packuments, proxied documents, upstream
+    /// 404s) may hold together; with the entry counts, whichever bound is
+    /// reached first evicts the least used entries.
+    pub cache_max_bytes: u64,
     /// Seconds between flushes of buffered download counts.
     pub downloads_flush_secs: u64,
     /// Tarball blobs no row references are removed once older than this.
@@ -243,6 +247,7 @@ impl Default for Config {
             database_max_connections: 16,
             packument_cache_ttl_secs: 5,
             packument_cache_entries: 10_000,
+            cache_max_bytes: 256 * 1024 * 1024,
             downloads_flush_secs: 30,
             blob_sweep_min_age_secs: 3600,
             blob_sweep_interval_secs: 3600,

@@ -209,6 +209,8 @@ impl<'a> Machine<'a> {
     async fn publish(&self, manifest: &Value, index_js: &str) -> String {
         let run = self.try_publish(manifest, index_js).await;
         assert!(run.success(), "{}", run.describe());
+        // npm reads the document first; the 404 of a new package must not show as a notice.
+        assert!(!run.stderr.contains("not found"), "{}", run.describe());
         let v = run.json();
         // npm prints the pack result, keyed by package name in some versions.
         let integrity = v["integrity"].as_str().or_else(|| v[manifest["name"].as_str().unwrap()]["integrity"].as_str());

@@ -220,3 +220,131 @@ async fn runs_without_a_config_file() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Sends `head` and then `body_len` bytes of body from another thread (the
+/// server may answer before reading it); returns the response read meanwhile.
+fn send_with_body(conn: &TcpStream, head: &str, body_len: usize) -> String {
+    let mut writer = conn.try_clone().unwrap();
+    let head = head.to_string();
+    let sender = std::thread::spawn(move || {
+        let _ = writer.write_all(head.as_bytes());
+        let chunk = vec![b' '; 64 * 1024];
+        let mut left = body_len;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            if writer.write_all(&chunk[..n]).is_err() {
+                break;
+            }
+            left -= n;
+        }
+    });
+    let response = read_response(&mut conn.try_clone().unwrap());
+    let _ = sender.join();
+    response
+}
+
+/// An error given before the handler read the body (401 for an unknown token,
+/// 404 for no route) still reaches the client whole, and the connection either
+/// stays usable or the answer says `connection: close`: never a reset.
+#[tokio::test]
+async fn early_errors_with_an_unread_body_are_delivered() {
+    let s = Server::start(Backend::Sqlite).await;
+    let body_len = 1024 * 1024;
+    let cases = [
+        ("PUT /early-pkg HTTP/1.1\r\nAuthorization: Bearer not-a-token\r\n", "401"),
+        ("PUT /-/no/such/route HTTP/1.1\r\n", "404"),
+        ("PUT /-/package/early-pkg/dist-tags/latest HTTP/1.1\r\n", "401"),
+    ];
+    for (request_line, status) in cases {
+        let conn = TcpStream::connect(s.addr).unwrap();
+        conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+        let head = format!("{request_line}Host: x\r\nContent-Type: application/json\r\nContent-Length: {body_len}\r\n\r\n");
+        let response = send_with_body(&conn, &head, body_len);
+        assert!(response.starts_with(&format!("HTTP/1.1 {status}")), "{request_line}: {response}");
+        let (resp_head, resp_body) = response.split_once("\r\n\r\n").unwrap();
+        let value: serde_json::Value = serde_json::from_str(resp_body).unwrap_or_else(|e| panic!("{request_line}: {e}: {response}"));
+        assert!(value["reason"].is_string(), "{response}");
+        if resp_head.to_ascii_lowercase().contains("connection: close") {
+            continue;
+        }
+        // Kept alive: the next request on the same connection is answered.
+        let mut again = conn.try_clone().unwrap();
+        write!(again, "GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        let next = read_response(&mut again);
+        assert!(next.starts_with("HTTP/1.1 200"), "{request_line}: after {resp_head}\nthe next request got: {next:?}");
+    }
+    // A client waiting for `100 Continue` is not asked for a body nobody reads.
+    let mut conn = TcpStream::connect(s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    write!(conn, "PUT /early-pkg HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer not-a-token\r\nExpect: 100-continue\r\nContent-Length: {body_len}\r\n\r\n").unwrap();
+    let response = read_response(&mut conn);
+    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
+    assert!(response.to_ascii_lowercase().contains("connection: close"), "{response}");
+}
+
+/// npm shows an answer's `npm-notice` header to the person at the terminal:
+/// it is there for refused writes and blocked packages, not for the plain 404
+/// of a read (npm reads a new package's document before publishing it).
+#[tokio::test]
+async fn npm_notice_only_where_a_person_should_read_it() {
+    let s = Server::start(Backend::Sqlite).await;
+    let notice = |resp: &reqwest::Response| resp.headers().get("npm-notice").map(|v| v.to_str().unwrap().to_string());
+    for path in ["/no-such-package", "/@scope%2fno-such-package", "/no-such-package/1.0.0", "/-/no/such/route"] {
+        let resp = s.client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(notice(&resp), None, "GET {path}");
+        let resp = s.client.head(s.url(path)).send().await.unwrap();
+        assert_eq!(notice(&resp), None, "HEAD {path}");
+    }
+    // Refused writes keep it.
+    let resp = s.client.put(s.url("/some-package")).bearer_auth("not-a-token").json(&json!({})).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(notice(&resp).is_some_and(|n| !n.is_empty()), "401 on a write");
+    let resp = s.client.put(s.url("/-/package/some-package/dist-tags/latest")).json(&json!("1.0.0")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    assert!(notice(&resp).is_some(), "401 on a dist-tag write");
+    let alice = s.add_user("alice", "password-alice").await;
+    let resp = s.client.put(s.url("/some-package")).bearer_auth(&alice).body("{").send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert!(notice(&resp).is_some(), "400 on a write");
+    // A blocked package: its reason is for a person.
+    let admin = s.add_user("admin", "password-admin").await;
+    let (status, body) = s.call(Method::PUT, "/-/package/blocked-pkg/blocks", Some(&admin), Some(&json!({"reason": "malware"}))).await;
+    assert!(status.is_success(), "{status}: {body}");
+    let resp = s.client.get(s.url("/blocked-pkg")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS);
+    assert!(notice(&resp).is_some_and(|n| n.contains("malware")), "451: {:?}", notice(&resp));
+}
+
+/// Hostile traffic does not make memory grow: a burst of wrong-password logins
+/// (each argon2 run takes 19 MiB) and a few thousand fuzzed requests leave the
+/// server's RSS within twice its idle size plus the cache budget, with no 5xx
+/// (but the 501 of audits without an upstream) and no reset.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_traffic_keeps_memory_bounded() {
+    use cairn_e2e::fuzz::{self, FuzzOptions, GenOptions};
+    let budget_kib = 8 * 1024;
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).toml(&format!("cache_max_bytes = {}", budget_kib * 1024))).await;
+    let token = s.add_user("fuzzer", "fuzzer-pass-1").await;
+    let idle = fuzz::rss_kib(s.pid()).expect("server RSS");
+    let mut logins = Vec::new();
+    for i in 0..64 {
+        let (client, url) = (s.client.clone(), s.url("/-/user/org.couchdb.user:fuzzer"));
+        let body = json!({"_id": "org.couchdb.user:fuzzer", "name": "fuzzer", "password": format!("wrong-password-{i}"), "type": "user"});
+        logins.push(tokio::spawn(async move { client.put(url).json(&body).send().await.map(|r| r.status()) }));
+    }
+    for l in logins {
+        assert_eq!(l.await.unwrap().expect("login answered"), StatusCode::UNAUTHORIZED);
+    }
+    let after_logins = fuzz::rss_kib(s.pid()).unwrap();
+    let opts = FuzzOptions { concurrency: 16, generator: GenOptions { token: Some(token), known_names: Vec::new() }, ..Default::default() };
+    let report = fuzz::run(&s.base, 11, 3_000, &opts).await;
+    let after = fuzz::rss_kib(s.pid()).unwrap();
+    let bound = 2 * (idle + budget_kib);
+    let figures = format!("idle {idle} KiB, after 64 logins {after_logins} KiB, after fuzzing {after} KiB, bound {bound} KiB");
+    eprintln!("{figures}");
+    assert!(after_logins <= bound && after <= bound, "{figures}");
+    let failures = report.server_errors - report.statuses.get(&501).copied().unwrap_or(0);
+    assert_eq!(failures, 0, "{report}");
+    assert_eq!(report.transport_errors, 0, "{report}");
+}

@@ -2,12 +2,13 @@
 //! of their serialized forms. Reads are served from the cache: full and
 //! abbreviated JSON, each also gzipped once at build time, with an ETag. Every
 //! write to a package invalidates its entry; with several processes sharing a
-//! database, entries also expire after `packument_cache_ttl_secs`.
+//! database, entries also expire after `packument_cache_ttl_secs`. The cache is
+//! bounded by entries and by bytes (`packument_cache_entries`, `cache_max_bytes`).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -36,6 +37,8 @@ pub struct Cached {
     pub blocked: Option<Block>,
     /// When the entry was last known to match storage (ms since `EPOCH`).
     checked: AtomicU64,
+    /// Roughly the bytes this entry holds (documents, gzips and the value).
+    weight: usize,
 }
 
 /// A process-local clock for cache ages.
@@ -52,10 +55,46 @@ pub enum Lookup {
     Missing(Option<Block>),
 }
 
+/// A cache bounded by entries and by bytes.
+pub(crate) type Bounded<V> = quick_cache::sync::Cache<String, V, ByBytes<V>>;
+
+/// Weighs an entry by its bytes, but at least `floor` (`max_bytes / max_entries`),
+/// so neither bound can be passed.
+pub(crate) struct ByBytes<V> {
+    weigh: fn(&str, &V) -> usize,
+    floor: u64,
+}
+
+impl<V> Clone for ByBytes<V> {
+    fn clone(&self) -> Self {
+        ByBytes { weigh: self.weigh, floor: self.floor }
+    }
+}
+
+impl<V> quick_cache::Weighter<String, V> for ByBytes<V> {
+    fn weight(&self, key: &String, value: &V) -> u64 {
+        ((self.weigh)(key, value) as u64).max(self.floor)
+    }
+}
+
+/// A cache of at most `max_entries` entries weighing `max_bytes` together
+/// (quick_cache: CLOCK-Pro eviction; one shard, so one entry may take the
+/// whole budget, as a package with thousands of versions can).
+pub(crate) fn bounded_cache<V: Clone>(max_entries: usize, max_bytes: u64, weigh: fn(&str, &V) -> usize) -> Bounded<V> {
+    let max_bytes = max_bytes.max(1);
+    let floor = (max_bytes / max_entries.max(1) as u64).max(1);
+    let options = quick_cache::OptionsBuilder::new()
+        .estimated_items_capacity(max_entries.clamp(1, 100_000))
+        .weight_capacity(max_bytes)
+        .shards(1)
+        .build()
+        .expect("cache options");
+    Bounded::with_options(options, ByBytes { weigh, floor }, Default::default(), Default::default())
+}
+
 pub struct PackumentCache {
-    entries: RwLock<HashMap<String, Arc<Cached>>>,
+    entries: Bounded<Arc<Cached>>,
     ttl: Duration,
-    capacity: usize,
     /// Names whose expired entry one request is revalidating; the others keep
     /// serving the entry meanwhile (no rebuild stampede).
     revalidating: Mutex<HashSet<String>>,
@@ -70,16 +109,17 @@ enum Hit {
 }
 
 impl PackumentCache {
-    pub fn new(ttl: Duration, capacity: usize) -> Self {
-        PackumentCache { entries: RwLock::new(HashMap::new()), ttl, capacity: capacity.max(1), revalidating: Mutex::new(HashSet::new()) }
+    pub fn new(ttl: Duration, max_entries: usize, max_bytes: u64) -> Self {
+        let entries = bounded_cache(max_entries, max_bytes, |name, entry: &Arc<Cached>| name.len() + entry.weight);
+        PackumentCache { entries, ttl, revalidating: Mutex::new(HashSet::new()) }
     }
 
     pub fn invalidate(&self, name: &str) {
-        self.entries.write().expect("cache lock").remove(name);
+        self.entries.remove(name);
     }
 
     fn hit(&self, name: &str) -> Hit {
-        let Some(entry) = self.entries.read().expect("cache lock").get(name).cloned() else { return Hit::Miss };
+        let Some(entry) = self.entries.get(name) else { return Hit::Miss };
         if clock_ms().saturating_sub(entry.checked.load(Ordering::Relaxed)) < self.ttl.as_millis() as u64 {
             return Hit::Fresh(entry);
         }
@@ -92,15 +132,12 @@ impl PackumentCache {
     }
 
     pub(crate) fn put(&self, entry: Arc<Cached>) {
-        let mut map = self.entries.write().expect("cache lock");
-        if map.len() >= self.capacity {
-            // Crude but bounded: drop half of the entries.
-            let drop: Vec<String> = map.keys().take(map.len() / 2 + 1).cloned().collect();
-            for k in drop {
-                map.remove(&k);
-            }
-        }
-        map.insert(entry.name.clone(), entry);
+        self.entries.insert(entry.name.clone(), entry);
+    }
+
+    /// Entries and their weight in bytes.
+    pub fn usage(&self) -> (usize, u64) {
+        (self.entries.len(), self.entries.weight())
     }
 }
 
@@ -232,7 +269,33 @@ impl Cached {
             value: full,
             blocked: None,
             checked: AtomicU64::new(clock_ms()),
+            weight: 0,
         }
+        .weighed()
+    }
+
+    /// Roughly the bytes this entry holds.
+    pub fn weight(&self) -> usize {
+        self.weight
+    }
+
+    /// Sets `weight` from what the entry holds.
+    fn weighed(mut self) -> Cached {
+        let docs = [&self.full, &self.abbreviated].iter().map(|d| d.body.len() + d.gzip.len() + d.etag.len()).sum::<usize>();
+        self.weight = std::mem::size_of::<Cached>() + self.name.len() + self.rev.len() + docs + value_bytes(&self.value);
+        self
+    }
+}
+
+/// Roughly the heap a JSON value holds: its nodes, strings and map entries.
+fn value_bytes(value: &Value) -> usize {
+    let node = std::mem::size_of::<Value>();
+    node + match value {
+        Value::String(s) => s.capacity(),
+        Value::Array(items) => items.iter().map(value_bytes).sum(),
+        // Key, hash and index beside each value (the map keeps insertion order).
+        Value::Object(map) => map.iter().map(|(k, v)| k.capacity() + 16 + std::mem::size_of::<String>() + value_bytes(v)).sum(),
+        _ => 0,
     }
 }
 
@@ -292,7 +355,9 @@ pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -
         value: full,
         blocked,
         checked: AtomicU64::new(clock_ms()),
+        weight: 0,
     }
+    .weighed()
 }
 
 /// Resolves a tag, an exact version or a range to a version of the package.
@@ -331,6 +396,32 @@ pub fn resolve_spec(doc: &Value, spec: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn entry(name: &str, payload: usize) -> Arc<Cached> {
+        // Varied text, so that neither JSON nor gzip makes it small.
+        let text: String = (0..payload).map(|i| char::from(b'a' + ((i * 7919 + name.len()) % 26) as u8)).collect();
+        Arc::new(Cached::from_docs(name, "1-a", json!({"name": name, "readme": text}), json!({"name": name})))
+    }
+
+    #[test]
+    fn the_cache_is_bounded_by_entries_and_by_bytes() {
+        let cache = PackumentCache::new(Duration::from_secs(60), 4, 1 << 20);
+        for i in 0..100 {
+            cache.put(entry(&format!("small-{i}"), 10));
+        }
+        let (entries, _) = cache.usage();
+        assert!(entries <= 4, "{entries} entries kept, 4 allowed");
+
+        let cache = PackumentCache::new(Duration::from_secs(60), 10_000, 1 << 20);
+        let big = entry("big-0", 100_000);
+        assert!(big.weight() > 200_000, "weight {} counts documents, gzips and the value", big.weight());
+        for i in 0..50 {
+            cache.put(entry(&format!("big-{i}"), 100_000));
+        }
+        let (entries, bytes) = cache.usage();
+        assert!(bytes <= 1 << 20, "{bytes} bytes kept in {entries} entries, 1 MiB allowed");
+        assert!(entries >= 1);
+    }
 
     #[test]
     fn resolves_specs() {

@@ -17,9 +17,23 @@ pub fn validate(password: &str) -> Result<()> {
     Ok(())
 }
 
+/// Hashes run at once. Each takes about 19 MiB and a core for its whole run:
+/// more at once than there are cores adds no throughput, only memory (a
+/// flood of logins would otherwise take gigabytes). Others wait their turn.
+fn permits() -> &'static tokio::sync::Semaphore {
+    static PERMITS: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    PERMITS.get_or_init(|| tokio::sync::Semaphore::new(std::thread::available_parallelism().map_or(2, |n| n.get())))
+}
+
+/// Runs argon2 work on the blocking pool, within `permits`.
+async fn run_argon2<T: Send + 'static>(work: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+    let _permit = permits().acquire().await.map_err(|e| Error::Internal(e.to_string()))?;
+    tokio::task::spawn_blocking(work).await.map_err(|e| Error::Internal(e.to_string()))?
+}
+
 pub async fn hash(password: &str) -> Result<String> {
     let password = password.to_string();
-    tokio::task::spawn_blocking(move || {
+    run_argon2(move || {
         let salt = SaltString::generate(&mut OsRng);
         Argon2::default()
             .hash_password(password.as_bytes(), &salt)
@@ -27,18 +41,16 @@ pub async fn hash(password: &str) -> Result<String> {
             .map_err(|e| Error::Internal(format!("hashing password: {e}")))
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))?
 }
 
 pub async fn verify(password: &str, stored: &str) -> Result<bool> {
     let password = password.to_string();
     let stored = stored.to_string();
-    tokio::task::spawn_blocking(move || {
+    run_argon2(move || {
         let parsed = PasswordHash::new(&stored).map_err(|e| Error::Internal(format!("stored hash: {e}")))?;
         Ok(Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok())
     })
     .await
-    .map_err(|e| Error::Internal(e.to_string()))?
 }
 
 #[cfg(test)]

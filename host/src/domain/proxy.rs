@@ -17,34 +17,47 @@ use crate::config::SyncMode;
 use crate::store::{now_ms, ProxyTarball};
 use crate::util::random_bytes;
 
-use super::packument::{abbreviate, Cached};
+use super::packument::{abbreviate, bounded_cache, Bounded, Cached};
 use super::upstream::{Fetched, Upstream, UpstreamError};
 use super::{names, policy, Error, Result};
 
-#[derive(Default)]
 pub struct ProxyState {
-    negative: Mutex<HashMap<String, Instant>>,
+    /// Upstream 404s: the name and until when it is remembered.
+    negative: Bounded<Instant>,
     inflight: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
     /// Served documents built from stored upstream packuments, with the time
     /// the upstream copy was fetched (so `proxy_max_age_secs` holds exactly).
-    built: Mutex<HashMap<String, (Arc<Cached>, i64)>>,
+    built: Bounded<(Arc<Cached>, i64)>,
 }
 
+/// Upstream 404s remembered at most (each weighs its name and an instant).
+const NEGATIVE_ENTRIES: usize = 100_000;
+
 impl ProxyState {
+    /// Caches within `max_bytes`: the built documents may take 15/16 of it,
+    /// the remembered 404s 1/16.
+    pub fn new(max_entries: usize, max_bytes: u64) -> Self {
+        ProxyState {
+            negative: bounded_cache(NEGATIVE_ENTRIES, (max_bytes / 16).max(1), |name, _| name.len() + 64),
+            inflight: Mutex::default(),
+            built: bounded_cache(max_entries, max_bytes - max_bytes / 16, |name, (entry, _)| name.len() + entry.weight()),
+        }
+    }
+
     fn lock_for(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut map = self.inflight.lock().expect("proxy lock");
-        if map.len() > 10_000 {
+        // Only locks in use are kept (at most one per request in flight).
+        if map.len() > 1_000 {
             map.retain(|_, l| Arc::strong_count(l) > 1);
         }
         map.entry(key.to_string()).or_default().clone()
     }
 
     fn is_negative(&self, name: &str) -> bool {
-        let mut map = self.negative.lock().expect("proxy lock");
-        match map.get(name) {
-            Some(until) if *until > Instant::now() => true,
+        match self.negative.get(name) {
+            Some(until) if until > Instant::now() => true,
             Some(_) => {
-                map.remove(name);
+                self.negative.remove(name);
                 false
             }
             None => false,
@@ -52,27 +65,28 @@ impl ProxyState {
     }
 
     fn remember_missing(&self, name: &str, ttl: Duration) {
-        self.negative.lock().expect("proxy lock").insert(name.to_string(), Instant::now() + ttl);
+        self.negative.insert(name.to_string(), Instant::now() + ttl);
     }
 
     pub fn forget(&self, name: &str) {
-        self.negative.lock().expect("proxy lock").remove(name);
+        self.negative.remove(name);
     }
 
     fn built(&self, name: &str, fetched_at: i64) -> Option<Arc<Cached>> {
-        self.built.lock().expect("proxy lock").get(name).filter(|(_, at)| *at == fetched_at).map(|(c, _)| c.clone())
+        self.built.get(name).filter(|(_, at)| *at == fetched_at).map(|(c, _)| c)
     }
 
     fn fresh_built(&self, name: &str, max_age_ms: i64) -> Option<Arc<Cached>> {
-        self.built.lock().expect("proxy lock").get(name).filter(|(_, at)| now_ms() - at < max_age_ms).map(|(c, _)| c.clone())
+        self.built.get(name).filter(|(_, at)| now_ms() - at < max_age_ms).map(|(c, _)| c)
     }
 
     fn keep_built(&self, name: &str, entry: Arc<Cached>, fetched_at: i64) {
-        let mut map = self.built.lock().expect("proxy lock");
-        if map.len() >= 10_000 {
-            map.clear();
-        }
-        map.insert(name.to_string(), (entry, fetched_at));
+        self.built.insert(name.to_string(), (entry, fetched_at));
+    }
+
+    /// Remembered 404s and built documents (entries).
+    pub fn usage(&self) -> (usize, usize) {
+        (self.negative.len(), self.built.len())
     }
 }
 

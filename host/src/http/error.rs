@@ -1,6 +1,6 @@
 //! The one error body of the API: `{"error": "<code>", "reason": "<message>"}`.
 
-use http::StatusCode;
+use http::{Method, StatusCode};
 use serde_json::json;
 
 use crate::domain::Error;
@@ -36,17 +36,33 @@ impl ApiError {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", "internal server error; see the server log")
     }
 
-    pub fn into_response(mut self) -> Response {
+    /// The answer, with the reason in an `npm-notice` header.
+    pub fn into_response(self) -> Response {
+        self.response(true)
+    }
+
+    /// The answer to a request with `method`. npm prints only `error` of a
+    /// body, but shows an `npm-notice` header: that is how the reason reaches
+    /// the person at the terminal, so it is sent where a person should read it
+    /// (refused writes, refused or blocked reads, failures), and not on the
+    /// plain 404 of a read, which npm meets on its own (`npm publish` of a new
+    /// package asks whether it exists, and would print "not found").
+    pub fn into_response_for(self, method: &Method) -> Response {
+        let plain_miss = self.status == StatusCode::NOT_FOUND && matches!(*method, Method::GET | Method::HEAD);
+        self.response(!plain_miss)
+    }
+
+    fn response(mut self, notice: bool) -> Response {
         // Reasons often quote upstream URLs: their credentials never leave the server.
         if self.reason.contains("://") {
             self.reason = crate::config::redact_url(&self.reason);
         }
         let mut resp = json_response(self.status, &json!({ "error": self.code, "reason": self.reason }));
-        // npm prints only `error` of a body, but shows an `npm-notice` header:
-        // that is how the reason reaches the person at the terminal.
-        let notice: String = self.reason.chars().take(500).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
-        if let Ok(v) = http::HeaderValue::from_str(&notice) {
-            resp.headers_mut().insert("npm-notice", v);
+        if notice {
+            let notice: String = self.reason.chars().take(500).map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' }).collect();
+            if let Ok(v) = http::HeaderValue::from_str(&notice) {
+                resp.headers_mut().insert("npm-notice", v);
+            }
         }
         if let Some(secs) = self.retry_after {
             resp.headers_mut().insert(http::header::RETRY_AFTER, http::HeaderValue::from(secs));

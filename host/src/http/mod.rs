@@ -20,7 +20,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
-use hyper::body::Incoming;
+use hyper::body::{Body as _, Incoming};
 use serde::de::DeserializeOwned;
 
 use crate::app::App;
@@ -42,7 +42,57 @@ pub struct Req {
     pub headers: HeaderMap,
     pub client_ip: IpAddr,
     pub identity: Option<Identity>,
-    body: Option<Incoming>,
+    body: BodySlot,
+}
+
+/// Where a request body stands. `handle` looks at it after the handler: a body
+/// left unread is drained (bounded) before the answer, or the answer says
+/// `Connection: close`, since closing a connection with unread data makes the
+/// kernel reset it and the client loses the answer.
+enum BodyState {
+    Unread(Incoming),
+    /// Read to its end.
+    Read,
+    /// Given up part way (too slow, too large, broken).
+    Abandoned,
+}
+
+/// The request body, shared by the handler (which may read it) and `handle`.
+#[derive(Clone)]
+struct BodySlot(Arc<std::sync::Mutex<BodyState>>);
+
+impl BodySlot {
+    fn new(body: Incoming) -> Self {
+        BodySlot(Arc::new(std::sync::Mutex::new(BodyState::Unread(body))))
+    }
+
+    /// The unread body; the slot says `Abandoned` until `set` says otherwise.
+    fn take(&self) -> Option<Incoming> {
+        let state = std::mem::replace(&mut *self.0.lock().expect("body lock"), BodyState::Abandoned);
+        match state {
+            BodyState::Unread(body) => Some(body),
+            other => {
+                *self.0.lock().expect("body lock") = other;
+                None
+            }
+        }
+    }
+
+    fn set(&self, state: BodyState) {
+        *self.0.lock().expect("body lock") = state;
+    }
+
+    /// After the handler: drains what it left unread (as much as an oversized
+    /// body would be), and says whether the connection can be kept.
+    async fn finish(&self, limit: u64, expects_continue: bool) -> bool {
+        let Some(mut body) = self.take() else {
+            return matches!(*self.0.lock().expect("body lock"), BodyState::Read);
+        };
+        // A client waiting for `100 Continue` has not sent the body: closing is cheaper.
+        let done = body.is_end_stream() || (!expects_continue && drain(&mut body, limit).await);
+        self.set(if done { BodyState::Read } else { BodyState::Abandoned });
+        done
+    }
 }
 
 impl Req {
@@ -79,8 +129,11 @@ impl Req {
         match tokio::time::timeout(timeout, collect).await {
             Err(_) => Err(ApiError::new(StatusCode::REQUEST_TIMEOUT, "request_timeout", "the request body was not received in time")),
             Ok(Err(e)) => Err(e),
-            Ok(Ok(true)) => Ok(buf.freeze()),
-            Ok(Ok(false)) => Err(refuse_oversized(&mut body, limit).await),
+            Ok(Ok(true)) => {
+                self.body.set(BodyState::Read);
+                Ok(buf.freeze())
+            }
+            Ok(Ok(false)) => Err(refuse_oversized(&mut body, limit, &self.body).await),
         }
     }
 
@@ -106,18 +159,31 @@ const DRAIN_OVERSIZED_BYTES: u64 = 64 * 1024 * 1024;
 /// been read and dropped (up to the larger of the limit and 64 MiB, for at most
 /// 5 s): closing a connection with unread data makes the kernel reset it, and
 /// the client would lose the 413 and its reason.
-async fn refuse_oversized(body: &mut Incoming, limit: u64) -> ApiError {
+async fn refuse_oversized(body: &mut Incoming, limit: u64, slot: &BodySlot) -> ApiError {
+    let done = drain(body, limit).await;
+    slot.set(if done { BodyState::Read } else { BodyState::Abandoned });
+    too_large(limit)
+}
+
+/// Reads and drops the rest of a body (up to the larger of `limit` and 64 MiB,
+/// for at most 5 s); true when its end was reached.
+async fn drain(body: &mut Incoming, limit: u64) -> bool {
     let drain = async {
         let mut drained = 0u64;
-        while let Some(Ok(frame)) = body.frame().await {
-            drained += frame.data_ref().map_or(0, |d| d.len() as u64);
-            if drained > DRAIN_OVERSIZED_BYTES.max(limit) {
-                break;
+        loop {
+            match body.frame().await {
+                None => return true,
+                Some(Err(_)) => return false,
+                Some(Ok(frame)) => {
+                    drained += frame.data_ref().map_or(0, |d| d.len() as u64);
+                    if drained > DRAIN_OVERSIZED_BYTES.max(limit) {
+                        return false;
+                    }
+                }
             }
         }
     };
-    let _ = tokio::time::timeout(DRAIN_OVERSIZED_FOR, drain).await;
-    too_large(limit)
+    tokio::time::timeout(DRAIN_OVERSIZED_FOR, drain).await.unwrap_or(false)
 }
 
 fn too_large(limit: u64) -> ApiError {
@@ -179,18 +245,30 @@ fn readonly_exempt(method: &Method, segs: &[&str], identity: &Identity) -> bool 
 
 /// Entry point for every request: parse, authenticate, enforce the rules that
 /// hold on every route, then dispatch.
+///
+/// A body the handler left unread is drained (bounded) before the answer goes
+/// out; when that is not possible the answer carries `Connection: close`.
 pub async fn handle(app: Arc<App>, request: http::Request<Incoming>, client_ip: IpAddr) -> Response {
-    match prepare_and_route(app, request, client_ip).await {
+    let (parts, body) = request.into_parts();
+    let body = BodySlot::new(body);
+    let method = parts.method.clone();
+    let expects_continue = parts.headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let limit = app.config.max_body_bytes;
+    let mut resp = match prepare_and_route(app, parts, body.clone(), client_ip).await {
         Ok(resp) => resp,
-        Err(e) => e.into_response(),
+        Err(e) => e.into_response_for(&method),
+    };
+    if !body.finish(limit, expects_continue).await {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
+    resp
 }
 
-async fn prepare_and_route(app: Arc<App>, request: http::Request<Incoming>, client_ip: IpAddr) -> ApiResult {
-    let (parts, mut body) = request.into_parts();
+async fn prepare_and_route(app: Arc<App>, parts: http::request::Parts, body: BodySlot, client_ip: IpAddr) -> ApiResult {
     if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
         if len > app.config.max_body_bytes {
-            return Err(refuse_oversized(&mut body, app.config.max_body_bytes).await);
+            let Some(mut incoming) = body.take() else { return Err(too_large(app.config.max_body_bytes)) };
+            return Err(refuse_oversized(&mut incoming, app.config.max_body_bytes, &body).await);
         }
     }
     let path = parts.uri.path();
@@ -227,7 +305,7 @@ async fn prepare_and_route(app: Arc<App>, request: http::Request<Incoming>, clie
         headers: parts.headers,
         client_ip,
         identity,
-        body: Some(body),
+        body,
     };
     route(req).await
 }
