@@ -24,9 +24,9 @@ pub struct App {
     pub sync_done: tokio::sync::Notify,
     /// Proxy mode: upstream 404s remembered, and one fetch per name at a time.
     pub proxy: crate::domain::proxy::ProxyState,
-    /// The one HTTP client for npm/cnpm upstreams: building a client loads the
-    /// TLS roots (milliseconds), and one client keeps connections alive.
-    pub upstream_client: reqwest::Client,
+    /// The outbound policy for upstream requests (`upstream_timeout_secs`,
+    /// `max_body_bytes`); every request goes through `crate::outbound`.
+    pub outbound: crate::outbound::Outbound,
     /// Upstreams that failed recently: proxy reads and search do not wait on them.
     pub upstream_outages: crate::domain::upstream::Outages,
 }
@@ -37,14 +37,14 @@ impl App {
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
         );
-        let upstream_client = crate::domain::upstream::http_client(std::time::Duration::from_secs(config.upstream_timeout_secs));
+        let outbound = crate::outbound::Outbound::new(std::time::Duration::from_secs(config.upstream_timeout_secs), config.max_body_bytes);
         Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), packuments,
             downloads: DownloadCounter::default(),
             plugins,
             sync_wakeup: tokio::sync::Notify::new(),
             sync_done: tokio::sync::Notify::new(),
             proxy: Default::default(),
-            upstream_client,
+            outbound,
             upstream_outages: Default::default(),
         })
     }
