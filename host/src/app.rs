@@ -26,9 +26,9 @@ pub struct App {
     pub sync_done: tokio::sync::Notify,
     /// Proxy mode: upstream 404s remembered, and one fetch per name at a time.
     pub proxy: crate::domain::proxy::ProxyState,
-    /// The one HTTP client for npm/cnpm upstreams: building a client loads the
-    /// TLS roots (milliseconds), and one client keeps connections alive.
-    pub upstream_client: reqwest::Client,
+    /// The outbound policy for upstream requests (`upstream_timeout_secs`,
+    /// `max_body_bytes`); every request goes through `crate::outbound`.
+    pub outbound: crate::outbound::Outbound,
     /// Upstreams that failed recently: proxy reads and search do not wait on them.
     pub upstream_outages: crate::domain::upstream::Outages,
 }
@@ -44,7 +44,7 @@ impl App {
             budget - proxy_share,
         );
         let proxy = crate::domain::proxy::ProxyState::new(config.packument_cache_entries, proxy_share);
-        let upstream_client = crate::domain::upstream::http_client(std::time::Duration::from_secs(config.upstream_timeout_secs));
+        let outbound = crate::outbound::Outbound::new(std::time::Duration::from_secs(config.upstream_timeout_secs), config.max_body_bytes);
         let login_limiter = crate::domain::login_limit::LoginLimiter::new(
             config.auth.login_max_failures,
             config.auth.login_max_failures_per_ip,
@@ -56,7 +56,7 @@ impl App {
             sync_wakeup: tokio::sync::Notify::new(),
             sync_done: tokio::sync::Notify::new(),
             proxy,
-            upstream_client,
+            outbound,
             upstream_outages: Default::default(),
         })
     }

@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod domain;
 pub mod http;
+pub mod outbound;
 pub mod plugins;
 pub mod server;
 pub mod store;

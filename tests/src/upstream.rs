@@ -76,6 +76,20 @@ struct State {
     files: HashMap<String, Bytes>,
     faults: HashMap<String, Fault>,
     seen: Vec<Seen>,
+    /// What `/_changes` answers (any query); default an empty feed.
+    changes: Option<Changes>,
+    /// Paths answered with `302 Location: <url>`.
+    redirects: HashMap<String, String>,
+}
+
+/// What the fake's `/_changes` answers.
+#[derive(Debug, Clone)]
+pub enum Changes {
+    /// This JSON document.
+    Feed(Value),
+    /// A body that never ends (chunks of a JSON array, no `Content-Length`);
+    /// the bytes actually written are counted in [`FakeUpstream::endless_sent`].
+    Endless,
 }
 
 pub struct FakeUpstream {
@@ -83,6 +97,8 @@ pub struct FakeUpstream {
     pub base: String,
     state: Arc<Mutex<State>>,
     accept: tokio::task::JoinHandle<()>,
+    /// Bytes of endless bodies handed to hyper so far.
+    endless_sent: Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Drop for FakeUpstream {
@@ -106,17 +122,19 @@ impl FakeUpstream {
         let addr = listener.local_addr().unwrap();
         let state = Arc::new(Mutex::new(State::default()));
         let st = state.clone();
+        let endless_sent = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let sent = endless_sent.clone();
         let accept = tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
-                let st = st.clone();
+                let (st, sent) = (st.clone(), sent.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| handle(st.clone(), req));
+                    let service = service_fn(move |req: Request<Incoming>| handle(st.clone(), sent.clone(), req));
                     let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });
-        FakeUpstream { base: format!("http://{addr}"), state, accept }
+        FakeUpstream { base: format!("http://{addr}"), state, accept, endless_sent }
     }
 
     /// Adds `name`@`version` (a real tarball with `extra` package.json fields),
@@ -198,15 +216,87 @@ impl FakeUpstream {
         self.state.lock().unwrap().seen.iter().filter(|s| s.path == path).map(|s| s.authorization.clone()).collect()
     }
 
+    /// Sets what `/_changes` answers.
+    pub fn set_changes(&self, changes: Changes) {
+        self.state.lock().unwrap().changes = Some(changes);
+    }
+
+    /// Answers `path` (decoded) with `302 Location: location` from now on.
+    pub fn redirect(&self, path: &str, location: &str) {
+        self.state.lock().unwrap().redirects.insert(path.to_string(), location.to_string());
+    }
+
+    /// Bytes of endless `/_changes` bodies handed to the connection so far.
+    pub fn endless_sent(&self) -> u64 {
+        self.endless_sent.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// The `[[registries]]` table naming this fake, as the default upstream.
     pub fn registry_toml(&self, name: &str, extra: &str) -> String {
         format!("[[registries]]\nname = {name:?}\nhost = {:?}\ntype = \"npm\"\ndefault = true\n{extra}\n", self.base)
     }
 }
 
-async fn handle(state: Arc<Mutex<State>>, req: Request<Incoming>) -> Result<Response<FakeBody>, Infallible> {
+/// The fake's answers: a [`FakeBody`], or an endless one.
+type AnyBody = http_body_util::Either<FakeBody, EndlessBody>;
+
+async fn handle(state: Arc<Mutex<State>>, sent: Arc<std::sync::atomic::AtomicU64>, req: Request<Incoming>) -> Result<Response<AnyBody>, Infallible> {
     let path = decode_path(req.uri().path());
     let authorization = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
+    if let Some(resp) = special(&state, &sent, &path, &authorization) {
+        return Ok(resp);
+    }
+    handle_resource(state, path, authorization, req).await.map(|r| r.map(http_body_util::Either::Left))
+}
+
+/// `/_changes` and redirects, recorded like every request.
+fn special(state: &Arc<Mutex<State>>, sent: &Arc<std::sync::atomic::AtomicU64>, path: &str, authorization: &Option<String>) -> Option<Response<AnyBody>> {
+    let mut st = state.lock().unwrap();
+    let fixed = |bytes: Bytes| http_body_util::Either::Left(FakeBody { data: Some(bytes), truncated: false, pause: None });
+    let (status, body, location) = if let Some(to) = st.redirects.get(path) {
+        (302, fixed(Bytes::new()), Some(to.clone()))
+    } else if path == "/_changes" {
+        match st.changes.clone() {
+            Some(Changes::Endless) => (200, http_body_util::Either::Right(EndlessBody { sent: sent.clone() }), None),
+            Some(Changes::Feed(doc)) => (200, fixed(Bytes::from(doc.to_string())), None),
+            None => (200, fixed(Bytes::from(json!({"results": [], "last_seq": 0}).to_string())), None),
+        }
+    } else {
+        return None;
+    };
+    st.seen.push(Seen { path: path.to_string(), authorization: authorization.clone(), at: Instant::now(), status });
+    let mut resp = Response::new(body);
+    *resp.status_mut() = hyper::StatusCode::from_u16(status).unwrap();
+    resp.headers_mut().insert(hyper::header::CONTENT_TYPE, "application/json".parse().unwrap());
+    if let Some(to) = location {
+        resp.headers_mut().insert(hyper::header::LOCATION, to.parse().unwrap());
+    }
+    Some(resp)
+}
+
+/// A body that never ends: 64 KiB chunks of a JSON array of change rows.
+pub struct EndlessBody {
+    sent: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Body for EndlessBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        static CHUNK: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+        let chunk = CHUNK.get_or_init(|| Bytes::from(r#"{"seq":1,"id":"endless"},"#.repeat(64 * 1024 / 25))).clone();
+        let first = self.sent.fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed) == 0;
+        let data = if first { Bytes::from([&b"{\"results\":["[..], &chunk[..]].concat()) } else { chunk };
+        Poll::Ready(Some(Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        false
+    }
+}
+
+async fn handle_resource(state: Arc<Mutex<State>>, path: String, authorization: Option<String>, req: Request<Incoming>) -> Result<Response<FakeBody>, Infallible> {
     let (fault, found) = {
         let mut st = state.lock().unwrap();
         let fault = match st.faults.get_mut(&path) {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use crate::app::App;
+use crate::outbound::{self, Credentials};
 use crate::store::{now_ms, Registry};
 
 use super::reads::{readable, Reader};
@@ -74,7 +75,6 @@ async fn wanted(app: &App, registry: &Registry, name: &str) -> Result<bool> {
 /// the saved position; each relevant change queues a sync of that package.
 pub fn start_follower(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let client = app.upstream_client.clone();
         let every = Duration::from_millis(app.config.changes_poll_ms.max(50));
         loop {
             tokio::time::sleep(every).await;
@@ -86,7 +86,7 @@ pub fn start_follower(app: Arc<App>) -> tokio::task::JoinHandle<()> {
                 }
             };
             for registry in registries.into_iter().filter(|r| r.change_stream.is_some()) {
-                if let Err(e) = poll_once(&app, &client, &registry).await {
+                if let Err(e) = poll_once(&app, &registry).await {
                     tracing::warn!(registry = registry.name, error = %e, "following the changes feed failed; will retry");
                 }
             }
@@ -94,20 +94,21 @@ pub fn start_follower(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-async fn poll_once(app: &Arc<App>, client: &reqwest::Client, registry: &Registry) -> Result<()> {
+/// One page of `registry`'s change stream. The registry's credentials go
+/// with it only when the stream is on the registry's own origin; the body is
+/// capped at `max_body_bytes`.
+async fn poll_once(app: &Arc<App>, registry: &Registry) -> Result<()> {
     let stream = registry.change_stream.as_deref().unwrap_or_default();
     let since = app.store.change_position(&registry.id).await?.unwrap_or_else(|| "0".into());
     let sep = if stream.contains('?') { '&' } else { '?' };
     let url = format!("{stream}{sep}since={since}&limit={PAGE}");
-    let mut req = client.get(&url).header("npm-replication-opt-in", "true");
-    if let Some(token) = &registry.auth_token {
-        req = req.bearer_auth(token);
+    let credentials = Credentials::for_registry(&registry.host, registry.auth_token.as_deref());
+    let body: Value = async {
+        let resp = app.outbound.get(&url).header("npm-replication-opt-in", "true").credentials(credentials.as_ref()).send().await?;
+        resp.error_for_status()?.json().await
     }
-    let resp = req.send().await.map_err(|e| Error::Unavailable(format!("GET {stream}: {}", e.without_url())))?;
-    if !resp.status().is_success() {
-        return Err(Error::Unavailable(format!("GET {stream} answered {}", resp.status())));
-    }
-    let body: Value = resp.json().await.map_err(|e| Error::Unavailable(format!("GET {stream}: {}", e.without_url())))?;
+    .await
+    .map_err(|e: outbound::Error| Error::Unavailable(e.to_string()))?;
     let results = body.get("results").and_then(Value::as_array).cloned().unwrap_or_default();
     let mut position = since.clone();
     for change in &results {

@@ -16,9 +16,10 @@ fn validate_scope(name: &str) -> Result<()> {
 }
 
 fn validate_host(host: &str) -> Result<String> {
-    let url = reqwest::Url::parse(host).map_err(|e| Error::Invalid(format!("host {host:?} is not a URL: {e}")))?;
+    let shown = crate::config::redact_url(host);
+    let url = url::Url::parse(host).map_err(|e| Error::Invalid(format!("host {shown:?} is not a URL: {e}")))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-        return Err(Error::Invalid(format!("host {host:?} must be an http(s) URL")));
+        return Err(Error::Invalid(format!("host {shown:?} must be an http(s) URL")));
     }
     Ok(host.trim_end_matches('/').to_string())
 }

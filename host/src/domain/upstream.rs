@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use crate::app::App;
+use crate::outbound::{self, Credentials, Outbound};
 use crate::plugins::LoadedPlugin;
 use crate::store::Registry;
 
@@ -37,8 +38,9 @@ pub enum Fetched {
 }
 
 pub enum Upstream {
-    /// `max_bytes` caps every body read from the upstream (`max_body_bytes`).
-    Http { registry: Registry, client: reqwest::Client, max_bytes: u64 },
+    /// Requests go through `outbound` (timeout, `max_body_bytes`); the
+    /// registry's credentials are sent only to its own origin.
+    Http { registry: Registry, outbound: Outbound, credentials: Option<Credentials> },
     Plugin { registry: Registry, plugin: Arc<LoadedPlugin> },
 }
 
@@ -84,38 +86,21 @@ impl Outages {
     }
 }
 
-/// An HTTP client for upstream registries (built once, in `App::new`).
-pub fn http_client(timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(timeout)
-        .connect_timeout(Duration::from_secs(10))
-        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("an HTTP client")
-}
-
-/// Reads a response body, refusing (not retrying) one larger than `max` bytes:
-/// a broken or hostile upstream must not exhaust memory.
-/// `what` names the request in errors (`GET <url>`).
-async fn read_capped(mut resp: reqwest::Response, what: &str, max: u64) -> Result<Bytes, UpstreamError> {
-    let too_big = || UpstreamError::Fatal(format!("{what}: the body is larger than max_body_bytes ({max} bytes)"));
-    if resp.content_length().is_some_and(|n| n > max) {
-        return Err(too_big());
-    }
-    let mut buf = bytes::BytesMut::with_capacity(resp.content_length().unwrap_or(0) as usize);
-    while let Some(chunk) = resp.chunk().await.map_err(|e| UpstreamError::Retryable(format!("{what}: reading the body failed: {}", without_url(&e))))? {
-        if (buf.len() + chunk.len()) as u64 > max {
-            return Err(too_big());
+impl From<outbound::Error> for UpstreamError {
+    fn from(e: outbound::Error) -> UpstreamError {
+        if e.is_retryable() {
+            UpstreamError::Retryable(e.to_string())
+        } else {
+            UpstreamError::Fatal(e.to_string())
         }
-        buf.extend_from_slice(&chunk);
     }
-    Ok(buf.freeze())
 }
 
 impl Upstream {
     pub fn for_registry(app: &App, registry: Registry) -> Result<Upstream, UpstreamError> {
         if matches!(registry.kind.as_str(), "npm" | "cnpm") {
-            return Ok(Upstream::Http { registry, client: app.upstream_client.clone(), max_bytes: app.config.max_body_bytes });
+            let credentials = Credentials::for_registry(&registry.host, registry.auth_token.as_deref());
+            return Ok(Upstream::Http { registry, outbound: app.outbound.clone(), credentials });
         }
         let set = app.plugins.current();
         match set.get(&registry.kind) {
@@ -130,52 +115,35 @@ impl Upstream {
         }
     }
 
-    fn same_origin(&self, url: &str) -> bool {
-        let (Ok(a), Ok(b)) = (reqwest::Url::parse(url), reqwest::Url::parse(&self.registry().host)) else { return false };
-        a.scheme() == b.scheme() && a.host_str() == b.host_str() && a.port_or_known_default() == b.port_or_known_default()
-    }
-
-    async fn get(&self, client: &reqwest::Client, url: &str, accept: &str) -> Result<reqwest::Response, UpstreamError> {
-        let mut req = client.get(url).header("accept", accept);
-        if let Some(token) = &self.registry().auth_token {
-            // The token goes only to the registry itself, never to a third-party tarball host.
-            if self.same_origin(url) {
-                req = req.bearer_auth(token);
-            }
-        }
-        req.send().await.map_err(|e| {
-            let what = if e.is_timeout() { "timed out" } else { "failed" };
-            UpstreamError::Retryable(format!("GET {url} {what}: {}", without_url(&e)))
-        })
+    /// A GET through the outbound policy, with the registry's credentials
+    /// (sent only to the registry's origin, never to a third-party tarball host).
+    async fn get(&self, url: &str, accept: &str) -> Result<outbound::Response, UpstreamError> {
+        let Upstream::Http { outbound, credentials, .. } = self else {
+            return Err(UpstreamError::Fatal("a plugin upstream has no HTTP requests".into()));
+        };
+        Ok(outbound.get(url).header("accept", accept).credentials(credentials.as_ref()).send().await?)
     }
 
     /// The upstream's packument of `name`.
     pub async fn packument(&self, name: &str) -> Result<Fetched, UpstreamError> {
         match self {
-            Upstream::Http { registry, client, max_bytes } => {
+            Upstream::Http { registry, .. } => {
                 let url = format!("{}/{}", registry.host, name.replace('/', "%2f"));
-                let resp = self.get(client, &url, "application/json").await?;
-                let status = resp.status();
-                if status == 404 {
-                    return Ok(Fetched::NotFound);
+                let resp = self.get(&url, "application/json").await?;
+                match resp.status() {
+                    404 => return Ok(Fetched::NotFound),
+                    451 => return Ok(Fetched::Removed),
+                    _ => {}
                 }
-                if status == 451 {
-                    return Ok(Fetched::Removed);
-                }
-                if status.is_server_error() || status == 429 {
-                    return Err(UpstreamError::Retryable(format!("GET {url} answered {status}")));
-                }
-                if !status.is_success() {
-                    return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
-                }
-                let body = read_capped(resp, &format!("GET {url}"), *max_bytes).await?;
-                let doc: Value = serde_json::from_slice(&body)
-                    .map_err(|e| UpstreamError::Retryable(format!("GET {url}: the body is not a JSON packument: {e}")))?;
+                let doc: Value = match resp.error_for_status()?.json().await {
+                    Err(e @ outbound::Error::Decode { .. }) => return Err(UpstreamError::Retryable(e.to_string())),
+                    other => other?,
+                };
                 if doc.get("versions").is_none_or(|v| !v.is_object()) {
                     if doc.pointer("/time/unpublished").is_some() {
                         return Ok(Fetched::Removed);
                     }
-                    return Err(UpstreamError::Fatal(format!("GET {url}: the packument has no versions")));
+                    return Err(UpstreamError::Fatal(format!("the packument of {name} on registry {} has no versions", registry.name)));
                 }
                 Ok(Fetched::Found(doc))
             }
@@ -192,20 +160,13 @@ impl Upstream {
     /// The tarball bytes of `name`@`version` at `url` (from the packument).
     pub async fn tarball(&self, name: &str, version: &str, url: &str) -> Result<Bytes, UpstreamError> {
         match self {
-            Upstream::Http { client, max_bytes, .. } => {
-                let resp = self.get(client, url, "application/octet-stream").await?;
-                let status = resp.status();
-                if status.is_server_error() || status == 429 {
-                    return Err(UpstreamError::Retryable(format!("GET {url} answered {status}")));
-                }
-                if !status.is_success() {
-                    return Err(UpstreamError::Fatal(format!("GET {url} answered {status}")));
-                }
+            Upstream::Http { .. } => {
+                let resp = self.get(url, "application/octet-stream").await?.error_for_status()?;
                 let expected = resp.content_length();
-                let bytes = read_capped(resp, &format!("GET {url}"), *max_bytes).await?;
+                let bytes = resp.bytes().await?;
                 if let Some(n) = expected {
                     if bytes.len() as u64 != n {
-                        return Err(UpstreamError::Retryable(format!("GET {url}: got {} of {n} bytes", bytes.len())));
+                        return Err(UpstreamError::Retryable(format!("the tarball of {name}@{version}: got {} of {n} bytes", bytes.len())));
                     }
                 }
                 Ok(bytes)
@@ -221,15 +182,13 @@ impl Upstream {
 
     /// Daily download counts of `name` between two days, as `(day, count)`.
     pub async fn downloads(&self, name: &str, start: &str, end: &str) -> Result<Vec<(String, i64)>, UpstreamError> {
-        let Upstream::Http { registry, client, .. } = self else {
+        let Upstream::Http { registry, .. } = self else {
             return Err(UpstreamError::Fatal("download counts can only be imported from npm or cnpm registries".into()));
         };
         let url = format!("{}/downloads/range/{start}:{end}/{name}", registry.host);
-        let resp = self.get(client, &url, "application/json").await?;
-        if !resp.status().is_success() {
-            return Err(UpstreamError::Fatal(format!("GET {url} answered {}", resp.status())));
-        }
-        let doc: Value = resp.json().await.map_err(|e| UpstreamError::Fatal(format!("GET {url}: {}", without_url(&e))))?;
+        let resp = self.get(&url, "application/json").await?;
+        // Any failure here is final: download counts are a nicety.
+        let doc: Value = resp.error_for_status().map_err(|e| UpstreamError::Fatal(e.to_string()))?.json().await.map_err(|e| UpstreamError::Fatal(e.to_string()))?;
         Ok(doc["downloads"]
             .as_array()
             .map(|days| {
@@ -244,48 +203,39 @@ impl Upstream {
     /// Forwards an audit request body to the upstream: its status, content
     /// type and body (capped). Errors name the registry, not its URL.
     pub async fn post_raw(&self, path: &str, body: Bytes, content_type: Option<&str>, content_encoding: Option<&str>) -> Result<(u16, String, Bytes), UpstreamError> {
-        let Upstream::Http { registry, client, max_bytes } = self else {
+        let Upstream::Http { registry, outbound, credentials } = self else {
             return Err(UpstreamError::Fatal("this upstream is a plugin; it has no audit endpoint".into()));
         };
         let url = format!("{}{path}", registry.host);
-        let mut req = client.post(&url).body(body);
+        let mut req = outbound.post(&url).body(body).credentials(credentials.as_ref()).describe(format!("POST {path} on registry {}", registry.name));
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
         if let Some(ce) = content_encoding {
             req = req.header("content-encoding", ce);
         }
-        if let Some(token) = &registry.auth_token {
-            req = req.bearer_auth(token);
-        }
-        let what = format!("POST {path} on registry {}", registry.name);
-        let resp = req.send().await.map_err(|e| {
-            let how = if e.is_timeout() { "timed out" } else { "failed" };
-            UpstreamError::Retryable(format!("{what} {how}: {}", without_url(&e)))
-        })?;
-        let status = resp.status().as_u16();
-        let ct = resp.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("application/json").to_string();
-        let bytes = read_capped(resp, &what, *max_bytes).await?;
+        let resp = req.send().await?;
+        let status = resp.status();
+        let ct = resp.header("content-type").unwrap_or("application/json").to_string();
+        let bytes = resp.bytes().await?;
         Ok((status, ct, bytes))
     }
 
     /// One page of the upstream's `/-/v1/search`: its result objects and its
     /// total. Plugin upstreams have no search: an empty page.
     pub async fn search(&self, text: &str, from: i64, size: i64) -> Result<(Vec<Value>, i64), UpstreamError> {
-        let Upstream::Http { registry, client, max_bytes } = self else { return Ok((Vec::new(), 0)) };
+        let Upstream::Http { registry, outbound, credentials } = self else { return Ok((Vec::new(), 0)) };
         let base = format!("{}/-/v1/search", registry.host);
         let params = [("text", text.to_string()), ("from", from.to_string()), ("size", size.to_string())];
-        let url = reqwest::Url::parse_with_params(&base, &params).map_err(|e| UpstreamError::Fatal(format!("the search URL of registry {}: {e}", registry.name)))?;
-        let resp = self.get(client, url.as_str(), "application/json").await?;
-        let status = resp.status();
-        if status.is_server_error() || status == 429 {
-            return Err(UpstreamError::Retryable(format!("GET {base} answered {status}")));
-        }
-        if !status.is_success() {
-            return Err(UpstreamError::Fatal(format!("GET {base} answered {status}")));
-        }
-        let body = read_capped(resp, &format!("GET {base}"), (*max_bytes).min(SEARCH_MAX_BYTES)).await?;
-        let doc: Value = serde_json::from_slice(&body).map_err(|e| UpstreamError::Fatal(format!("GET {base}: not a search result: {e}")))?;
+        let url = url::Url::parse_with_params(&base, &params).map_err(|e| UpstreamError::Fatal(format!("the search URL of registry {}: {e}", registry.name)))?;
+        let resp = outbound
+            .get(url.as_str())
+            .header("accept", "application/json")
+            .credentials(credentials.as_ref())
+            .max_bytes(outbound.max_body_bytes().min(SEARCH_MAX_BYTES), "the search answer limit")
+            .send()
+            .await?;
+        let doc: Value = resp.error_for_status()?.json().await?;
         let objects = doc.get("objects").and_then(Value::as_array).cloned().unwrap_or_default();
         let total = doc.get("total").and_then(Value::as_i64).unwrap_or(objects.len() as i64);
         Ok((objects, total))
@@ -294,20 +244,6 @@ impl Upstream {
 
 /// Largest upstream search answer read (250 results are far below this).
 const SEARCH_MAX_BYTES: u64 = 8 * 1024 * 1024;
-
-/// reqwest errors embed the URL; ours already name it.
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = e.to_string();
-    if let Some(url) = e.url() {
-        s = s.replace(&format!(" ({url})"), "").replace(url.as_str(), "");
-    }
-    let mut source = std::error::Error::source(e);
-    while let Some(inner) = source {
-        s.push_str(&format!(": {inner}"));
-        source = inner.source();
-    }
-    s
-}
 
 /// Verifies tarball bytes against the upstream's `dist.integrity` (its sha512
 /// and sha1 digests, `domain::integrity`) and `dist.shasum`; returns the

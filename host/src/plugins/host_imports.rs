@@ -13,6 +13,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::bindings::{auth, types as wit, upstream, Level};
 use crate::config::{OnError, PluginKind};
+use crate::outbound::{Credentials, Outbound};
 
 /// Per-plugin facts the host functions need.
 pub struct Meta {
@@ -65,41 +66,43 @@ impl auth::cairn::plugin::host::Host for HostState {
 }
 
 impl upstream::cairn::plugin::fetch::Host for HostState {
+    /// Through `crate::outbound`: the plugin's timeout, a body cap of its
+    /// memory limit (a larger body could not be handed to it anyway), and
+    /// `allowed_hosts` checked on the URL and on every redirect hop.
     async fn fetch(&mut self, request: wit::HttpRequest) -> Result<wit::HttpResponse, String> {
-        let url = reqwest::Url::parse(&request.url).map_err(|e| format!("invalid url {:?}: {e}", request.url))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(format!("only http and https URLs may be fetched, not {}", url.scheme()));
+        let meta = self.meta.clone();
+        let allowed = |url: &url::Url| allowed(&meta, url);
+        let url = url::Url::parse(&request.url).map_err(|e| format!("invalid url {:?}: {e}", crate::config::redact_url(&request.url)))?;
+        allowed(&url)?;
+        let method = http::Method::from_bytes(request.method.as_bytes()).map_err(|_| format!("invalid method {:?}", request.method))?;
+        let outbound = Outbound::new(meta.timeout, meta.max_memory_bytes as u64);
+        // User info in the URL is basic auth for that URL's origin only.
+        let credentials = Credentials::for_registry(&request.url, None);
+        let mut req = outbound.request(method, &request.url).credentials(credentials.as_ref()).max_bytes(meta.max_memory_bytes as u64, "the plugin's memory limit").guard(&allowed);
+        for h in &request.headers {
+            req = req.header(&h.name, &h.value);
         }
-        let host = url.host_str().unwrap_or("");
-        let host_port = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
-        if !self.meta.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(&host_port)) {
-            return Err(format!("host {host_port} is not in allowed_hosts of plugin {}", self.meta.name));
+        if let Some(body) = request.body {
+            req = req.body(body);
         }
-        let method = reqwest::Method::from_bytes(request.method.as_bytes()).map_err(|_| format!("invalid method {:?}", request.method))?;
-        let timeout = self.meta.timeout;
-        async move {
-            let mut req = http_client().request(method, url).timeout(timeout);
-            for h in &request.headers {
-                req = req.header(h.name.as_str(), h.value.as_str());
-            }
-            if let Some(body) = request.body {
-                req = req.body(body);
-            }
-            let resp = req.send().await.map_err(|e| format!("fetch failed: {e}"))?;
-            let status = resp.status().as_u16();
-            let headers = resp
-                .headers()
-                .iter()
-                .filter_map(|(k, v)| Some(wit::Header { name: k.to_string(), value: v.to_str().ok()?.to_string() }))
-                .collect();
-            let body = resp.bytes().await.map_err(|e| format!("reading the response failed: {e}"))?.to_vec();
-            Ok(wit::HttpResponse { status, headers, body })
-        }
-        .await
+        let resp = req.send().await.map_err(|e| format!("fetch failed: {e}"))?;
+        let status = resp.status();
+        let headers = resp.headers().map(|(name, value)| wit::Header { name: name.to_string(), value: value.to_string() }).collect();
+        let body = resp.bytes().await.map_err(|e| format!("reading the response failed: {e}"))?.to_vec();
+        Ok(wit::HttpResponse { status, headers, body })
     }
 }
 
-fn http_client() -> &'static reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| reqwest::Client::builder().build().expect("an HTTP client"))
+/// Whether `meta`'s plugin may fetch `url`: http(s), and its host (or
+/// host:port) in `allowed_hosts`.
+fn allowed(meta: &Meta, url: &url::Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!("only http and https URLs may be fetched, not {}", url.scheme()));
+    }
+    let host = url.host_str().unwrap_or("");
+    let host_port = format!("{host}:{}", url.port_or_known_default().unwrap_or(0));
+    if !meta.allowed_hosts.iter().any(|h| h.eq_ignore_ascii_case(host) || h.eq_ignore_ascii_case(&host_port)) {
+        return Err(format!("host {host_port} is not in allowed_hosts of plugin {}", meta.name));
+    }
+    Ok(())
 }
