@@ -416,7 +416,8 @@ async fn url_credentials_never_shown(backend: Backend) {
 
     let (status, body) = post(&s, Some(&bob), "/-/npm/v1/security/advisories/bulk", &json!({"lodash": ["4.17.0"]})).await;
     assert!(status.is_server_error(), "{status} {body}");
-    assert!(body["reason"].as_str().is_some_and(|r| r.contains("127.0.0.1:9")), "{body}");
+    // The reason names the registry (not its URL), and never its credentials.
+    assert!(body["reason"].as_str().is_some_and(|r| r.contains("registry down")), "{body}");
     assert!(!body.to_string().contains(URL_PASSWORD), "the audit error shows URL credentials: {body}");
 
     // The credentials do go upstream (as Basic auth), and nowhere else.
