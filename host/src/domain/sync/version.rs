@@ -1,12 +1,13 @@
 //! Syncing one version: download the tarball, verify it against the
-//! upstream's integrity, run the block rules, store the blob, then the row.
+//! upstream's integrity, run the block rules, then store it as a publish
+//! does (`packages::store_version`: the blob, then the row).
 
 use bytes::Bytes;
-use serde_json::{Map, Value};
+use serde_json::Value;
 
-use crate::domain::{names, policy};
+use crate::domain::{names, packages, policy};
 use crate::store::{now_ms, NewVersion, PublishOutcome, VersionRecord};
-use crate::util::{next_rev, random_bytes};
+use crate::util::next_rev;
 
 use super::package::{Source, SyncError};
 use super::TaskLog;
@@ -24,24 +25,27 @@ pub(super) async fn sync_version(source: &Source<'_>, version: &str, rev: Option
     let (name, registry) = (source.name, source.registry);
     let manifest = &source.versions[version];
     let (bytes, dist, integrity) = download(source, version, manifest).await?;
-    let file = names::tarball_file(name, version);
-    let (stored, readme) = stored_manifest(name, version, &file, manifest, &dist, &integrity, &bytes);
-    let now = now_ms();
-    let key = format!("tarballs/{name}/{}-{}.tgz", file.trim_end_matches(".tgz"), hex::encode(random_bytes(6)));
+    let mut fields = manifest.as_object().cloned().unwrap_or_default();
+    for field in VOLATILE {
+        fields.remove(*field);
+    }
+    let shasum = hex::encode(<sha1::Sha1 as sha1::Digest>::digest(&bytes));
+    let dist = dist.as_object().cloned().unwrap_or_default();
+    let (stored, readme) = packages::stored_manifest(name, version, fields, dist, &integrity, shasum);
     let publisher = manifest.pointer("/_npmUser/name").and_then(Value::as_str).map(|n| format!("{}{n}", registry.user_prefix));
     let new_rev = next_rev(rev);
     let new = NewVersion {
         package: name.to_string(),
         version: VersionRecord {
             version: version.to_string(),
-            manifest: stored.to_string(),
+            manifest: Value::Object(stored).to_string(),
             readme: readme.or_else(|| source.doc.get("readme").and_then(Value::as_str).map(str::to_string)),
-            tarball_key: key.clone(),
-            tarball_file: file,
+            tarball_key: String::new(),
+            tarball_file: names::tarball_file(name, version),
             size: bytes.len() as i64,
             integrity,
             publisher: publisher.clone(),
-            created_at: parse_time(source.doc, version).unwrap_or(now),
+            created_at: parse_time(source.doc, version).unwrap_or_else(now_ms),
         },
         tags,
         publisher: publisher.unwrap_or_else(|| format!("{}unknown", registry.user_prefix)),
@@ -51,8 +55,17 @@ pub(super) async fn sync_version(source: &Source<'_>, version: &str, rev: Option
         keywords: None,
         sync_registry: Some(registry.id.clone()),
     };
-    store(source, &new, bytes, log).await?;
-    Ok(new_rev)
+    let size = bytes.len();
+    match packages::store_version(source.app, new, bytes).await.map_err(|e| SyncError::Retry(e.to_string()))? {
+        PublishOutcome::Published => {
+            log.line(format!("version {version} synced ({size} bytes)")).await;
+            Ok(new_rev)
+        }
+        PublishOutcome::VersionExists => Err(SyncError::Fail("stored concurrently by another task".into())),
+        PublishOutcome::RegistryMismatch | PublishOutcome::NotMaintainer => {
+            Err(SyncError::Fail(format!("{name} is not synced from {}", registry.name)))
+        }
+    }
 }
 
 /// The tarball, verified against the manifest's `dist` and passed by the
@@ -71,42 +84,4 @@ async fn download(source: &Source<'_>, version: &str, manifest: &Value) -> Resul
         .await
         .map_err(|e| SyncError::Fail(e.to_string()))?;
     Ok((bytes, dist, integrity))
-}
-
-/// The manifest as stored here (tarball URL, integrity and shasum of the
-/// bytes here), and its readme taken out.
-fn stored_manifest(name: &str, version: &str, file: &str, manifest: &Value, dist: &Value, integrity: &str, bytes: &[u8]) -> (Value, Option<String>) {
-    let mut stored = manifest.as_object().cloned().unwrap_or_default();
-    for field in VOLATILE {
-        stored.remove(*field);
-    }
-    let readme = stored.remove("readme").and_then(|r| r.as_str().map(str::to_string));
-    stored.insert("_id".into(), Value::String(format!("{name}@{version}")));
-    let mut d: Map<String, Value> = dist.as_object().cloned().unwrap_or_default();
-    d.insert("tarball".into(), Value::String(format!("/{name}/-/{file}")));
-    d.insert("integrity".into(), Value::String(integrity.to_string()));
-    d.insert("shasum".into(), Value::String(hex::encode(<sha1::Sha1 as sha1::Digest>::digest(bytes))));
-    stored.insert("dist".into(), Value::Object(d));
-    (Value::Object(stored), readme)
-}
-
-/// The blob first, then the row; the blob is removed if the row is not stored.
-async fn store(source: &Source<'_>, new: &NewVersion, bytes: Bytes, log: &mut TaskLog) -> Result<(), SyncError> {
-    let (app, key, size) = (source.app, &new.version.tarball_key, bytes.len());
-    app.blobs.put(key, bytes).await.map_err(|e| SyncError::Retry(e.to_string()))?;
-    let result = match app.store.publish(new).await {
-        Ok(PublishOutcome::Published) => {
-            log.line(format!("version {} synced ({size} bytes)", new.version.version)).await;
-            Ok(())
-        }
-        Ok(PublishOutcome::VersionExists) => Err(SyncError::Fail("stored concurrently by another task".into())),
-        Ok(PublishOutcome::RegistryMismatch) | Ok(PublishOutcome::NotMaintainer) => {
-            Err(SyncError::Fail(format!("{} is not synced from {}", source.name, source.registry.name)))
-        }
-        Err(e) => Err(SyncError::Retry(e.to_string())),
-    };
-    if result.is_err() {
-        let _ = app.blobs.delete(key).await;
-    }
-    result
 }
