@@ -1,10 +1,10 @@
 //! Cairn: an npm registry with WebAssembly policy plugins.
 //!
 //! Layers, outermost first (see ARCHITECTURE.md):
-//! `cli` → `server` / `http` → `domain` → `store` and `blob`.
+//! `cli` → `server` / `http` → `domain` (whose `App` is the shared state) →
+//! `store`, `blob`, `plugins`, `outbound`, `config`: arrows only point down.
 //! Only `http` knows about status codes and wire shapes; only `store` knows SQL.
 
-pub mod app;
 pub mod blob;
 pub mod cli;
 pub mod config;

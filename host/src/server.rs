@@ -14,7 +14,7 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::blob::LocalBlobStore;
 use crate::config::{redact_url, Config};
 use crate::http::{self, ApiError};

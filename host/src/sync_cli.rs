@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::domain::sync::{self, SyncOptions, TaskState};
 use crate::store::now_ms;
 

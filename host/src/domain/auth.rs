@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::now_ms;
 
 use super::tokens::{cidr_allows, key_of};

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::outbound::{self, Credentials};
 use crate::store::{now_ms, Registry};
 

@@ -3,6 +3,7 @@
 //! Handlers in `http/` translate requests into calls here and [`Error`] into
 //! status codes; nothing in this module knows a status code or a header.
 
+mod app;
 pub mod auth;
 pub mod downloads;
 pub mod integrity;
@@ -22,6 +23,8 @@ pub mod upstream;
 pub mod password;
 pub mod tokens;
 pub mod users;
+
+pub use app::App;
 
 use crate::blob::BlobError;
 use crate::store::StoreError;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{Block, PackageRecord};
 use crate::util::iso_ms;
 

@@ -4,7 +4,7 @@
 
 use std::net::IpAddr;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::plugins::{types, Refusal};
 
 use super::{Error, Identity, Result};

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::blob::Blob;
 use crate::config::SyncMode;
 use crate::store::{now_ms, ProxyTarball};

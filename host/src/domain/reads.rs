@@ -12,7 +12,7 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::blob::Blob;
 
 use super::packages::refuse_blocked;

@@ -1,6 +1,6 @@
 //! Upstream registries and the scopes routed to them.
 
-use crate::app::App;
+use crate::domain::App;
 use crate::config::RegistryConfig;
 use crate::store::{now_ms, Registry, Scope};
 

@@ -5,7 +5,7 @@
 //! packages only need maintainership (checked by the publish itself); the
 //! auth-policy plugins (e.g. the scope-policy sample) can refuse more.
 
-use crate::app::App;
+use crate::domain::App;
 use crate::config::PublishConfig;
 
 use super::{names, Error, Identity, Result};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
-use crate::app::App;
+use crate::domain::App;
 
 use super::packument::{self, Cached, Lookup};
 use super::reads::{readable, Reader};

@@ -7,7 +7,7 @@ use std::sync::Mutex;
 
 use ipnet::IpNet;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, Store, Token, User};
 use crate::util::{random_bytes, sha512_hex};
 

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::Value;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::outbound::{self, Credentials, Outbound};
 use crate::plugins::LoadedPlugin;
 use crate::store::Registry;

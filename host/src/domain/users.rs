@@ -1,6 +1,6 @@
 //! Accounts: registration, login, lookup.
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, User};
 
 use super::tokens::{self, NewToken};

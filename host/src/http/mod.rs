@@ -23,7 +23,7 @@ use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
 use hyper::body::{Body as _, Incoming};
 use serde::de::DeserializeOwned;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::domain::{auth, Identity};
 
 pub use error::ApiError;

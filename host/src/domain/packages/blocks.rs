@@ -1,7 +1,7 @@
 //! Blocked packages: an admin's block list, and the refusal of any use of a
 //! blocked package.
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, Block};
 
 use super::super::policy::{self, Action};

@@ -16,7 +16,7 @@ mod update;
 
 use serde_json::{Map, Value};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{PackageRecord, VersionRecord};
 
 use super::{Error, Identity, Result};

@@ -6,7 +6,7 @@ use base64::Engine;
 use serde_json::{Map, Value};
 use sha1::Digest as _;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, NewVersion, PackageRecord, PublishOutcome, VersionRecord};
 use crate::util::next_rev;
 

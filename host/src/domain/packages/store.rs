@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::blob::BlobError;
 use crate::store::{NewVersion, PublishOutcome, StoreError};
 use crate::util::random_bytes;

@@ -1,6 +1,6 @@
 //! Dist-tags (`npm dist-tag`) and the maintainer list as read by `npm owner ls`.
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, PackageChange};
 use crate::util::next_rev;
 

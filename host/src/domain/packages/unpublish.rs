@@ -1,6 +1,6 @@
 //! `npm unpublish`: a whole package, or one version by its tarball.
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, PackageChange};
 use crate::util::next_rev;
 

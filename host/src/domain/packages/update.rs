@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, PackageChange, PackageRecord};
 use crate::util::next_rev;
 

@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::config::SyncMode;
 use crate::store::{now_ms, Task};
 use crate::util::iso_ms;

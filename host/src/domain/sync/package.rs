@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::app::App;
+use crate::domain::App;
 use crate::config::SyncDeleteMode;
 use crate::domain::upstream::{Fetched, Upstream, UpstreamError};
 use crate::domain::{names, registries, Error};

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::app::App;
+use crate::domain::App;
 use crate::store::{now_ms, StoreResult, Task};
 
 use super::package::{sync_package, SyncError};
