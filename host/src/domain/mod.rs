@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod downloads;
+pub mod hooks;
 pub mod integrity;
 pub mod login_limit;
 pub mod names;
