@@ -2,10 +2,9 @@
 //! endpoints (`targets.rs`), and the workers that fan events out and deliver
 //! them (`worker.rs`, `deliver.rs`). Events are written by the store in the
 //! transaction of the change itself (the outbox), so none is lost.
-
-
+pub mod deliver;
 pub mod targets;
-
+pub mod worker;
 
 use crate::app::App;
 use crate::store::hooks::{Delivery, Hook};
