@@ -49,6 +49,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub publish: PublishConfig,
     pub log: LogConfig,
+    /// Webhooks: limits, delivery workers, retries, allowed private targets.
+    pub hooks: HooksConfig,
     /// WebAssembly plugins, run in the order given.
     pub plugins: Vec<PluginConfig>,
     /// Who may sync from upstreams, and whether reads fall through to them.
@@ -227,6 +229,39 @@ pub struct PublishConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct HooksConfig {
+    /// Whether this process fans out events and sends deliveries (events are recorded either way).
+    pub enabled: bool,
+    /// Hooks one user may have; past it creation is refused (403).
+    pub max_per_user: u32,
+    /// Deliveries sent at once by this process.
+    pub workers: usize,
+    /// Attempts of a delivery before it ends `failed`.
+    pub max_attempts: u32,
+    /// Milliseconds one delivery request may take (connect, send, answer).
+    pub timeout_ms: u64,
+    /// The first retry's delay in milliseconds; each further retry doubles it (with jitter).
+    pub retry_base_ms: u64,
+    /// CIDRs that endpoints may resolve to although they are loopback, private,
+    /// link-local or unspecified (refused by default).
+    pub allow_private_targets: Vec<String>,
+}
+
+impl Default for HooksConfig {
+    fn default() -> Self {
+        HooksConfig { enabled: true, max_per_user: 20, workers: 2, max_attempts: 8, timeout_ms: 10_000, retry_base_ms: 30_000, allow_private_targets: Vec::new() }
+    }
+}
+
+impl HooksConfig {
+    /// `allow_private_targets`, parsed (validated at load).
+    pub fn allowed_nets(&self) -> Vec<ipnet::IpNet> {
+        self.allow_private_targets.iter().filter_map(|c| c.parse().ok()).collect()
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `cairn=debug,sqlx=warn`. `RUST_LOG` wins when set.
     pub level: String,
@@ -254,6 +289,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             publish: PublishConfig::default(),
             log: LogConfig::default(),
+            hooks: HooksConfig::default(),
             plugins: Vec::new(),
             config_path: None,
             sync_mode: SyncMode::All,
@@ -310,6 +346,19 @@ pub enum ConfigError {
 }
 
 impl Config {
+    fn validate_hooks(&self) -> Result<(), ConfigError> {
+        let h = &self.hooks;
+        if h.workers > 64 || h.max_attempts == 0 || !(1..=600_000).contains(&h.timeout_ms) || h.max_per_user == 0 {
+            return Err(ConfigError::Invalid("[hooks] workers must be 0-64, max_attempts and max_per_user at least 1, timeout_ms 1-600000".into()));
+        }
+        for cidr in &h.allow_private_targets {
+            if cidr.parse::<ipnet::IpNet>().is_err() {
+                return Err(ConfigError::Invalid(format!("[hooks] allow_private_targets: {cidr:?} is not a CIDR like 10.0.0.0/8")));
+            }
+        }
+        Ok(())
+    }
+
     /// Loads the file (if any), applies environment overrides and validates.
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config = match path {
@@ -407,6 +456,7 @@ impl Config {
         if self.sync_workers > 64 || self.sync_max_attempts == 0 {
             return Err(ConfigError::Invalid("sync_workers must be 0-64 and sync_max_attempts at least 1".into()));
         }
+        self.validate_hooks()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

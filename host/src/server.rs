@@ -56,7 +56,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     let graceful = GracefulShutdown::new();
     let flusher = spawn_flusher(app.clone());
     tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
-    let workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
+    let mut workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
+    workers.extend(crate::domain::hooks::worker::start(app.clone()));
     let follower = crate::domain::changes::start_follower(app.clone());
     let sweeper = crate::blob::sweep::spawn(
         app.store.clone(),

@@ -6,6 +6,7 @@
 
 pub mod clients;
 pub mod fuzz;
+pub mod hook_receiver;
 pub mod pg;
 pub mod publish;
 pub mod upstream;

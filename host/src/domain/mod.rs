@@ -6,6 +6,7 @@
 mod app;
 pub mod auth;
 pub mod downloads;
+pub mod hooks;
 pub mod integrity;
 pub mod login_limit;
 pub mod names;

@@ -3,6 +3,7 @@
 
 mod admin;
 mod downloads;
+mod hooks;
 pub mod error;
 mod meta;
 mod package_admin;
@@ -341,6 +342,13 @@ async fn route(req: Req) -> ApiResult {
         (&Method::GET, ["-", "npm", "v1", "tokens"]) => tokens::list(req).await,
         (&Method::POST, ["-", "npm", "v1", "tokens"]) => tokens::create(req).await,
         (&Method::DELETE, ["-", "npm", "v1", "tokens", "token", key]) => tokens::delete(req, key).await,
+
+        (&Method::GET, ["-", "npm", "v1", "hooks"]) => hooks::list(req).await,
+        (&Method::POST, ["-", "npm", "v1", "hooks", "hook"]) => hooks::create(req).await,
+        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id]) => hooks::show(req, id).await,
+        (&Method::PUT, ["-", "npm", "v1", "hooks", "hook", id]) => hooks::update(req, id).await,
+        (&Method::DELETE, ["-", "npm", "v1", "hooks", "hook", id]) => hooks::delete(req, id).await,
+        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id, "deliveries"]) => hooks::deliveries(req, id).await,
 
         (&Method::GET, ["-", "admin", "plugins"]) => admin::plugins(req).await,
         (&Method::POST, ["-", "admin", "plugins", "reload"]) => admin::reload(req).await,

@@ -16,6 +16,9 @@
 //!   except `latest`, which moves to the highest remaining version (see
 //!   [`highest_version`]). Tags are listed `latest` first, then in creation order.
 
+pub mod hooks;
+#[macro_use]
+mod hooks_sql;
 mod sql;
 
 use std::sync::Arc;
@@ -24,6 +27,7 @@ use async_trait::async_trait;
 
 use crate::config::redact_url;
 
+pub use hooks::HookStore;
 pub use sql::{PostgresStore, SqliteStore};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -241,7 +245,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: HookStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

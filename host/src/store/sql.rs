@@ -303,6 +303,9 @@ macro_rules! sql_store {
                     Self::upsert_tag(&mut *tx, &new.package, tag, &v.version).await?;
                 }
                 record_change!(tx, "PACKAGE_VERSION_ADDED", &new.package, serde_json::json!({"version": v.version, "rev": new.new_rev}).to_string(), now);
+                let owners = Self::package_owners(&mut *tx, &new.package).await?;
+                let detail = serde_json::json!({"version": v.version, "tags": new.tags});
+                Self::record_hook_event(&mut *tx, &new.package, "package:publish", detail, &owners, now).await?;
                 let mut update = String::from("UPDATE packages SET rev = $1, modified_at = $2");
                 if new.description.is_some() || new.keywords.is_some() || created {
                     update.push_str(", description = $4, keywords = $5");
@@ -323,6 +326,7 @@ macro_rules! sql_store {
                 if c.expected_rev.as_ref().is_some_and(|expected| expected != &rev) {
                     return Ok(None);
                 }
+                let before = Self::event_snapshot(&mut *tx, name, c).await?;
                 sqlx::query("UPDATE packages SET rev = $1, modified_at = $2 WHERE name = $3")
                     .bind(&c.new_rev)
                     .bind(c.now)
@@ -360,6 +364,7 @@ macro_rules! sql_store {
                 Self::refresh_search_fields(&mut *tx, name).await?;
                 Self::apply_people(&mut *tx, name, c).await?;
                 record_change!(tx, "PACKAGE_UPDATED", name, serde_json::json!({"rev": c.new_rev, "removed": c.remove_versions}).to_string(), c.now);
+                Self::record_update_events(&mut *tx, name, c, &before, &removed).await?;
                 tx.commit().await?;
                 Ok(Some(removed))
             }
@@ -422,8 +427,11 @@ macro_rules! sql_store {
                     .iter()
                     .map(Self::version_from_row)
                     .collect::<StoreResult<Vec<_>>>()?;
+                let owners = Self::package_owners(&mut *tx, name).await?;
                 sqlx::query("DELETE FROM packages WHERE name = $1").bind(name).execute(&mut *tx).await?;
                 let now = super::now_ms();
+                let detail = serde_json::json!({"versions": versions.iter().map(|v| v.version.as_str()).collect::<Vec<_>>()});
+                Self::record_hook_event(&mut *tx, name, "package:unpublish", detail, &owners, now).await?;
                 record_change!(tx, "PACKAGE_UNPUBLISHED", name, "{}".to_string(), now);
                 for v in &versions {
                     sqlx::query("INSERT INTO tombstones (package, version, unpublished_at) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
@@ -1277,6 +1285,8 @@ macro_rules! sql_store {
 // SQLite's writers are serialized by `write_turn` and its database lock.
 sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite", embedded::SQLITE, "", "");
 sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres", embedded::POSTGRES, "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
+hooks_sql!(SqliteStore, sqlx::Sqlite, "sqlite", "", "");
+hooks_sql!(PostgresStore, sqlx::Postgres, "postgres", "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
 
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file: WAL journal, foreign keys on,

@@ -1,0 +1,115 @@
+//! Webhook storage: hooks, the event outbox and deliveries. The SQL is in
+//! `hooks_sql.rs`; the outbox rows of a package write are inserted by `sql.rs`
+//! in the write's own transaction.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+
+/// A registered hook. `secret` signs deliveries and never leaves the server.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Hook {
+    pub id: String,
+    /// The user who registered it.
+    pub owner: String,
+    /// `package`, `scope` or `owner`.
+    pub kind: String,
+    pub name: String,
+    pub endpoint: String,
+    pub secret: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub delivered: bool,
+    pub last_delivery: Option<i64>,
+    pub response_code: Option<i64>,
+    pub status: String,
+}
+
+/// Hand-written so that no log line can print the secret.
+impl std::fmt::Debug for Hook {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hook").field("id", &self.id).field("owner", &self.owner).field("kind", &self.kind).field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+/// One event of the outbox, waiting to be fanned out to deliveries.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookEvent {
+    pub seq: i64,
+    pub package: String,
+    pub event: String,
+    /// JSON detail (`version`, `tag`, `user`, ...).
+    pub data: String,
+    /// The package's maintainers when the event happened (owner hooks match them).
+    pub owners: Vec<String>,
+    pub created_at: i64,
+}
+
+/// A delivery created by the fan-out of an event.
+#[derive(Debug, Clone)]
+pub struct NewDelivery {
+    pub id: String,
+    pub hook_id: String,
+    pub body: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: String,
+    pub hook_id: String,
+    pub event_seq: i64,
+    pub event: String,
+    pub package: String,
+    pub body: String,
+    /// `pending`, `delivered` or `failed`.
+    pub state: String,
+    pub attempts: i64,
+    pub response_code: Option<i64>,
+    pub last_error: Option<String>,
+    pub run_after: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub finished_at: Option<i64>,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone)]
+pub enum Attempt {
+    Delivered { code: i64 },
+    /// Pending again, not before `run_after`.
+    Retry { code: Option<i64>, error: String, run_after: i64 },
+    Failed { code: Option<i64>, error: String },
+}
+
+#[async_trait]
+pub trait HookStore: Send + Sync {
+    /// Inserts the hook unless its owner has `max_per_user` hooks already (false then).
+    async fn create_hook(&self, hook: &Hook, max_per_user: i64) -> StoreResult<bool>;
+    async fn hook(&self, id: &str) -> StoreResult<Option<Hook>>;
+    /// Hooks of `owner` (everyone's with None), optionally only those named `name`, oldest first.
+    async fn hooks(&self, owner: Option<&str>, name: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<Hook>>;
+    /// Sets endpoint and secret; false when there is no such hook.
+    async fn update_hook(&self, id: &str, endpoint: &str, secret: &str, now: i64) -> StoreResult<bool>;
+    /// Deletes the hook and its deliveries; false when there is no such hook.
+    async fn delete_hook(&self, id: &str) -> StoreResult<bool>;
+
+    /// The oldest `limit` events of the outbox.
+    async fn hook_events(&self, limit: i64) -> StoreResult<Vec<HookEvent>>;
+    /// The hooks an event of `package` (with these maintainers) goes to.
+    async fn matching_hooks(&self, package: &str, owners: &[String]) -> StoreResult<Vec<Hook>>;
+    /// Removes event `seq` from the outbox and inserts its deliveries, in one
+    /// transaction; false (and nothing inserted) when another worker did it first.
+    async fn fan_out(&self, event: &HookEvent, deliveries: &[NewDelivery], now: i64) -> StoreResult<bool>;
+    /// Claims the oldest due delivery whose hook has no older pending one, for
+    /// `lease_ms`; counts the attempt. With its hook.
+    async fn claim_delivery(&self, now: i64, lease_ms: i64) -> StoreResult<Option<(Delivery, Hook)>>;
+    /// Records an attempt's end on the delivery and its hook.
+    async fn finish_delivery(&self, delivery: &Delivery, attempt: &Attempt, now: i64) -> StoreResult<()>;
+    /// The hook's latest deliveries, newest first.
+    async fn deliveries(&self, hook_id: &str, limit: i64) -> StoreResult<Vec<Delivery>>;
+}
+
+/// The scope (`@s`) of a package name, if any.
+pub fn scope_of(package: &str) -> Option<&str> {
+    package.starts_with('@').then(|| package.split_once('/').map(|(s, _)| s)).flatten()
+}
