@@ -47,6 +47,10 @@ pub enum Error {
     Forbidden(String),
     #[error("{0}")]
     NotFound(String),
+    /// Not here, and the upstream that might have it cannot be asked now: a
+    /// miss that a person should be told about (unlike a plain `NotFound`).
+    #[error("{0}")]
+    NotFoundUpstreamDown(String),
     #[error("{0}")]
     Conflict(String),
     /// A dependency (a plugin, an upstream) failed and the request cannot be decided.

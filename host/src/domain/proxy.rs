@@ -202,7 +202,7 @@ fn upstream_failed(app: &App, name: &str, cached: Option<(String, String, i64)>,
             tracing::warn!(package = name, "the upstream registry {why}; serving the cached packument");
             Ok(Some(serve(app, name, &doc, fetched_at)?))
         }
-        None => Err(Error::NotFound(format!("package {name} not found here, and the upstream registry {why}"))),
+        None => Err(Error::NotFoundUpstreamDown(format!("package {name} not found here, and the upstream registry {why}"))),
     }
 }
 

@@ -14,11 +14,13 @@ pub struct ApiError {
     pub reason: String,
     /// Seconds for a `Retry-After` header.
     pub retry_after: Option<u64>,
+    /// A 404 whose reason a person should read even on a read (see `into_response_for`).
+    pub notable_miss: bool,
 }
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, reason: impl Into<String>) -> Self {
-        ApiError { status, code, reason: reason.into(), retry_after: None }
+        ApiError { status, code, reason: reason.into(), retry_after: None, notable_miss: false }
     }
     pub fn not_found(reason: impl Into<String>) -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", reason)
@@ -48,7 +50,7 @@ impl ApiError {
     /// plain 404 of a read, which npm meets on its own (`npm publish` of a new
     /// package asks whether it exists, and would print "not found").
     pub fn into_response_for(self, method: &Method) -> Response {
-        let plain_miss = self.status == StatusCode::NOT_FOUND && matches!(*method, Method::GET | Method::HEAD);
+        let plain_miss = self.status == StatusCode::NOT_FOUND && !self.notable_miss && matches!(*method, Method::GET | Method::HEAD);
         self.response(!plain_miss)
     }
 
@@ -82,6 +84,7 @@ impl From<Error> for ApiError {
             Error::Unauthenticated(r) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", r),
             Error::Forbidden(r) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", r),
             Error::NotFound(r) => ApiError::not_found(r),
+            Error::NotFoundUpstreamDown(r) => ApiError { notable_miss: true, ..ApiError::not_found(r) },
             Error::Conflict(r) => ApiError::new(StatusCode::CONFLICT, "conflict", r),
             Error::Unavailable(r) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "service_unavailable", r),
             Error::Blocked(r) => ApiError::new(StatusCode::UNAVAILABLE_FOR_LEGAL_REASONS, "unavailable_for_legal_reasons", r),
