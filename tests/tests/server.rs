@@ -308,7 +308,7 @@ async fn npm_notice_only_where_a_person_should_read_it() {
     assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
     assert!(notice(&resp).is_some(), "400 on a write");
     // A blocked package: its reason is for a person.
-    let admin = s.add_user("admin", "password-admin").await;
+    let admin = s.add_admin("admin", "password-admin").await;
     let (status, body) = s.call(Method::PUT, "/-/package/blocked-pkg/blocks", Some(&admin), Some(&json!({"reason": "malware"}))).await;
     assert!(status.is_success(), "{status}: {body}");
     let resp = s.client.get(s.url("/blocked-pkg")).send().await.unwrap();
