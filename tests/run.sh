@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace: unit tests, the storage conformance suite
-# on SQLite and PostgreSQL, and the end-to-end tests that start the real
-# server and drive it over HTTP and with the real npm CLI.
+# on SQLite and PostgreSQL, the in-process domain tests (host/tests/domain:
+# domain functions called on an App over a temporary SQLite, no HTTP, in
+# milliseconds), and the end-to-end tests that start the real server and drive
+# it over HTTP and with the real npm CLI.
 #
 # The hostile suite (tests/tests/hostile.rs: kill -9 during publishes, write
 # races, a fuzz smoke) runs at CI size here; CAIRN_HOSTILE_LONG=1 runs its long

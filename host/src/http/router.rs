@@ -1,0 +1,222 @@
+//! The URL tree and the rules that hold before it.
+//!
+//! `route` is the whole URL tree (with `route_package_admin` and
+//! `route_package` for the subtrees under a package name). `handle`, the entry
+//! point of every request, and `prepare_and_route`, the rules every route gets
+//! before dispatch (body size limit, control characters, authentication, CIDR
+//! whitelists, readonly tokens), live here too rather than in `request`:
+//! those rules are decisions about routes (login skips token authentication,
+//! a readonly token may still log itself out), so the one file that says what
+//! reaches a handler is this one. `request` stays a toolkit without policy.
+
+use std::net::IpAddr;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Method};
+use hyper::body::Incoming;
+
+use crate::domain::App;
+use crate::domain::{auth, Identity};
+
+use super::request::{decode_segment, parse_query, refuse_oversized, too_large, BodySlot};
+use super::{admin, downloads, hooks, meta, package_admin, packages, registries, search, sync, tokens, users};
+use super::{ApiError, ApiResult, Req, Response};
+
+/// Routes that authenticate themselves from the body (login), so a stale token
+/// in the client's config must not make them fail.
+fn skips_token_auth(method: &Method, segs: &[&str]) -> bool {
+    matches!((method, segs), (&Method::PUT, ["-", "user", _]))
+}
+
+/// Writes that a readonly token may still make: revoking that very token (logout).
+fn readonly_exempt(method: &Method, segs: &[&str], identity: &Identity) -> bool {
+    matches!((method, segs), (&Method::DELETE, ["-", "user", "token", raw]) if crate::domain::tokens::key_of(raw) == identity.token_key)
+}
+
+/// Entry point for every request: parse, authenticate, enforce the rules that
+/// hold on every route (`prepare_and_route`), then dispatch (`route`).
+///
+/// A body the handler left unread is drained (bounded) before the answer goes
+/// out; when that is not possible the answer carries `Connection: close`.
+pub async fn handle(app: Arc<App>, request: http::Request<Incoming>, client_ip: IpAddr) -> Response {
+    let (parts, body) = request.into_parts();
+    let body = BodySlot::new(body);
+    let method = parts.method.clone();
+    let expects_continue = parts.headers.get(header::EXPECT).is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    let limit = app.config.max_body_bytes;
+    let mut resp = match prepare_and_route(app, parts, body.clone(), client_ip).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response_for(&method),
+    };
+    if !body.finish(limit, expects_continue).await {
+        resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    resp
+}
+
+/// The rules that hold on every route, before routing: body size limit,
+/// control characters in the path and query, authentication (an unknown token
+/// is 401 everywhere, except on login), CIDR whitelists, readonly tokens never
+/// write (except to log out).
+async fn prepare_and_route(app: Arc<App>, parts: http::request::Parts, body: BodySlot, client_ip: IpAddr) -> ApiResult {
+    if let Some(len) = parts.headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok()) {
+        if len > app.config.max_body_bytes {
+            let Some(mut incoming) = body.take() else { return Err(too_large(app.config.max_body_bytes)) };
+            return Err(refuse_oversized(&mut incoming, app.config.max_body_bytes, &body).await);
+        }
+    }
+    let path = parts.uri.path();
+    let segments = path
+        .split('/')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .map(decode_segment)
+        .collect::<Result<Vec<_>, _>>()?;
+    let seg_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let identity = if skips_token_auth(&parts.method, &seg_refs) {
+        None
+    } else {
+        let authorization = parts.headers.get(header::AUTHORIZATION).map(|v| v.to_str().unwrap_or("\u{0}"));
+        auth::authenticate(&app, authorization, client_ip).await?
+    };
+    let is_write = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if is_write {
+        if let Some(id) = &identity {
+            if !readonly_exempt(&parts.method, &seg_refs, id) {
+                auth::check_write(Some(id))?;
+            }
+        }
+    }
+    let query = parse_query(parts.uri.query());
+    if query.iter().any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control)) {
+        return Err(ApiError::bad_request("the query string contains control characters"));
+    }
+    let req = Req {
+        app,
+        method: parts.method,
+        query,
+        segments,
+        headers: parts.headers,
+        client_ip,
+        identity,
+        body,
+    };
+    route(req).await
+}
+
+/// Splits a package name off the front of `segs`: `@s%2fn` (one segment),
+/// `@s/n` (two) or `n`. Returns the name and the segments after it.
+fn split_name<'a>(segs: &'a [&'a str]) -> Option<(String, &'a [&'a str])> {
+    let first = *segs.first()?;
+    if first.contains('/') {
+        Some((first.to_string(), &segs[1..]))
+    } else if first.starts_with('@') && segs.len() >= 2 {
+        Some((format!("{first}/{}", segs[1]), &segs[2..]))
+    } else {
+        Some((first.to_string(), &segs[1..]))
+    }
+}
+
+/// The URL tree.
+async fn route(req: Req) -> ApiResult {
+    let segs: Vec<String> = req.segments.clone();
+    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = req.method.clone();
+    let no_route = || Err(ApiError::not_found(format!("no route for {} /{}", m, segs.join("/"))));
+    match (&m, segs.as_slice()) {
+        (&Method::GET | &Method::HEAD, []) => meta::root(req).await,
+        (&Method::GET | &Method::HEAD, ["-", "ping"]) => meta::ping(req).await,
+        (&Method::GET, ["-", "whoami"]) => meta::whoami(req).await,
+
+        (&Method::PUT, ["-", "user", couch]) => users::login(req, couch).await,
+        (&Method::GET, ["-", "user", couch]) => users::show(req, couch).await,
+        (&Method::DELETE, ["-", "user", "token", token]) => users::logout(req, token).await,
+
+        (&Method::GET, ["-", "npm", "v1", "tokens"]) => tokens::list(req).await,
+        (&Method::POST, ["-", "npm", "v1", "tokens"]) => tokens::create(req).await,
+        (&Method::DELETE, ["-", "npm", "v1", "tokens", "token", key]) => tokens::delete(req, key).await,
+
+        (&Method::GET, ["-", "npm", "v1", "hooks"]) => hooks::list(req).await,
+        (&Method::POST, ["-", "npm", "v1", "hooks", "hook"]) => hooks::create(req).await,
+        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id]) => hooks::show(req, id).await,
+        (&Method::PUT, ["-", "npm", "v1", "hooks", "hook", id]) => hooks::update(req, id).await,
+        (&Method::DELETE, ["-", "npm", "v1", "hooks", "hook", id]) => hooks::delete(req, id).await,
+        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id, "deliveries"]) => hooks::deliveries(req, id).await,
+
+        (&Method::GET, ["-", "admin", "plugins"]) => admin::plugins(req).await,
+        (&Method::POST, ["-", "admin", "plugins", "reload"]) => admin::reload(req).await,
+        (&Method::POST, ["-", "admin", "plugins", name, "test"]) => admin::test(req, name).await,
+
+        (&Method::GET, ["-", "registry"]) => registries::list(req).await,
+        (&Method::POST, ["-", "registry"]) => registries::create(req).await,
+        (&Method::GET, ["-", "registry", id]) => registries::show(req, id).await,
+        (&Method::PATCH, ["-", "registry", id]) => registries::update(req, id).await,
+        (&Method::DELETE, ["-", "registry", id]) => registries::delete(req, id).await,
+        (&Method::GET, ["-", "registry", id, "scopes"]) => registries::scopes(req, id).await,
+        (&Method::POST, ["-", "scope"]) => registries::create_scope(req).await,
+        (&Method::DELETE, ["-", "scope", id]) => registries::delete_scope(req, id).await,
+
+        (&Method::POST, ["-", "npm", "v1", "security", "advisories", "bulk"]) => sync::advisories(req).await,
+        (_, ["-", "npm", "v1", "security", "audits", ..]) => sync::audit_gone(req).await,
+        (&Method::GET, ["_changes"]) => sync::changes(req).await,
+
+        (&Method::GET, ["-", "v1", "search"]) => search::search(req).await,
+        (&Method::GET, ["-", "_view", "starredByUser"]) => search::starred_by_user(req).await,
+
+        (_, ["-", "package", rest @ ..]) => {
+            let Some((name, tail)) = split_name(rest) else { return no_route() };
+            route_package_admin(req, &m, &name, tail).await.unwrap_or_else(no_route)
+        }
+        (_, ["-", ..]) => no_route(),
+
+        (&Method::GET, ["downloads", "point", period, rest @ ..]) if !rest.is_empty() => {
+            let Some((name, [])) = split_name(rest) else { return no_route() };
+            downloads::point(req, period, &name).await
+        }
+        (&Method::GET, ["downloads", "range", period, rest @ ..]) if !rest.is_empty() => {
+            let Some((name, [])) = split_name(rest) else { return no_route() };
+            downloads::range(req, period, &name).await
+        }
+
+        _ => {
+            let Some((name, tail)) = split_name(&segs) else { return no_route() };
+            route_package(req, &m, &name, tail).await.unwrap_or_else(no_route)
+        }
+    }
+}
+
+/// `/-/package/:name/...`: dist-tags, blocks, collaborators, sync tasks.
+/// `None` when no route matches (the request is handed back untouched).
+async fn route_package_admin(req: Req, m: &Method, name: &str, tail: &[&str]) -> Option<ApiResult> {
+    Some(match (m, tail) {
+        (&Method::GET, ["dist-tags"]) => package_admin::dist_tags(req, name).await,
+        (&Method::PUT | &Method::POST, ["dist-tags", tag]) => package_admin::put_dist_tag(req, name, tag).await,
+        (&Method::DELETE, ["dist-tags", tag]) => package_admin::delete_dist_tag(req, name, tag).await,
+        (&Method::GET, ["blocks"]) => package_admin::get_block(req, name).await,
+        (&Method::PUT, ["blocks"]) => package_admin::put_block(req, name).await,
+        (&Method::DELETE, ["blocks"]) => package_admin::delete_block(req, name).await,
+        (&Method::GET, ["collaborators"]) => package_admin::collaborators(req, name).await,
+        (&Method::PUT, ["syncs"]) => sync::create(req, name).await,
+        (&Method::GET, ["syncs", id]) => sync::show(req, name, id).await,
+        (&Method::GET, ["syncs", id, "log"]) => sync::log(req, name, id).await,
+        _ => return None,
+    })
+}
+
+/// `/:name/...`: packuments, versions, tarballs, publishes and npm's write flows.
+async fn route_package(req: Req, m: &Method, name: &str, tail: &[&str]) -> Option<ApiResult> {
+    Some(match (m, tail) {
+        (&Method::GET | &Method::HEAD, []) => packages::packument(req, name).await,
+        (&Method::PUT, []) => packages::put(req, name).await,
+        (&Method::GET | &Method::HEAD, ["-", file]) => packages::tarball(req, name, file).await,
+        // The Verdaccio-style alias `/@s/n/-/@s/n-1.0.0.tgz`.
+        (&Method::GET | &Method::HEAD, ["-", _scope, file]) if name.starts_with('@') => packages::tarball(req, name, file).await,
+        (&Method::PUT, ["sync"]) => sync::create_legacy(req, name).await,
+        (&Method::GET, ["sync", "log", id]) => sync::log_legacy(req, name, id).await,
+        (&Method::GET | &Method::HEAD, [spec]) => packages::version(req, name, spec).await,
+        (&Method::PUT, ["-rev", rev]) => packages::put_rev(req, name, rev).await,
+        (&Method::DELETE, ["-rev", rev]) => packages::delete_rev(req, name, rev).await,
+        (&Method::DELETE, ["-", file, "-rev", rev]) => packages::delete_tarball(req, name, file, rev).await,
+        _ => return None,
+    })
+}
