@@ -350,7 +350,7 @@ pub async fn unpublish_version(s: &Server, token: &str, name: &str, version: &st
     tags.retain(|_, v| v != &json!(version));
     if latest == json!(version) {
         let mut remaining: Vec<String> = doc["versions"].as_object().unwrap().keys().cloned().collect();
-        remaining.sort_by(|a, b| semverish(a).cmp(&semverish(b)));
+        remaining.sort_by_key(|v| semverish(v));
         doc["dist-tags"]["latest"] = json!(remaining.last().unwrap());
     }
     let o = doc.as_object_mut().unwrap();

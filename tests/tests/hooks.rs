@@ -253,12 +253,12 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     let names = |list: Vec<Value>| -> Vec<String> { list.iter().map(|j| j["event"].as_str().unwrap().to_string()).collect() };
     // The package hook: every event in order; the unpublish of the latest 1.1.0
     // also moved `latest` (a dist-tag event of its own), then the whole package went.
-    let foo = events("/hook");
-    assert!(foo.iter().any(|j| j["event"] == json!("package:dist-tag") && j["change"] == json!({"tag": "latest", "version": "1.0.0"})), "{foo:?}");
-    let foo: Vec<Value> = foo.into_iter().filter(|j| j["change"]["tag"] != json!("latest")).collect();
+    let pkg_events = events("/hook");
+    assert!(pkg_events.iter().any(|j| j["event"] == json!("package:dist-tag") && j["change"] == json!({"tag": "latest", "version": "1.0.0"})), "{pkg_events:?}");
+    let pkg_events: Vec<Value> = pkg_events.into_iter().filter(|j| j["change"]["tag"] != json!("latest")).collect();
     let mut want_foo = want.to_vec();
     want_foo.push("package:unpublish");
-    assert_eq!(names(foo), want_foo);
+    assert_eq!(names(pkg_events), want_foo);
     // The owner hook heard of foo while bob was an owner, including his removal.
     assert_eq!(names(events("/hook/owner")), ["package:owner", "package:owner-rm"]);
     // The scope hook: the publish of @acme/w only.

@@ -631,7 +631,7 @@ async fn try_unpublish(s: &Server, token: &str, name: &str, version: &str) -> Ve
     let was_latest = tags.get("latest") == Some(&json!(version));
     tags.retain(|_, v| v != &json!(version));
     if was_latest {
-        let last = doc["versions"].as_object().unwrap().keys().last().cloned();
+        let last = doc["versions"].as_object().unwrap().keys().next_back().cloned();
         doc["dist-tags"]["latest"] = json!(last);
     }
     let rev = doc["_rev"].as_str().unwrap().to_string();

@@ -30,7 +30,7 @@ struct Entry {
 
 impl Entry {
     fn expired(&self, now: Instant, window: Duration) -> bool {
-        let quiet = now.duration_since(self.last) >= window * self.lockouts.max(1).min(MAX_BACKOFF);
+        let quiet = now.duration_since(self.last) >= window * self.lockouts.clamp(1, MAX_BACKOFF);
         quiet && self.blocked_until.is_none_or(|b| now >= b)
     }
 }

@@ -306,7 +306,9 @@ async fn publish(args: Args) -> Result<()> {
     let total = args.num("total", None)?;
 
     // Build every body before the clock starts: tarballs and hashes are client work.
-    let mut plans: Vec<(String, Vec<(String, Vec<u8>)>)> = Vec::new();
+    // (package, [(version, publish body)])
+    type Plan = (String, Vec<(String, Vec<u8>)>);
+    let mut plans: Vec<Plan> = Vec::new();
     for c in 0..clients {
         let name = format!("{prefix}-{c}");
         let n = total / clients + usize::from(c < total % clients);
