@@ -463,6 +463,7 @@ fn read_routes(name: &str) -> Vec<(String, String)> {
         ("tarball", file),
         ("dist-tags", format!("/-/package/{enc}/dist-tags")),
         ("collaborators", format!("/-/package/{enc}/collaborators")),
+        ("blocks", format!("/-/package/{enc}/blocks")),
         ("downloads point", format!("/downloads/point/last-week/{name}")),
         ("downloads range", format!("/downloads/range/last-week/{name}")),
     ]
@@ -514,6 +515,13 @@ async fn private_scope_is_hidden_from_every_read_route() {
         assert_eq!(st, StatusCode::OK, "{label} as bob: {body}");
         let (st, body) = s.get(&existing.replace("secret", "open"), None).await;
         assert_eq!(st, StatusCode::OK, "{label} of an open scope, anonymously: {body}");
+    }
+    // Sync tasks and their logs: refused before the task is looked up.
+    for tail in ["syncs/00000000-0000-0000-0000-000000000000", "syncs/00000000-0000-0000-0000-000000000000/log"] {
+        let (st_e, body_e) = s.get(&format!("/-/package/@secret%2fstuff/{tail}"), None).await;
+        let (st_m, body_m) = s.get(&format!("/-/package/@secret%2fnothing/{tail}"), None).await;
+        assert_error(st_e, &body_e, 403);
+        assert_eq!((st_e, body_e.to_string().replace("stuff", "X")), (st_m, body_m.to_string().replace("nothing", "X")), "{tail}");
     }
 
     let (search, changes, stars) = listed(&s, None, "stuff").await;

@@ -1,5 +1,6 @@
 //! The one way in for reads: every route that shows something about a package
-//! (packument, version, tarball, dist-tags, collaborators, download counts)
+//! (packument, version, tarball, dist-tags, collaborators, download counts,
+//! blocks, sync tasks and their logs)
 //! comes through here, and lists (search, `_changes`, stars) are filtered by
 //! [`readable`]. The order is always the same: authorize (the auth-policy
 //! plugins are asked about `read`), then look up here, then ask the upstream
@@ -192,6 +193,18 @@ pub async fn downloads(app: &App, reader: Reader<'_>, name: &str, start: &str, e
         return Err(not_found(name));
     }
     Ok(app.store.downloads(name, start, end).await?)
+}
+
+/// The block of `name`, if an admin blocked it.
+pub async fn block(app: &App, reader: Reader<'_>, name: &str) -> Result<Option<crate::store::Block>> {
+    admit(app, reader, name, None).await?;
+    Ok(app.store.block(name).await?)
+}
+
+/// The sync task `id` of `name` (its state, and the key of its log).
+pub async fn sync_task(app: &App, reader: Reader<'_>, name: &str, id: &str) -> Result<crate::store::Task> {
+    admit(app, reader, name, None).await?;
+    super::sync::find_task(app, name, id).await
 }
 
 /// The packages `user` starred that `reader` may read.

@@ -54,7 +54,7 @@ pub async fn delete_block(req: Req, name: &str) -> ApiResult {
 }
 
 pub async fn get_block(req: Req, name: &str) -> ApiResult {
-    match req.app.store.block(name).await? {
+    match reads::block(&req.app, Reader::new(req.identity.as_ref(), req.client_ip), name).await? {
         Some(b) => ok_json(json!({
             "blocked": true,
             "reason": format!("{} (operator: {})", b.reason, b.operator),

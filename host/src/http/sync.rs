@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use crate::domain::sync::{self, SyncOptions, SyncRequest};
 use crate::domain::upstream::Upstream;
-use crate::domain::reads::Reader;
+use crate::domain::reads::{self, Reader};
 use crate::domain::changes;
 use crate::store::Task;
 
@@ -76,12 +76,12 @@ fn task_json(req: &Req, name: &str, t: &Task) -> Value {
 }
 
 pub async fn show(req: Req, name: &str, id: &str) -> ApiResult {
-    let task = sync::find_task(&req.app, name, id).await?;
+    let task = reads::sync_task(&req.app, Reader::new(req.identity.as_ref(), req.client_ip), name, id).await?;
     ok_json(task_json(&req, name, &task))
 }
 
 pub async fn log(req: Req, name: &str, id: &str) -> ApiResult {
-    sync::find_task(&req.app, name, id).await?;
+    reads::sync_task(&req.app, Reader::new(req.identity.as_ref(), req.client_ip), name, id).await?;
     let text = sync::read_log(&req.app, id).await?;
     let mut resp = http::Response::new(full(text));
     resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
@@ -90,7 +90,7 @@ pub async fn log(req: Req, name: &str, id: &str) -> ApiResult {
 
 /// Legacy `GET /:name/sync/log/:id`.
 pub async fn log_legacy(req: Req, name: &str, id: &str) -> ApiResult {
-    let task = sync::find_task(&req.app, name, id).await?;
+    let task = reads::sync_task(&req.app, Reader::new(req.identity.as_ref(), req.client_ip), name, id).await?;
     let text = sync::read_log(&req.app, id).await?;
     let done = sync::TaskState::parse(&task.state).is_some_and(sync::TaskState::is_finished);
     let mut v = json!({"ok": true, "syncDone": done, "log": text, "logUrl": log_url(&req, name, id), "state": task.state});
