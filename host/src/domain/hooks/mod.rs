@@ -52,7 +52,7 @@ fn check_target(kind: &str, name: &str) -> Result<()> {
 async fn check_endpoint(app: &App, endpoint: &str, secret: &str) -> Result<()> {
     check_len("endpoint", endpoint, 2048)?;
     check_len("secret", secret, 200)?;
-    let url = reqwest::Url::parse(endpoint).map_err(|_| Error::Invalid("endpoint must be an absolute http(s) URL".into()))?;
+    let url = url::Url::parse(endpoint).map_err(|_| Error::Invalid("endpoint must be an absolute http(s) URL".into()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::Invalid("endpoint must be an absolute http(s) URL".into()));
     }
