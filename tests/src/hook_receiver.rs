@@ -19,10 +19,16 @@ pub struct Received {
     pub content_type: Option<String>,
     pub signature: Option<String>,
     pub delivery_id: Option<String>,
+    /// Every header whose value is text, names lowercased.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
@@ -80,8 +86,9 @@ impl Drop for Receiver {
 async fn record(req: Request<Incoming>, got: Arc<Mutex<Vec<Received>>>, failures_left: Arc<AtomicUsize>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (path, content_type, signature, delivery_id) = (req.uri().path().to_string(), header("content-type"), header("x-npm-signature"), header("x-cairn-delivery"));
+    let headers = req.headers().iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
-    got.lock().unwrap().push(Received { path, content_type, signature, delivery_id, body });
+    got.lock().unwrap().push(Received { path, content_type, signature, delivery_id, headers, body });
     let fail = failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
     if fail {

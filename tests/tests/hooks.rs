@@ -4,7 +4,7 @@
 
 use cairn_e2e::publish::*;
 use cairn_e2e::hook_receiver::{Received, Receiver};
-use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
+use cairn_e2e::{assert_error, both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
 both_backends!(
@@ -15,6 +15,7 @@ both_backends!(
     failed_deliveries_are_retried_with_the_same_id,
     delivery_checks_the_address_again,
     events_survive_kill_9,
+    formatter_plugins_build_the_request,
 );
 
 const LOOPBACK_OK: &str = "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 2000\n";
@@ -43,7 +44,7 @@ async fn hook_api(backend: Backend) {
     let keys: Vec<&str> = hook.as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(sorted, ["created", "delivered", "endpoint", "id", "last_delivery", "name", "response_code", "status", "type", "updated"], "{hook}");
+    assert_eq!(sorted, ["created", "delivered", "endpoint", "formatter", "id", "last_delivery", "name", "response_code", "status", "type", "updated"], "{hook}");
     assert_eq!(hook["delivered"], json!(false));
     assert_eq!(hook["last_delivery"], Value::Null);
     let id = hook["id"].as_str().unwrap().to_string();
@@ -347,4 +348,87 @@ async fn events_survive_kill_9(backend: Backend) {
     assert_eq!(got[0].json()["event"], json!("package:publish"));
     assert_eq!(got[0].json()["version"], json!("1.0.0"));
     assert!(got[0].signed_with(SECRET));
+}
+
+// ---------------------------------------------------------------- formatters
+
+fn formatter_toml(name: &str, config: &str) -> String {
+    format!("[[plugins]]\nname = {name:?}\nkind = \"hook-formatter\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\n{config}\n", plugin("chat_hook").display().to_string())
+}
+
+async fn deliveries_of(s: &Server, token: &str, hook: &Value) -> Value {
+    let (_, list) = s.get(&format!("/-/npm/v1/hooks/hook/{}/deliveries", hook["id"].as_str().unwrap()), Some(token)).await;
+    list
+}
+
+async fn formatter_plugins_build_the_request(backend: Backend) {
+    // `bad` returns a header value the host refuses (not visible ASCII): a bad result, a fault.
+    let tail = [
+        LOOPBACK_OK.to_string(),
+        formatter_toml("chat", "username = \"registry-bot\"\nheaders = { \"X-Channel\" = \"#releases\" }"),
+        formatter_toml("bad", "headers = { \"X-Channel\" = \"#réleases\" }"),
+    ]
+    .join("\n");
+    let s = start(backend, &tail).await;
+    let (r, r2) = (Receiver::start(0).await, Receiver::start(0).await);
+    let alice = s.add_user("alice", PW).await;
+    let with = |endpoint: &str, formatter: Value| {
+        let mut b = hook_body("package", "foo", endpoint);
+        b["formatter"] = formatter;
+        b
+    };
+    // Only a configured hook-formatter plugin may be named.
+    for bad in [json!("nope"), json!(42)] {
+        let (status, body) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&with(&r.url, bad))).await;
+        assert_error(status, &body, 422);
+    }
+    let (status, hook) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&with(&r.url, json!("chat")))).await;
+    assert_eq!((status, &hook["formatter"]), (StatusCode::OK, &json!("chat")), "{hook}");
+    let (status, faulty) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&with(&r2.url, json!("bad")))).await;
+    assert_eq!(status, StatusCode::OK, "{faulty}");
+    let path = format!("/-/npm/v1/hooks/hook/{}", faulty["id"].as_str().unwrap());
+    let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "nope"}))).await;
+    assert_error(status, &body, 422);
+
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    // The formatter's request, signed over the bytes it produced.
+    let got = wait_for(&r, 1).await;
+    let msg = got[0].json();
+    assert!(msg["text"].as_str().unwrap().contains("foo@1.0.0"), "{msg}");
+    assert_eq!(msg["username"], json!("registry-bot"));
+    assert_eq!(got[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(got[0].header("x-channel"), Some("#releases"));
+    assert!(got[0].signed_with(SECRET) && got[0].delivery_id.is_some(), "{got:?}");
+
+    // The faulting formatter fails its attempts, naming the plugin; nothing reaches its receiver.
+    let list = poll(30, || async {
+        let list = deliveries_of(&s, &alice, &faulty).await;
+        (list["objects"][0]["attempts"].as_i64() >= Some(2)).then_some(list)
+    })
+    .await;
+    let list = match list {
+        Some(list) => list,
+        None => panic!("retried attempts: {} / {:?}", deliveries_of(&s, &alice, &faulty).await, r2.received()),
+    };
+    let d = &list["objects"][0];
+    assert_eq!(d["state"], json!("pending"), "{d}");
+    assert!(d["error"].as_str().is_some_and(|e| e.contains("formatter bad") && e.contains("X-Channel")), "{d}");
+    assert!(r2.received().is_empty());
+    // The server and the other hook are unaffected; switching the hook to `chat` delivers the same delivery.
+    let (status, _) = s.get("/foo", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "chat"}))).await;
+    assert_eq!((status, &body["formatter"]), (StatusCode::OK, &json!("chat")), "{body}");
+    let got2 = wait_for(&r2, 1).await;
+    assert_eq!(got2[0].delivery_id.as_deref(), d["id"].as_str());
+    assert!(got2[0].signed_with(SECRET) && got2[0].json()["username"] == json!("registry-bot"));
+    // `null` goes back to npm's body; an update without `formatter` keeps it.
+    let (_, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET}))).await;
+    assert_eq!(body["formatter"], json!("chat"));
+    let (_, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": null}))).await;
+    assert_eq!(body["formatter"], Value::Null);
+    publish_ok(&s, &alice, "foo", "1.0.1").await;
+    let got2 = wait_for(&r2, 2).await;
+    assert_eq!(got2[1].json()["event"], json!("package:publish"));
+    assert!(got2[1].signed_with(SECRET));
 }

@@ -6,6 +6,11 @@
 //! they resolve, IP literals before sending), follows no redirect, uses no
 //! proxy from the environment, and reads at most [`MAX_RESPONSE_BYTES`] of an
 //! answer.
+//!
+//! A hook that names a formatter has each attempt's request built by that
+//! `hook-formatter` plugin (body, content type, extra headers); the body it
+//! returns is what is signed. A formatter that is gone or faults fails the
+//! attempt (retried like a connection error), naming the plugin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +18,11 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use serde_json::Value;
+
+use crate::config::PluginKind;
 use crate::outbound::{self, Outbound};
+use crate::plugins::{types, Plugins};
 use crate::store::hooks::{Attempt, Delivery, Hook};
 
 use super::targets::TargetPolicy;
@@ -41,16 +50,54 @@ enum Outcome {
     Fatal(Option<i64>, String),
 }
 
-async fn send(client: &Outbound, hook: &Hook, d: &Delivery) -> Outcome {
-    let sent = client
+/// Headers a formatter may not set: the host's own and the framing ones.
+const RESERVED: &[&str] = &["content-type", "content-length", "transfer-encoding", "host", "connection", "x-npm-signature", "x-cairn-delivery"];
+
+/// The event as a formatter sees it, from the delivery's npm body.
+fn event_of(d: &Delivery) -> types::Event {
+    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+    let change = body.get("change").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+    types::Event {
+        kind: d.event.clone(),
+        package: d.package.clone(),
+        version: body.get("version").and_then(Value::as_str).map(str::to_string),
+        actor: change.get("user").and_then(Value::as_str).map(str::to_string),
+        time: body.get("time").and_then(Value::as_i64).map(crate::util::iso_ms).unwrap_or_default(),
+        payload_json: change.to_string(),
+    }
+}
+
+/// The request to send: npm's JSON body, or what the hook's formatter makes of the event.
+async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery) -> Result<types::Outbound, String> {
+    let Some(name) = &hook.formatter else {
+        return Ok(types::Outbound { body: d.body.clone().into_bytes(), content_type: "application/json".into(), headers: Vec::new() });
+    };
+    let set = plugins.current();
+    let plugin = set.get(name).filter(|p| p.kind() == PluginKind::HookFormatter).ok_or_else(|| format!("formatter {name}: no such hook-formatter plugin is loaded"))?;
+    let mut out = plugin.format(&event_of(d)).await.map_err(|f| format!("formatter {name} failed: {}", f.message))?;
+    // Values must be visible ASCII (RFC 9110 deprecates anything else; many receivers cannot read it).
+    if let Some(h) = out.headers.iter().find(|h| !h.value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))) {
+        return Err(format!("formatter {name} returned a bad result: the value of header {} is not visible ASCII", h.name));
+    }
+    out.headers.retain(|h| !RESERVED.contains(&h.name.to_ascii_lowercase().as_str()));
+    Ok(out)
+}
+
+async fn send(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery) -> Outcome {
+    let out = match request_of(plugins, hook, d).await {
+        Ok(out) => out,
+        Err(error) => return Outcome::Transient(None, error),
+    };
+    let mut req = client
         .post(&hook.endpoint)
         .describe("the request".into())
-        .header("content-type", "application/json")
-        .header("x-npm-signature", &signature(&hook.secret, d.body.as_bytes()))
-        .header("x-cairn-delivery", &d.id)
-        .body(d.body.clone())
-        .send()
-        .await;
+        .header("content-type", &out.content_type)
+        .header("x-npm-signature", &signature(&hook.secret, &out.body))
+        .header("x-cairn-delivery", &d.id);
+    for h in &out.headers {
+        req = req.header(&h.name, &h.value);
+    }
+    let sent = req.body(out.body).send().await;
     let resp = match sent {
         Ok(r) => r,
         Err(outbound::Error::Refused { why, .. }) => return Outcome::Fatal(None, format!("endpoint refused: {why}")),
@@ -75,8 +122,8 @@ pub fn backoff_ms(base: u64, attempts: i64) -> i64 {
 }
 
 /// Sends `d` once; the outcome as the store records it.
-pub async fn attempt(client: &Outbound, hook: &Hook, d: &Delivery, max_attempts: i64, base_ms: u64, now: impl Fn() -> i64) -> Attempt {
-    match send(client, hook, d).await {
+pub async fn attempt(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery, max_attempts: i64, base_ms: u64, now: impl Fn() -> i64) -> Attempt {
+    match send(client, plugins, hook, d).await {
         Outcome::Ok(code) => Attempt::Delivered { code },
         Outcome::Transient(code, error) if d.attempts < max_attempts => {
             Attempt::Retry { code, run_after: now() + backoff_ms(base_ms, d.attempts), error }
