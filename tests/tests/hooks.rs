@@ -16,7 +16,16 @@ both_backends!(
     delivery_checks_the_address_again,
     events_survive_kill_9,
     formatter_plugins_build_the_request,
+    hanging_receivers_time_out_and_are_retried,
+    events_from_a_sync_are_delivered,
 );
+
+mod two_processes_deliver_each_once {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::two_processes_deliver_each_once().await
+    }
+}
 
 const LOOPBACK_OK: &str = "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 2000\n";
 
@@ -431,4 +440,98 @@ async fn formatter_plugins_build_the_request(backend: Backend) {
     let got2 = wait_for(&r2, 2).await;
     assert_eq!(got2[1].json()["event"], json!("package:publish"));
     assert!(got2[1].signed_with(SECRET));
+}
+
+// ---------------------------------------------------------------- timeouts, syncs, processes
+
+async fn hanging_receivers_time_out_and_are_retried(backend: Backend) {
+    let s = start(backend, "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 300\n").await;
+    let r = Receiver::start_hanging(2).await;
+    let alice = s.add_user("alice", PW).await;
+    let hook = add_hook(&s, &alice, "package", "foo", &r.url).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    let got = wait_for(&r, 3).await;
+    assert_eq!(r.hangs_left(), 0);
+    assert!(got.iter().all(|g| g.delivery_id == got[0].delivery_id && g.signed_with(SECRET)), "{got:?}");
+    let list = poll(30, || async {
+        let list = deliveries_of(&s, &alice, &hook).await;
+        (list["objects"][0]["state"] == json!("delivered")).then_some(list)
+    })
+    .await
+    .expect("delivered after two timeouts");
+    let d = &list["objects"][0];
+    assert_eq!((&d["attempts"], &d["response_code"]), (&json!(3), &json!(200)), "{d}");
+    assert!(d["error"].as_str().is_some_and(|e| e.contains("timed out")), "{d}");
+}
+
+/// `(event, version)` of what the receiver got after the first `from`, once it
+/// includes all of `wanted` (a wanted version `null` matches any).
+async fn wait_events(r: &Receiver, from: usize, wanted: &[(&str, Value)]) -> Vec<(String, Value)> {
+    let events = || r.received()[from..].iter().map(|g| (g.json()["event"].as_str().unwrap().to_string(), g.json()["version"].clone())).collect::<Vec<_>>();
+    let done = poll(30, || async {
+        let got = events();
+        wanted.iter().all(|(e, v)| got.iter().any(|(ge, gv)| ge == e && (v.is_null() || gv == v))).then_some(got)
+    })
+    .await;
+    done.unwrap_or_else(|| panic!("expected {wanted:?}, got {:?}", events()))
+}
+
+async fn sync_now(s: &Server, token: &str, name: &str) {
+    let id = cairn_e2e::upstream::sync_ok(s, token, name, json!({})).await;
+    cairn_e2e::upstream::wait_success(s, name, &id, 30).await;
+}
+
+async fn events_from_a_sync_are_delivered(backend: Backend) {
+    let up = Server::start(backend).await;
+    let up_alice = up.add_user("alice", PW).await;
+    let tail = format!("{LOOPBACK_OK}\n[[registries]]\nname = \"up\"\nhost = {:?}\ntype = \"cnpm\"\ndefault = true\n", up.base);
+    let s = start(backend, &tail).await;
+    let bob = s.add_user("bob", PW).await;
+    let r = Receiver::start(0).await;
+    add_hook(&s, &bob, "package", "foo", &r.url).await;
+    publish_ok(&up, &up_alice, "foo", "1.0.0").await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, 0, &[("package:publish", json!("1.0.0")), ("package:owner", Value::Null)]).await;
+    // Each kind of change upstream reaches the hook through the next sync.
+    let n = r.received().len();
+    publish_ok(&up, &up_alice, "foo", "1.1.0").await;
+    deprecate(&up, &up_alice, "foo", "1.0.0", "old").await;
+    tag(&up, &up_alice, Method::PUT, "beta", Some("1.0.0")).await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, n, &[("package:publish", json!("1.1.0")), ("package:deprecate", json!("1.0.0")), ("package:dist-tag", json!("1.0.0"))]).await;
+    let n = r.received().len();
+    deprecate(&up, &up_alice, "foo", "1.0.0", "").await;
+    tag(&up, &up_alice, Method::DELETE, "beta", None).await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, n, &[("package:undeprecate", json!("1.0.0")), ("package:dist-tag-rm", Value::Null)]).await;
+    let got = r.received();
+    assert!(got.iter().all(|g| g.signed_with(SECRET) && g.json()["name"] == json!("foo")), "{got:?}");
+}
+
+/// Two processes on one PostgreSQL both fan out and deliver: each delivery is sent once.
+async fn two_processes_deliver_each_once() {
+    let toml = "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 2000\nworkers = 4\n";
+    let a = start(Backend::Postgres, toml).await;
+    let b = Server::start_with(ServerOptions::new(Backend::Postgres).database(&a.database_url).tail(toml)).await;
+    let alice = a.add_user("alice", PW).await;
+    let r = Receiver::start(0).await;
+    for _ in 0..4 {
+        add_hook(&a, &alice, "scope", "@acme", &r.url).await;
+    }
+    let versions: Vec<String> = (0..10).map(|i| format!("1.0.{i}")).collect();
+    for (i, v) in versions.iter().enumerate() {
+        // Writes through both processes.
+        let s = if i % 2 == 0 { &a } else { &b };
+        publish_ok(s, &alice, "@acme/pkg", v).await;
+    }
+    wait_for(&r, 40).await;
+    // Let any duplicate arrive before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let got = r.received();
+    let ids: std::collections::BTreeSet<_> = got.iter().map(|g| g.delivery_id.clone().unwrap()).collect();
+    assert_eq!((got.len(), ids.len()), (40, 40), "each of 10 events x 4 hooks once");
+    for v in &versions {
+        assert_eq!(got.iter().filter(|g| g.json()["version"] == json!(v)).count(), 4, "{v}");
+    }
+    assert!(got.iter().all(|g| g.signed_with(SECRET)));
 }
