@@ -16,6 +16,7 @@ both_backends!(
     delivery_checks_the_address_again,
     events_survive_kill_9,
     formatter_plugins_build_the_request,
+    formatters_swap_without_restart,
     hanging_receivers_time_out_and_are_retried,
     events_from_a_sync_are_delivered,
 );
@@ -440,6 +441,50 @@ async fn formatter_plugins_build_the_request(backend: Backend) {
     let got2 = wait_for(&r2, 2).await;
     assert_eq!(got2[1].json()["event"], json!("package:publish"));
     assert!(got2[1].signed_with(SECRET));
+}
+
+async fn formatters_swap_without_restart(backend: Backend) {
+    let with_chat = |username: &str| format!("{LOOPBACK_OK}\n{}", formatter_toml("chat", &format!("username = {username:?}")));
+    let s = start(backend, &with_chat("v1")).await;
+    let admin = s.add_admin("admin", PW).await;
+    let alice = s.add_user("alice", PW).await;
+    let r = Receiver::start(0).await;
+    let mut body = hook_body("package", "foo", &r.url);
+    body["formatter"] = json!("chat");
+    let (status, hook) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{hook}");
+    let reload = |toml: String| {
+        let (s, admin) = (&s, admin.clone());
+        async move {
+            s.rewrite_config(&toml);
+            let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+        }
+    };
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    assert_eq!(wait_for(&r, 1).await[0].json()["username"], json!("v1"));
+    // A new configuration of the formatter is used from the next attempt on, without a restart.
+    reload(with_chat("v2")).await;
+    publish_ok(&s, &alice, "foo", "1.0.1").await;
+    let got = wait_for(&r, 2).await;
+    assert_eq!(got[1].json()["username"], json!("v2"));
+    assert!(got[1].json()["text"].as_str().unwrap().contains("foo@1.0.1") && got[1].signed_with(SECRET));
+    // A formatter that is no longer configured fails the attempts, naming it; nothing is sent.
+    reload(LOOPBACK_OK.to_string()).await;
+    publish_ok(&s, &alice, "foo", "1.0.2").await;
+    let list = poll(30, || async {
+        let list = deliveries_of(&s, &alice, &hook).await;
+        list["objects"].as_array().unwrap().iter().find(|d| d["error"].is_string()).cloned()
+    })
+    .await
+    .expect("a failed attempt");
+    assert!(list["error"].as_str().unwrap().contains("formatter chat"), "{list}");
+    assert_eq!(list["state"], json!("pending"), "{list}");
+    assert_eq!(r.received().len(), 2);
+    // Configured again: the same delivery goes out.
+    reload(with_chat("v3")).await;
+    let got = wait_for(&r, 3).await;
+    assert_eq!((got[2].delivery_id.as_deref(), &got[2].json()["username"]), (list["id"].as_str(), &json!("v3")));
 }
 
 // ---------------------------------------------------------------- timeouts, syncs, processes
