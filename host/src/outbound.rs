@@ -586,6 +586,46 @@ mod tests {
         }
     }
 
+    struct AllowAll;
+    impl AddressPolicy for AllowAll {
+        fn check(&self, _: &str, _: &[SocketAddr]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// A loopback server answering every request with `answer`; counts requests.
+    async fn answering(answer: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn guarded_requests_follow_no_redirect() {
+        let (target, target_hits) = answering("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        let redirect: &'static str = Box::leak(format!("HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").into_boxed_str());
+        let (url, hits) = answering(redirect).await;
+        let guarded = Outbound::guarded(Duration::from_secs(5), 1024, Arc::new(AllowAll));
+        let resp = guarded.post(&url).body("x").send().await.unwrap();
+        assert_eq!(resp.status(), 302);
+        assert_eq!((hits.load(std::sync::atomic::Ordering::SeqCst), target_hits.load(std::sync::atomic::Ordering::SeqCst)), (1, 0));
+        // The shared client follows it (the difference is the guarded variant's).
+        let resp = Outbound::new(Duration::from_secs(5), 1024).get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(target_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+    }
+
     #[test]
     fn retryable_errors() {
         let what = String::new;
