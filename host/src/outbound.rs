@@ -401,7 +401,7 @@ fn check_literal(g: &Guarded, url: &Url) -> Result<(), String> {
         _ => return Ok(()),
     };
     let port = url.port_or_known_default().unwrap_or(0);
-    g.policy.check(&url.host_str().unwrap_or_default(), &[SocketAddr::new(ip, port)])
+    g.policy.check(url.host_str().unwrap_or_default(), &[SocketAddr::new(ip, port)])
 }
 
 fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
