@@ -14,9 +14,10 @@
 # Installs or starts what the tests need when it is missing:
 # - PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; each test creates
 #   and drops its own database). Override with CAIRN_TEST_PG=postgres://...
-# - pnpm 9 and yarn berry 4, installed from the npm registry into
+# - npm 10 (for `npm hook`), pnpm 9 and yarn berry 4, installed from the npm registry into
 #   ${CAIRN_CLIENTS_DIR:-~/.cache/cairn-test-clients} (outside the repository)
-#   and handed to the tests as CAIRN_PNPM and CAIRN_YARN. Corepack is not used:
+#   (npm 10 under npm10/) and handed to the tests as CAIRN_PNPM, CAIRN_YARN and
+#   CAIRN_NPM10. Corepack is not used:
 #   it downloads from outside the npm registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -58,6 +59,18 @@ export CAIRN_PNPM="${CAIRN_PNPM:-$clients_dir/node_modules/.bin/pnpm}"
 export CAIRN_YARN="${CAIRN_YARN:-$clients_dir/node_modules/.bin/yarn}"
 (cd / && "$CAIRN_PNPM" --version && "$CAIRN_YARN" --version) >/dev/null || {
   echo "pnpm ($CAIRN_PNPM) or yarn ($CAIRN_YARN) does not run" >&2
+  exit 1
+}
+# npm 10 for `npm hook` (npm 11 dropped it; tests/tests/npm_hook.rs), in a
+# folder of its own so that it does not replace the machine's npm.
+if [ -z "${CAIRN_NPM10:-}" ] && [ ! -e "$clients_dir/npm10/node_modules/.bin/npm" ]; then
+  echo "installing npm@10 into $clients_dir/npm10" >&2
+  mkdir -p "$clients_dir/npm10"
+  npm install --prefix "$clients_dir/npm10" --no-audit --no-fund npm@10 >&2
+fi
+export CAIRN_NPM10="${CAIRN_NPM10:-$clients_dir/npm10/node_modules/.bin/npm}"
+(cd / && "$CAIRN_NPM10" --version) >/dev/null || {
+  echo "npm 10 ($CAIRN_NPM10) does not run" >&2
   exit 1
 }
 

@@ -18,8 +18,16 @@
 //!   change, not the scheme, and knows nothing of whose credentials they are.)
 //! - typed errors ([`Error`]) that say whether a retry may help, and that
 //!   name URLs without user info or query (no secret in an error or a log).
+//!
+//! [`Outbound::guarded`] is the variant for URLs that users choose (hook
+//! endpoints): its own client, whose DNS resolution hands the connector only
+//! addresses an [`AddressPolicy`] accepts (so the check is against the
+//! address actually connected to, and DNS rebinding cannot get around it),
+//! IP literals checked the same way before sending, no proxy from the
+//! environment, and no redirect followed (a 3xx is the answer).
 
-use std::sync::OnceLock;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -71,6 +79,9 @@ pub enum Error {
     /// URL the request's guard refuses.
     #[error("{what}: {why}")]
     Redirect { what: String, why: String },
+    /// A guarded request's host resolves to an address its policy refuses.
+    #[error("{what}: {why}")]
+    Refused { what: String, why: String },
 }
 
 impl Error {
@@ -173,11 +184,60 @@ impl Credentials {
 pub struct Outbound {
     timeout: Duration,
     max_body_bytes: u64,
+    guarded: Option<Arc<Guarded>>,
+}
+
+/// Which addresses a guarded client may connect to.
+pub trait AddressPolicy: Send + Sync + 'static {
+    /// Ok when every address `host` resolved to may be connected to; the
+    /// reason otherwise.
+    fn check(&self, host: &str, addrs: &[SocketAddr]) -> Result<(), String>;
+}
+
+struct Guarded {
+    client: reqwest::Client,
+    policy: Arc<dyn AddressPolicy>,
+}
+
+/// The refusal a [`PolicyResolver`] hands back through reqwest's error chain.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct RefusedAddress(String);
+
+/// DNS for a guarded client: every address a name resolves to is checked,
+/// and only checked addresses reach the connector.
+struct PolicyResolver(Arc<dyn AddressPolicy>);
+
+impl reqwest::dns::Resolve for PolicyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_string();
+        Box::pin(async move {
+            // A lookup failure stays a connection error (a later try may resolve).
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
+            policy.check(&host, &addrs).map_err(|why| Box::new(RefusedAddress(why)) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
 }
 
 impl Outbound {
     pub fn new(timeout: Duration, max_body_bytes: u64) -> Outbound {
-        Outbound { timeout, max_body_bytes }
+        Outbound { timeout, max_body_bytes, guarded: None }
+    }
+
+    /// For URLs users choose: connects only to addresses `policy` accepts,
+    /// follows no redirect, uses no proxy (see the module comment).
+    pub fn guarded(timeout: Duration, max_body_bytes: u64, policy: Arc<dyn AddressPolicy>) -> Outbound {
+        let client = reqwest::Client::builder()
+            .dns_resolver(Arc::new(PolicyResolver(policy.clone())))
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(timeout)
+            .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("an HTTP client");
+        Outbound { timeout, max_body_bytes, guarded: Some(Arc::new(Guarded { client, policy })) }
     }
 
     pub fn max_body_bytes(&self) -> u64 {
@@ -205,6 +265,7 @@ impl Outbound {
             cap: "max_body_bytes",
             what: None,
             guard: None,
+            guarded: self.guarded.as_deref(),
         }
     }
 }
@@ -224,6 +285,7 @@ pub struct Request<'a> {
     cap: &'static str,
     what: Option<String>,
     guard: Option<Guard<'a>>,
+    guarded: Option<&'a Guarded>,
 }
 
 impl<'a> Request<'a> {
@@ -277,7 +339,14 @@ impl<'a> Request<'a> {
         let deadline = Instant::now() + self.timeout;
         let (mut method, mut body, mut crossed) = (self.method, self.body, false);
         let first = Origin::of(&url);
-        for hop in 0..=MAX_REDIRECTS {
+        let (client, max_redirects) = match self.guarded {
+            Some(g) => {
+                check_literal(g, &url).map_err(|why| Error::Refused { what: what.clone(), why })?;
+                (&g.client, 0)
+            }
+            None => (client(), MAX_REDIRECTS),
+        };
+        for hop in 0..=max_redirects {
             if let Some(guard) = self.guard {
                 guard(&url).map_err(|why| Error::Redirect { what: what.clone(), why })?;
             }
@@ -285,7 +354,7 @@ impl<'a> Request<'a> {
             if remaining.is_zero() {
                 return Err(Error::Timeout { what });
             }
-            let mut req = client().request(method.clone(), url.clone()).timeout(remaining);
+            let mut req = client.request(method.clone(), url.clone()).timeout(remaining);
             for (name, value) in &headers {
                 if !(crossed && is_sensitive(name)) {
                     req = req.header(name, value);
@@ -300,10 +369,10 @@ impl<'a> Request<'a> {
             }
             let resp = req.send().await.map_err(|e| transport_error(&what, &e))?;
             let status = resp.status().as_u16();
-            let Some(location) = resp.headers().get(http::header::LOCATION).filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308)) else {
+            let Some(location) = resp.headers().get(http::header::LOCATION).filter(|_| max_redirects > 0 && matches!(status, 301 | 302 | 303 | 307 | 308)) else {
                 return Ok(Response { inner: resp, what, max_bytes: self.max_bytes, cap: self.cap });
             };
-            if hop == MAX_REDIRECTS {
+            if hop == max_redirects {
                 break;
             }
             let next = location.to_str().ok().and_then(|l| url.join(l).ok()).filter(|u| matches!(u.scheme(), "http" | "https"));
@@ -322,6 +391,17 @@ impl<'a> Request<'a> {
         }
         Err(Error::Redirect { what, why: format!("more than {MAX_REDIRECTS} redirects") })
     }
+}
+
+/// IP literals skip the resolver: a guarded request checks them itself.
+fn check_literal(g: &Guarded, url: &Url) -> Result<(), String> {
+    let ip = match url.host() {
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
+        _ => return Ok(()),
+    };
+    let port = url.port_or_known_default().unwrap_or(0);
+    g.policy.check(url.host_str().unwrap_or_default(), &[SocketAddr::new(ip, port)])
 }
 
 fn header_map(headers: &[(String, String)]) -> Result<HeaderMap, String> {
@@ -346,6 +426,13 @@ fn apply(req: reqwest::RequestBuilder, auth: &Auth) -> reqwest::RequestBuilder {
 }
 
 fn transport_error(what: &str, e: &reqwest::Error) -> Error {
+    let mut source = std::error::Error::source(e);
+    while let Some(inner) = source {
+        if let Some(r) = inner.downcast_ref::<RefusedAddress>() {
+            return Error::Refused { what: what.to_string(), why: r.0.clone() };
+        }
+        source = inner.source();
+    }
     if e.is_timeout() {
         Error::Timeout { what: what.to_string() }
     } else if e.is_builder() {
@@ -475,6 +562,68 @@ mod tests {
     fn shown_urls_carry_no_secret() {
         let u = Url::parse("https://user:secret@registry.test/_changes?since=1&token=abc").unwrap();
         assert_eq!(shown(&u), "https://registry.test/_changes");
+    }
+
+    struct RefuseLoopback;
+    impl AddressPolicy for RefuseLoopback {
+        fn check(&self, host: &str, addrs: &[SocketAddr]) -> Result<(), String> {
+            match addrs.iter().find(|a| a.ip().is_loopback()) {
+                Some(a) => Err(format!("{host} is {}", a.ip())),
+                None => Ok(()),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn guarded_requests_check_the_addresses_connected_to() {
+        let out = Outbound::guarded(Duration::from_secs(5), 1024, Arc::new(RefuseLoopback));
+        // An IP literal (which no resolver sees) and a name that resolves to loopback.
+        for url in ["http://127.0.0.1:9/x", "http://[::1]:9/x", "http://localhost:9/x"] {
+            match out.post(url).send().await {
+                Err(Error::Refused { why, .. }) => assert!(why.contains("is 127.0.0.1") || why.contains("is ::1"), "{url}: {why}"),
+                other => panic!("{url}: {:?}", other.map(|r| r.status())),
+            }
+        }
+    }
+
+    struct AllowAll;
+    impl AddressPolicy for AllowAll {
+        fn check(&self, _: &str, _: &[SocketAddr]) -> Result<(), String> {
+            Ok(())
+        }
+    }
+
+    /// A loopback server answering every request with `answer`; counts requests.
+    async fn answering(answer: &'static str) -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let hits = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let h = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                h.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                let mut buf = [0u8; 4096];
+                let _ = stream.read(&mut buf).await;
+                let _ = stream.write_all(answer.as_bytes()).await;
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn guarded_requests_follow_no_redirect() {
+        let (target, target_hits) = answering("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
+        let redirect: &'static str = Box::leak(format!("HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").into_boxed_str());
+        let (url, hits) = answering(redirect).await;
+        let guarded = Outbound::guarded(Duration::from_secs(5), 1024, Arc::new(AllowAll));
+        let resp = guarded.post(&url).body("x").send().await.unwrap();
+        assert_eq!(resp.status(), 302);
+        assert_eq!((hits.load(std::sync::atomic::Ordering::SeqCst), target_hits.load(std::sync::atomic::Ordering::SeqCst)), (1, 0));
+        // The shared client follows it (the difference is the guarded variant's).
+        let resp = Outbound::new(Duration::from_secs(5), 1024).get(&url).send().await.unwrap();
+        assert_eq!(resp.status(), 200);
+        assert_eq!(target_hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! A webhook receiver on loopback for the hook tests: records every request,
-//! checks its signature, and can answer 503 to the first N requests.
+//! checks its signature, and can answer 503 to (or hang on) the first N requests.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -19,10 +19,16 @@ pub struct Received {
     pub content_type: Option<String>,
     pub signature: Option<String>,
     pub delivery_id: Option<String>,
+    /// Every header whose value is text, names lowercased.
+    pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
 }
 
 impl Received {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
     pub fn json(&self) -> Value {
         serde_json::from_slice(&self.body).expect("a JSON body")
     }
@@ -39,27 +45,38 @@ pub struct Receiver {
     pub url: String,
     got: Arc<Mutex<Vec<Received>>>,
     failures_left: Arc<AtomicUsize>,
+    hangs_left: Arc<AtomicUsize>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl Receiver {
     /// Listens on 127.0.0.1; answers 503 to the first `fail_first` requests, then 200.
     pub async fn start(fail_first: usize) -> Receiver {
+        Receiver::start_with(fail_first, 0).await
+    }
+
+    /// Records, then never answers the first `hang_first` requests (the connection stays open).
+    pub async fn start_hanging(hang_first: usize) -> Receiver {
+        Receiver::start_with(0, hang_first).await
+    }
+
+    async fn start_with(fail_first: usize, hang_first: usize) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let got = Arc::new(Mutex::new(Vec::new()));
         let failures_left = Arc::new(AtomicUsize::new(fail_first));
-        let (g, f) = (got.clone(), failures_left.clone());
+        let hangs_left = Arc::new(AtomicUsize::new(hang_first));
+        let (g, f, h) = (got.clone(), failures_left.clone(), hangs_left.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (g, f) = (g.clone(), f.clone());
+                let (g, f, h) = (g.clone(), f.clone(), h.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| record(req, g.clone(), f.clone()));
+                    let service = service_fn(move |req: Request<Incoming>| record(req, g.clone(), f.clone(), h.clone()));
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
         });
-        Receiver { url, got, failures_left, task }
+        Receiver { url, got, failures_left, hangs_left, task }
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -69,6 +86,10 @@ impl Receiver {
     pub fn failures_left(&self) -> usize {
         self.failures_left.load(Ordering::SeqCst)
     }
+
+    pub fn hangs_left(&self) -> usize {
+        self.hangs_left.load(Ordering::SeqCst)
+    }
 }
 
 impl Drop for Receiver {
@@ -77,11 +98,15 @@ impl Drop for Receiver {
     }
 }
 
-async fn record(req: Request<Incoming>, got: Arc<Mutex<Vec<Received>>>, failures_left: Arc<AtomicUsize>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn record(req: Request<Incoming>, got: Arc<Mutex<Vec<Received>>>, failures_left: Arc<AtomicUsize>, hangs_left: Arc<AtomicUsize>) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let (path, content_type, signature, delivery_id) = (req.uri().path().to_string(), header("content-type"), header("x-npm-signature"), header("x-cairn-delivery"));
+    let headers = req.headers().iter().filter_map(|(k, v)| Some((k.as_str().to_string(), v.to_str().ok()?.to_string()))).collect();
     let body = req.into_body().collect().await?.to_bytes().to_vec();
-    got.lock().unwrap().push(Received { path, content_type, signature, delivery_id, body });
+    got.lock().unwrap().push(Received { path, content_type, signature, delivery_id, headers, body });
+    if hangs_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
+        std::future::pending::<()>().await;
+    }
     let fail = failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
     if fail {

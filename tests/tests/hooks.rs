@@ -4,7 +4,7 @@
 
 use cairn_e2e::publish::*;
 use cairn_e2e::hook_receiver::{Received, Receiver};
-use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
+use cairn_e2e::{assert_error, both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
 both_backends!(
@@ -15,7 +15,18 @@ both_backends!(
     failed_deliveries_are_retried_with_the_same_id,
     delivery_checks_the_address_again,
     events_survive_kill_9,
+    formatter_plugins_build_the_request,
+    formatters_swap_without_restart,
+    hanging_receivers_time_out_and_are_retried,
+    events_from_a_sync_are_delivered,
 );
+
+mod two_processes_deliver_each_once {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres() {
+        super::two_processes_deliver_each_once().await
+    }
+}
 
 const LOOPBACK_OK: &str = "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 2000\n";
 
@@ -43,7 +54,7 @@ async fn hook_api(backend: Backend) {
     let keys: Vec<&str> = hook.as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(sorted, ["created", "delivered", "endpoint", "id", "last_delivery", "name", "response_code", "status", "type", "updated"], "{hook}");
+    assert_eq!(sorted, ["created", "delivered", "endpoint", "formatter", "id", "last_delivery", "name", "response_code", "status", "type", "updated"], "{hook}");
     assert_eq!(hook["delivered"], json!(false));
     assert_eq!(hook["last_delivery"], Value::Null);
     let id = hook["id"].as_str().unwrap().to_string();
@@ -347,4 +358,225 @@ async fn events_survive_kill_9(backend: Backend) {
     assert_eq!(got[0].json()["event"], json!("package:publish"));
     assert_eq!(got[0].json()["version"], json!("1.0.0"));
     assert!(got[0].signed_with(SECRET));
+}
+
+// ---------------------------------------------------------------- formatters
+
+fn formatter_toml(name: &str, config: &str) -> String {
+    format!("[[plugins]]\nname = {name:?}\nkind = \"hook-formatter\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\n{config}\n", plugin("chat_hook").display().to_string())
+}
+
+async fn deliveries_of(s: &Server, token: &str, hook: &Value) -> Value {
+    let (_, list) = s.get(&format!("/-/npm/v1/hooks/hook/{}/deliveries", hook["id"].as_str().unwrap()), Some(token)).await;
+    list
+}
+
+async fn formatter_plugins_build_the_request(backend: Backend) {
+    // `bad` returns a header value the host refuses (not visible ASCII): a bad result, a fault.
+    let tail = [
+        LOOPBACK_OK.to_string(),
+        formatter_toml("chat", "username = \"registry-bot\"\nheaders = { \"X-Channel\" = \"#releases\" }"),
+        formatter_toml("bad", "headers = { \"X-Channel\" = \"#réleases\" }"),
+    ]
+    .join("\n");
+    let s = start(backend, &tail).await;
+    let (r, r2) = (Receiver::start(0).await, Receiver::start(0).await);
+    let alice = s.add_user("alice", PW).await;
+    let with = |endpoint: &str, formatter: Value| {
+        let mut b = hook_body("package", "foo", endpoint);
+        b["formatter"] = formatter;
+        b
+    };
+    // Only a configured hook-formatter plugin may be named.
+    for bad in [json!("nope"), json!(42)] {
+        let (status, body) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&with(&r.url, bad))).await;
+        assert_error(status, &body, 422);
+    }
+    let (status, hook) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&with(&r.url, json!("chat")))).await;
+    assert_eq!((status, &hook["formatter"]), (StatusCode::OK, &json!("chat")), "{hook}");
+    let (status, faulty) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&with(&r2.url, json!("bad")))).await;
+    assert_eq!(status, StatusCode::OK, "{faulty}");
+    let path = format!("/-/npm/v1/hooks/hook/{}", faulty["id"].as_str().unwrap());
+    let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "nope"}))).await;
+    assert_error(status, &body, 422);
+
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    // The formatter's request, signed over the bytes it produced.
+    let got = wait_for(&r, 1).await;
+    let msg = got[0].json();
+    assert!(msg["text"].as_str().unwrap().contains("foo@1.0.0"), "{msg}");
+    assert_eq!(msg["username"], json!("registry-bot"));
+    assert_eq!(got[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(got[0].header("x-channel"), Some("#releases"));
+    assert!(got[0].signed_with(SECRET) && got[0].delivery_id.is_some(), "{got:?}");
+
+    // The faulting formatter fails its attempts, naming the plugin; nothing reaches its receiver.
+    let list = poll(30, || async {
+        let list = deliveries_of(&s, &alice, &faulty).await;
+        (list["objects"][0]["attempts"].as_i64() >= Some(2)).then_some(list)
+    })
+    .await;
+    let list = match list {
+        Some(list) => list,
+        None => panic!("retried attempts: {} / {:?}", deliveries_of(&s, &alice, &faulty).await, r2.received()),
+    };
+    let d = &list["objects"][0];
+    assert_eq!(d["state"], json!("pending"), "{d}");
+    assert!(d["error"].as_str().is_some_and(|e| e.contains("formatter bad") && e.contains("X-Channel")), "{d}");
+    assert!(r2.received().is_empty());
+    // The server and the other hook are unaffected; switching the hook to `chat` delivers the same delivery.
+    let (status, _) = s.get("/foo", None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "chat"}))).await;
+    assert_eq!((status, &body["formatter"]), (StatusCode::OK, &json!("chat")), "{body}");
+    let got2 = wait_for(&r2, 1).await;
+    assert_eq!(got2[0].delivery_id.as_deref(), d["id"].as_str());
+    assert!(got2[0].signed_with(SECRET) && got2[0].json()["username"] == json!("registry-bot"));
+    // `null` goes back to npm's body; an update without `formatter` keeps it.
+    let (_, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET}))).await;
+    assert_eq!(body["formatter"], json!("chat"));
+    let (_, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": null}))).await;
+    assert_eq!(body["formatter"], Value::Null);
+    publish_ok(&s, &alice, "foo", "1.0.1").await;
+    let got2 = wait_for(&r2, 2).await;
+    assert_eq!(got2[1].json()["event"], json!("package:publish"));
+    assert!(got2[1].signed_with(SECRET));
+}
+
+async fn formatters_swap_without_restart(backend: Backend) {
+    let with_chat = |username: &str| format!("{LOOPBACK_OK}\n{}", formatter_toml("chat", &format!("username = {username:?}")));
+    let s = start(backend, &with_chat("v1")).await;
+    let admin = s.add_admin("admin", PW).await;
+    let alice = s.add_user("alice", PW).await;
+    let r = Receiver::start(0).await;
+    let mut body = hook_body("package", "foo", &r.url);
+    body["formatter"] = json!("chat");
+    let (status, hook) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{hook}");
+    let reload = |toml: String| {
+        let (s, admin) = (&s, admin.clone());
+        async move {
+            s.rewrite_config(&toml);
+            let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+            assert_eq!(status, StatusCode::OK, "{out}");
+        }
+    };
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    assert_eq!(wait_for(&r, 1).await[0].json()["username"], json!("v1"));
+    // A new configuration of the formatter is used from the next attempt on, without a restart.
+    reload(with_chat("v2")).await;
+    publish_ok(&s, &alice, "foo", "1.0.1").await;
+    let got = wait_for(&r, 2).await;
+    assert_eq!(got[1].json()["username"], json!("v2"));
+    assert!(got[1].json()["text"].as_str().unwrap().contains("foo@1.0.1") && got[1].signed_with(SECRET));
+    // A formatter that is no longer configured fails the attempts, naming it; nothing is sent.
+    reload(LOOPBACK_OK.to_string()).await;
+    publish_ok(&s, &alice, "foo", "1.0.2").await;
+    let list = poll(30, || async {
+        let list = deliveries_of(&s, &alice, &hook).await;
+        list["objects"].as_array().unwrap().iter().find(|d| d["error"].is_string()).cloned()
+    })
+    .await
+    .expect("a failed attempt");
+    assert!(list["error"].as_str().unwrap().contains("formatter chat"), "{list}");
+    assert_eq!(list["state"], json!("pending"), "{list}");
+    assert_eq!(r.received().len(), 2);
+    // Configured again: the same delivery goes out.
+    reload(with_chat("v3")).await;
+    let got = wait_for(&r, 3).await;
+    assert_eq!((got[2].delivery_id.as_deref(), &got[2].json()["username"]), (list["id"].as_str(), &json!("v3")));
+}
+
+// ---------------------------------------------------------------- timeouts, syncs, processes
+
+async fn hanging_receivers_time_out_and_are_retried(backend: Backend) {
+    let s = start(backend, "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 300\n").await;
+    let r = Receiver::start_hanging(2).await;
+    let alice = s.add_user("alice", PW).await;
+    let hook = add_hook(&s, &alice, "package", "foo", &r.url).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    let got = wait_for(&r, 3).await;
+    assert_eq!(r.hangs_left(), 0);
+    assert!(got.iter().all(|g| g.delivery_id == got[0].delivery_id && g.signed_with(SECRET)), "{got:?}");
+    let list = poll(30, || async {
+        let list = deliveries_of(&s, &alice, &hook).await;
+        (list["objects"][0]["state"] == json!("delivered")).then_some(list)
+    })
+    .await
+    .expect("delivered after two timeouts");
+    let d = &list["objects"][0];
+    assert_eq!((&d["attempts"], &d["response_code"]), (&json!(3), &json!(200)), "{d}");
+    assert!(d["error"].as_str().is_some_and(|e| e.contains("timed out")), "{d}");
+}
+
+/// `(event, version)` of what the receiver got after the first `from`, once it
+/// includes all of `wanted` (a wanted version `null` matches any).
+async fn wait_events(r: &Receiver, from: usize, wanted: &[(&str, Value)]) -> Vec<(String, Value)> {
+    let events = || r.received()[from..].iter().map(|g| (g.json()["event"].as_str().unwrap().to_string(), g.json()["version"].clone())).collect::<Vec<_>>();
+    let done = poll(30, || async {
+        let got = events();
+        wanted.iter().all(|(e, v)| got.iter().any(|(ge, gv)| ge == e && (v.is_null() || gv == v))).then_some(got)
+    })
+    .await;
+    done.unwrap_or_else(|| panic!("expected {wanted:?}, got {:?}", events()))
+}
+
+async fn sync_now(s: &Server, token: &str, name: &str) {
+    let id = cairn_e2e::upstream::sync_ok(s, token, name, json!({})).await;
+    cairn_e2e::upstream::wait_success(s, name, &id, 30).await;
+}
+
+async fn events_from_a_sync_are_delivered(backend: Backend) {
+    let up = Server::start(backend).await;
+    let up_alice = up.add_user("alice", PW).await;
+    let tail = format!("{LOOPBACK_OK}\n[[registries]]\nname = \"up\"\nhost = {:?}\ntype = \"cnpm\"\ndefault = true\n", up.base);
+    let s = start(backend, &tail).await;
+    let bob = s.add_user("bob", PW).await;
+    let r = Receiver::start(0).await;
+    add_hook(&s, &bob, "package", "foo", &r.url).await;
+    publish_ok(&up, &up_alice, "foo", "1.0.0").await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, 0, &[("package:publish", json!("1.0.0")), ("package:owner", Value::Null)]).await;
+    // Each kind of change upstream reaches the hook through the next sync.
+    let n = r.received().len();
+    publish_ok(&up, &up_alice, "foo", "1.1.0").await;
+    deprecate(&up, &up_alice, "foo", "1.0.0", "old").await;
+    tag(&up, &up_alice, Method::PUT, "beta", Some("1.0.0")).await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, n, &[("package:publish", json!("1.1.0")), ("package:deprecate", json!("1.0.0")), ("package:dist-tag", json!("1.0.0"))]).await;
+    let n = r.received().len();
+    deprecate(&up, &up_alice, "foo", "1.0.0", "").await;
+    tag(&up, &up_alice, Method::DELETE, "beta", None).await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, n, &[("package:undeprecate", json!("1.0.0")), ("package:dist-tag-rm", Value::Null)]).await;
+    let got = r.received();
+    assert!(got.iter().all(|g| g.signed_with(SECRET) && g.json()["name"] == json!("foo")), "{got:?}");
+}
+
+/// Two processes on one PostgreSQL both fan out and deliver: each delivery is sent once.
+async fn two_processes_deliver_each_once() {
+    let toml = "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 2000\nworkers = 4\n";
+    let a = start(Backend::Postgres, toml).await;
+    let b = Server::start_with(ServerOptions::new(Backend::Postgres).database(&a.database_url).tail(toml)).await;
+    let alice = a.add_user("alice", PW).await;
+    let r = Receiver::start(0).await;
+    for _ in 0..4 {
+        add_hook(&a, &alice, "scope", "@acme", &r.url).await;
+    }
+    let versions: Vec<String> = (0..10).map(|i| format!("1.0.{i}")).collect();
+    for (i, v) in versions.iter().enumerate() {
+        // Writes through both processes.
+        let s = if i % 2 == 0 { &a } else { &b };
+        publish_ok(s, &alice, "@acme/pkg", v).await;
+    }
+    wait_for(&r, 40).await;
+    // Let any duplicate arrive before counting.
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let got = r.received();
+    let ids: std::collections::BTreeSet<_> = got.iter().map(|g| g.delivery_id.clone().unwrap()).collect();
+    assert_eq!((got.len(), ids.len()), (40, 40), "each of 10 events x 4 hooks once");
+    for v in &versions {
+        assert_eq!(got.iter().filter(|g| g.json()["version"] == json!(v)).count(), 4, "{v}");
+    }
+    assert!(got.iter().all(|g| g.signed_with(SECRET)));
 }

@@ -17,12 +17,21 @@ struct CreateBody {
     name: String,
     endpoint: String,
     secret: String,
+    #[serde(default)]
+    formatter: Option<String>,
 }
 
 #[derive(Deserialize)]
 struct UpdateBody {
     endpoint: String,
     secret: String,
+    /// Absent: unchanged; `null`: npm's body again; a name: that formatter.
+    #[serde(default, deserialize_with = "present")]
+    formatter: Option<Option<String>>,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
 }
 
 fn hook_json(h: &Hook) -> Value {
@@ -31,6 +40,7 @@ fn hook_json(h: &Hook) -> Value {
         "name": h.name,
         "type": h.kind,
         "endpoint": h.endpoint,
+        "formatter": h.formatter,
         "created": iso_ms(h.created_at),
         "updated": iso_ms(h.updated_at),
         "delivered": h.delivered,
@@ -67,7 +77,7 @@ pub async fn create(mut req: Req) -> ApiResult {
     req.caller()?;
     let body: CreateBody = req.json().await?;
     let caller = req.caller()?;
-    let new = NewHook { kind: body.kind, name: body.name, endpoint: body.endpoint, secret: body.secret };
+    let new = NewHook { kind: body.kind, name: body.name, endpoint: body.endpoint, secret: body.secret, formatter: body.formatter };
     let hook = hooks::create(&req.app, caller, new).await?;
     ok_json(hook_json(&hook))
 }
@@ -91,7 +101,7 @@ pub async fn update(mut req: Req, id: &str) -> ApiResult {
     req.caller()?;
     let body: UpdateBody = req.json().await?;
     let caller = req.caller()?;
-    ok_json(hook_json(&hooks::update(&req.app, caller, id, &body.endpoint, &body.secret).await?))
+    ok_json(hook_json(&hooks::update(&req.app, caller, id, &body.endpoint, &body.secret, body.formatter).await?))
 }
 
 pub async fn delete(req: Req, id: &str) -> ApiResult {

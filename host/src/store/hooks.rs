@@ -17,6 +17,8 @@ pub struct Hook {
     pub name: String,
     pub endpoint: String,
     pub secret: String,
+    /// The `hook-formatter` plugin that builds its requests (npm's JSON body when None).
+    pub formatter: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
     pub delivered: bool,
@@ -88,8 +90,8 @@ pub trait HookStore: Send + Sync {
     async fn hook(&self, id: &str) -> StoreResult<Option<Hook>>;
     /// Hooks of `owner` (everyone's with None), optionally only those named `name`, oldest first.
     async fn hooks(&self, owner: Option<&str>, name: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<Hook>>;
-    /// Sets endpoint and secret; false when there is no such hook.
-    async fn update_hook(&self, id: &str, endpoint: &str, secret: &str, now: i64) -> StoreResult<bool>;
+    /// Sets endpoint, secret and formatter; false when there is no such hook.
+    async fn update_hook(&self, id: &str, endpoint: &str, secret: &str, formatter: Option<&str>, now: i64) -> StoreResult<bool>;
     /// Deletes the hook and its deliveries; false when there is no such hook.
     async fn delete_hook(&self, id: &str) -> StoreResult<bool>;
 

@@ -90,6 +90,7 @@ macro_rules! hooks_sql {
                     name: row.try_get("name")?,
                     endpoint: row.try_get("endpoint")?,
                     secret: row.try_get("secret")?,
+                    formatter: row.try_get("formatter")?,
                     created_at: row.try_get("created_at")?,
                     updated_at: row.try_get("updated_at")?,
                     delivered: row.try_get("delivered")?,
@@ -195,8 +196,8 @@ macro_rules! hooks_store_impl {
                     return Ok(false);
                 }
                 sqlx::query(
-                    "INSERT INTO hooks (id, owner, type, name, endpoint, secret, created_at, updated_at, delivered, status) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9)",
+                    "INSERT INTO hooks (id, owner, type, name, endpoint, secret, created_at, updated_at, delivered, status, formatter) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, FALSE, $9, $10)",
                 )
                 .bind(&h.id)
                 .bind(&h.owner)
@@ -207,6 +208,7 @@ macro_rules! hooks_store_impl {
                 .bind(h.created_at)
                 .bind(h.updated_at)
                 .bind(&h.status)
+                .bind(&h.formatter)
                 .execute(&mut *tx)
                 .await?;
                 tx.commit().await?;
@@ -234,11 +236,12 @@ macro_rules! hooks_store_impl {
                 .collect()
             }
 
-            async fn update_hook(&self, id: &str, endpoint: &str, secret: &str, now: i64) -> StoreResult<bool> {
+            async fn update_hook(&self, id: &str, endpoint: &str, secret: &str, formatter: Option<&str>, now: i64) -> StoreResult<bool> {
                 let _turn = self.write_turn().await;
-                let done = sqlx::query("UPDATE hooks SET endpoint = $1, secret = $2, updated_at = $3 WHERE id = $4")
+                let done = sqlx::query("UPDATE hooks SET endpoint = $1, secret = $2, formatter = $3, updated_at = $4 WHERE id = $5")
                     .bind(endpoint)
                     .bind(secret)
+                    .bind(formatter)
                     .bind(now)
                     .bind(id)
                     .execute(&self.pool)

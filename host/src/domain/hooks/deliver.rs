@@ -1,11 +1,16 @@
 //! One delivery attempt: the signed POST, and what its outcome means (done,
 //! retry later, failed for good).
 //!
-//! The client resolves names through [`CheckedResolver`], so it only ever
-//! connects to addresses the target policy allows; IP literals (which skip
-//! the resolver) are checked here. Redirects are not followed, proxies from
-//! the environment are not used, and at most [`MAX_RESPONSE_BYTES`] of an
-//! answer are read.
+//! The request goes through a guarded [`Outbound`] (see [`client`]): it only
+//! ever connects to addresses the target policy allows (names are checked as
+//! they resolve, IP literals before sending), follows no redirect, uses no
+//! proxy from the environment, and reads at most [`MAX_RESPONSE_BYTES`] of an
+//! answer.
+//!
+//! A hook that names a formatter has each attempt's request built by that
+//! `hook-formatter` plugin (body, content type, extra headers); the body it
+//! returns is what is signed. A formatter that is gone or faults fails the
+//! attempt (retried like a connection error), naming the plugin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,24 +18,21 @@ use std::time::Duration;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
+use serde_json::Value;
+
+use crate::config::PluginKind;
+use crate::outbound::{self, Outbound};
+use crate::plugins::{types, Plugins};
 use crate::store::hooks::{Attempt, Delivery, Hook};
 
-use super::targets::{CheckedResolver, Refused, TargetPolicy};
+use super::targets::TargetPolicy;
 
 /// The most of a receiver's answer that is read.
-pub const MAX_RESPONSE_BYTES: usize = 16 * 1024;
+pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024;
 
-/// The hooks' own HTTP client (to merge with a shared outbound client later).
-pub fn client(policy: Arc<TargetPolicy>, timeout: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .dns_resolver(Arc::new(CheckedResolver(policy)))
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .user_agent(concat!("cairn/", env!("CARGO_PKG_VERSION"), " hooks"))
-        .build()
-        .expect("the hooks HTTP client builds")
+/// The hooks' outbound client: guarded by `policy`, `timeout` per attempt.
+pub fn client(policy: Arc<TargetPolicy>, timeout: Duration) -> Outbound {
+    Outbound::guarded(timeout, MAX_RESPONSE_BYTES, policy)
 }
 
 /// `sha256=<hex HMAC-SHA256(secret, body)>`.
@@ -48,53 +50,63 @@ enum Outcome {
     Fatal(Option<i64>, String),
 }
 
-fn refused_in(e: &(dyn std::error::Error + 'static)) -> Option<String> {
-    let mut source = Some(e);
-    while let Some(err) = source {
-        if let Some(r) = err.downcast_ref::<Refused>() {
-            return Some(r.0.clone());
-        }
-        source = err.source();
+/// Headers a formatter may not set: the host's own and the framing ones.
+const RESERVED: &[&str] = &["content-type", "content-length", "transfer-encoding", "host", "connection", "x-npm-signature", "x-cairn-delivery"];
+
+/// The event as a formatter sees it, from the delivery's npm body.
+fn event_of(d: &Delivery) -> types::Event {
+    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+    let change = body.get("change").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+    types::Event {
+        kind: d.event.clone(),
+        package: d.package.clone(),
+        version: body.get("version").and_then(Value::as_str).map(str::to_string),
+        actor: change.get("user").and_then(Value::as_str).map(str::to_string),
+        time: body.get("time").and_then(Value::as_i64).map(crate::util::iso_ms).unwrap_or_default(),
+        payload_json: change.to_string(),
     }
-    None
 }
 
-async fn send(client: &reqwest::Client, policy: &TargetPolicy, hook: &Hook, d: &Delivery) -> Outcome {
-    let url = match reqwest::Url::parse(&hook.endpoint) {
-        Ok(u) => u,
-        Err(e) => return Outcome::Fatal(None, format!("the endpoint is not a URL: {e}")),
+/// The request to send: npm's JSON body, or what the hook's formatter makes of the event.
+async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery) -> Result<types::Outbound, String> {
+    let Some(name) = &hook.formatter else {
+        return Ok(types::Outbound { body: d.body.clone().into_bytes(), content_type: "application/json".into(), headers: Vec::new() });
     };
-    if let Some(host) = url.host_str().filter(|h| h.trim_start_matches('[').trim_end_matches(']').parse::<std::net::IpAddr>().is_ok()) {
-        if let Err(e) = policy.resolve(host, url.port_or_known_default().unwrap_or(80)).await {
-            return Outcome::Fatal(None, format!("endpoint refused: {e}"));
-        }
+    let set = plugins.current();
+    let plugin = set.get(name).filter(|p| p.kind() == PluginKind::HookFormatter).ok_or_else(|| format!("formatter {name}: no such hook-formatter plugin is loaded"))?;
+    let mut out = plugin.format(&event_of(d)).await.map_err(|f| format!("formatter {name} failed: {}", f.message))?;
+    // Values must be visible ASCII (RFC 9110 deprecates anything else; many receivers cannot read it).
+    if let Some(h) = out.headers.iter().find(|h| !h.value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))) {
+        return Err(format!("formatter {name} returned a bad result: the value of header {} is not visible ASCII", h.name));
     }
-    let sent = client
-        .post(url)
-        .header("content-type", "application/json")
-        .header("x-npm-signature", signature(&hook.secret, d.body.as_bytes()))
-        .header("x-cairn-delivery", &d.id)
-        .body(d.body.clone())
-        .send()
-        .await;
-    let mut resp = match sent {
+    out.headers.retain(|h| !RESERVED.contains(&h.name.to_ascii_lowercase().as_str()));
+    Ok(out)
+}
+
+async fn send(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery) -> Outcome {
+    let out = match request_of(plugins, hook, d).await {
+        Ok(out) => out,
+        Err(error) => return Outcome::Transient(None, error),
+    };
+    let mut req = client
+        .post(&hook.endpoint)
+        .describe("the request".into())
+        .header("content-type", &out.content_type)
+        .header("x-npm-signature", &signature(&hook.secret, &out.body))
+        .header("x-cairn-delivery", &d.id);
+    for h in &out.headers {
+        req = req.header(&h.name, &h.value);
+    }
+    let sent = req.body(out.body).send().await;
+    let resp = match sent {
         Ok(r) => r,
-        Err(e) => {
-            if let Some(reason) = refused_in(&e) {
-                return Outcome::Fatal(None, format!("endpoint refused: {reason}"));
-            }
-            let kind = if e.is_timeout() { "timed out" } else { "failed" };
-            return Outcome::Transient(None, format!("the request {kind}: {}", crate::config::redact_url(&e.to_string())));
-        }
+        Err(outbound::Error::Refused { why, .. }) => return Outcome::Fatal(None, format!("endpoint refused: {why}")),
+        Err(e @ outbound::Error::Invalid { .. }) => return Outcome::Fatal(None, format!("the endpoint is not usable: {e}")),
+        Err(e) => return Outcome::Transient(None, crate::config::redact_url(&e.to_string())),
     };
-    let code = resp.status().as_u16() as i64;
-    let mut read = 0;
-    while let Ok(Some(chunk)) = resp.chunk().await {
-        read += chunk.len();
-        if read >= MAX_RESPONSE_BYTES {
-            break;
-        }
-    }
+    let code = resp.status() as i64;
+    // Read (up to the cap) so the connection can be reused; what it says does not matter.
+    let _ = resp.bytes().await;
     match code {
         200..=299 => Outcome::Ok(code),
         408 | 429 | 500..=599 => Outcome::Transient(Some(code), format!("the endpoint answered {code}")),
@@ -110,8 +122,8 @@ pub fn backoff_ms(base: u64, attempts: i64) -> i64 {
 }
 
 /// Sends `d` once; the outcome as the store records it.
-pub async fn attempt(client: &reqwest::Client, policy: &TargetPolicy, hook: &Hook, d: &Delivery, max_attempts: i64, base_ms: u64, now: impl Fn() -> i64) -> Attempt {
-    match send(client, policy, hook, d).await {
+pub async fn attempt(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery, max_attempts: i64, base_ms: u64, now: impl Fn() -> i64) -> Attempt {
+    match send(client, plugins, hook, d).await {
         Outcome::Ok(code) => Attempt::Delivered { code },
         Outcome::Transient(code, error) if d.attempts < max_attempts => {
             Attempt::Retry { code, run_after: now() + backoff_ms(base_ms, d.attempts), error }

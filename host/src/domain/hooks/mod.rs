@@ -19,6 +19,8 @@ pub struct NewHook {
     pub name: String,
     pub endpoint: String,
     pub secret: String,
+    /// A configured `hook-formatter` plugin.
+    pub formatter: Option<String>,
 }
 
 /// Deliveries listed by the history endpoint.
@@ -52,12 +54,22 @@ fn check_target(kind: &str, name: &str) -> Result<()> {
 async fn check_endpoint(app: &App, endpoint: &str, secret: &str) -> Result<()> {
     check_len("endpoint", endpoint, 2048)?;
     check_len("secret", secret, 200)?;
-    let url = reqwest::Url::parse(endpoint).map_err(|_| Error::Invalid("endpoint must be an absolute http(s) URL".into()))?;
+    let url = url::Url::parse(endpoint).map_err(|_| Error::Invalid("endpoint must be an absolute http(s) URL".into()))?;
     if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none_or(str::is_empty) {
         return Err(Error::Invalid("endpoint must be an absolute http(s) URL".into()));
     }
     let policy = targets::TargetPolicy::new(app.config.hooks.allowed_nets());
     policy.check_url(&url).await.map_err(|e| Error::Invalid(format!("endpoint refused: {e}")))
+}
+
+/// A formatter must be a configured `hook-formatter` plugin.
+fn check_formatter(app: &App, formatter: Option<&str>) -> Result<()> {
+    let Some(name) = formatter else { return Ok(()) };
+    match app.plugins.current().get(name) {
+        Some(p) if p.kind() == crate::config::PluginKind::HookFormatter => Ok(()),
+        Some(_) => Err(Error::Invalid(format!("plugin {name:?} is not a hook-formatter plugin"))),
+        None => Err(Error::Invalid(format!("formatter {name:?} is not a configured hook-formatter plugin"))),
+    }
 }
 
 /// The hook, if the caller may see and change it: its owner or an admin.
@@ -78,6 +90,7 @@ pub async fn create(app: &App, caller: &Identity, new: NewHook) -> Result<Hook> 
     auth::check_write(Some(caller))?;
     check_target(&new.kind, &new.name)?;
     check_endpoint(app, &new.endpoint, &new.secret).await?;
+    check_formatter(app, new.formatter.as_deref())?;
     ask_policy(app, caller, &new.kind, &new.name).await?;
     let now = now_ms();
     let hook = Hook {
@@ -87,6 +100,7 @@ pub async fn create(app: &App, caller: &Identity, new: NewHook) -> Result<Hook> 
         name: new.name,
         endpoint: new.endpoint,
         secret: new.secret,
+        formatter: new.formatter,
         created_at: now,
         updated_at: now,
         delivered: false,
@@ -117,12 +131,15 @@ pub async fn get(app: &App, caller: &Identity, id: &str) -> Result<Hook> {
     owned(app, caller, id).await
 }
 
-pub async fn update(app: &App, caller: &Identity, id: &str, endpoint: &str, secret: &str) -> Result<Hook> {
+/// Sets endpoint and secret, and the formatter when given (`Some(None)` clears it).
+pub async fn update(app: &App, caller: &Identity, id: &str, endpoint: &str, secret: &str, formatter: Option<Option<String>>) -> Result<Hook> {
     auth::check_write(Some(caller))?;
     let hook = owned(app, caller, id).await?;
     check_endpoint(app, endpoint, secret).await?;
+    let formatter = formatter.unwrap_or(hook.formatter.clone());
+    check_formatter(app, formatter.as_deref())?;
     ask_policy(app, caller, &hook.kind, &hook.name).await?;
-    if !app.store.update_hook(id, endpoint, secret, now_ms()).await? {
+    if !app.store.update_hook(id, endpoint, secret, formatter.as_deref(), now_ms()).await? {
         return Err(Error::NotFound(format!("no hook {id}")));
     }
     app.store.hook(id).await?.ok_or_else(|| Error::NotFound(format!("no hook {id}")))

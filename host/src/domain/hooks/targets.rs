@@ -1,13 +1,11 @@
 //! Which addresses a hook endpoint may reach: public ones, and what the
 //! operator opened with `[hooks] allow_private_targets`. Checked when a hook is
 //! created or changed, and again on every delivery against the addresses the
-//! connection is made to (the delivery client resolves names through
-//! [`CheckedResolver`], so a name that resolves differently later, DNS
-//! rebinding, is refused too).
+//! connection is made to (the delivery client is a guarded
+//! [`crate::outbound::Outbound`] with this policy: a name that resolves
+//! differently later, DNS rebinding, is refused too).
 
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
-
 use ipnet::IpNet;
 
 #[derive(Debug, Clone, Default)]
@@ -86,25 +84,16 @@ impl TargetPolicy {
     }
 
     /// Checks the host of an http(s) URL.
-    pub async fn check_url(&self, url: &reqwest::Url) -> Result<(), Refused> {
+    pub async fn check_url(&self, url: &url::Url) -> Result<(), Refused> {
         let host = url.host_str().ok_or_else(|| Refused("the URL has no host".into()))?;
         let port = url.port_or_known_default().unwrap_or(80);
         self.resolve(host, port).await.map(|_| ())
     }
 }
 
-/// The delivery client's DNS: every address a name resolves to is checked,
-/// and only checked addresses are handed to the connector.
-pub struct CheckedResolver(pub Arc<TargetPolicy>);
-
-impl reqwest::dns::Resolve for CheckedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0.clone();
-        let host = name.as_str().to_string();
-        Box::pin(async move {
-            let addrs = policy.resolve(&host, 0).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
-        })
+impl crate::outbound::AddressPolicy for TargetPolicy {
+    fn check(&self, host: &str, addrs: &[SocketAddr]) -> Result<(), String> {
+        self.check_all(host, addrs).map_err(|e| e.0)
     }
 }
 

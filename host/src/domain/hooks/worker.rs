@@ -30,10 +30,10 @@ pub fn start(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
     }
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let policy = Arc::new(TargetPolicy::new(app.config.hooks.allowed_nets()));
-    let client = deliver::client(policy.clone(), Duration::from_millis(app.config.hooks.timeout_ms));
+    let client = deliver::client(policy, Duration::from_millis(app.config.hooks.timeout_ms));
     let mut handles = vec![tokio::spawn(fan_out_loop(app.clone(), wakeup.clone()))];
     for _ in 0..app.config.hooks.workers {
-        handles.push(tokio::spawn(delivery_loop(app.clone(), client.clone(), policy.clone(), wakeup.clone())));
+        handles.push(tokio::spawn(delivery_loop(app.clone(), client.clone(), wakeup.clone())));
     }
     handles
 }
@@ -104,7 +104,7 @@ async fn fan_out(app: &App, event: &HookEvent) -> crate::domain::Result<bool> {
     Ok(done && !deliveries.is_empty())
 }
 
-async fn delivery_loop(app: Arc<App>, client: reqwest::Client, policy: Arc<TargetPolicy>, wakeup: Arc<tokio::sync::Notify>) {
+async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup: Arc<tokio::sync::Notify>) {
     let cfg = &app.config.hooks;
     let lease = cfg.timeout_ms as i64 * 2 + 30_000;
     loop {
@@ -121,7 +121,7 @@ async fn delivery_loop(app: Arc<App>, client: reqwest::Client, policy: Arc<Targe
             let _ = tokio::time::timeout(DELIVERY_IDLE, notified).await;
             continue;
         };
-        let outcome = deliver::attempt(&client, &policy, &hook, &delivery, cfg.max_attempts as i64, cfg.retry_base_ms, now_ms).await;
+        let outcome = deliver::attempt(&client, &app.plugins, &hook, &delivery, cfg.max_attempts as i64, cfg.retry_base_ms, now_ms).await;
         if let crate::store::hooks::Attempt::Failed { error, .. } = &outcome {
             tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = delivery.attempts, error, "hook delivery failed");
         }
