@@ -115,7 +115,11 @@ pub struct Origin {
 
 impl Origin {
     pub fn of(url: &Url) -> Option<Origin> {
-        Some(Origin { scheme: url.scheme().to_ascii_lowercase(), host: url.host_str()?.to_ascii_lowercase(), port: url.port_or_known_default()? })
+        Some(Origin {
+            scheme: url.scheme().to_ascii_lowercase(),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default()?,
+        })
     }
 
     pub fn parse(url: &str) -> Option<Origin> {
@@ -253,7 +257,8 @@ impl Outbound {
     }
 
     pub fn request(&self, method: Method, url: &str) -> Request<'_> {
-        let url = Url::parse(url).map_err(|e| Error::Invalid { what: format!("{method} {}", crate::config::redact_url(url)), why: format!("not a URL: {e}") });
+        let url = Url::parse(url)
+            .map_err(|e| Error::Invalid { what: format!("{method} {}", crate::config::redact_url(url)), why: format!("not a URL: {e}") });
         Request {
             method,
             url,
@@ -369,7 +374,9 @@ impl<'a> Request<'a> {
             }
             let resp = req.send().await.map_err(|e| transport_error(&what, &e))?;
             let status = resp.status().as_u16();
-            let Some(location) = resp.headers().get(http::header::LOCATION).filter(|_| max_redirects > 0 && matches!(status, 301 | 302 | 303 | 307 | 308)) else {
+            let Some(location) =
+                resp.headers().get(http::header::LOCATION).filter(|_| max_redirects > 0 && matches!(status, 301 | 302 | 303 | 307 | 308))
+            else {
                 return Ok(Response { inner: resp, what, max_bytes: self.max_bytes, cap: self.cap });
             };
             if hop == max_redirects {
@@ -614,7 +621,9 @@ mod tests {
     #[tokio::test]
     async fn guarded_requests_follow_no_redirect() {
         let (target, target_hits) = answering("HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").await;
-        let redirect: &'static str = Box::leak(format!("HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").into_boxed_str());
+        let redirect: &'static str = Box::leak(
+            format!("HTTP/1.1 302 Found\r\nlocation: {target}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").into_boxed_str(),
+        );
         let (url, hits) = answering(redirect).await;
         let guarded = Outbound::guarded(Duration::from_secs(5), 1024, Arc::new(AllowAll));
         let resp = guarded.post(&url).body("x").send().await.unwrap();

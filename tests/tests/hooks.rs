@@ -2,8 +2,8 @@
 //! (outbox), signed deliveries to a real receiver, retries, and the address
 //! rules for endpoints.
 
-use cairn_e2e::publish::*;
 use cairn_e2e::hook_receiver::{Received, Receiver};
+use cairn_e2e::publish::*;
 use cairn_e2e::{assert_error, both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
@@ -54,7 +54,11 @@ async fn hook_api(backend: Backend) {
     let keys: Vec<&str> = hook.as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(sorted, ["created", "delivered", "endpoint", "formatter", "id", "last_delivery", "name", "response_code", "status", "type", "updated"], "{hook}");
+    assert_eq!(
+        sorted,
+        ["created", "delivered", "endpoint", "formatter", "id", "last_delivery", "name", "response_code", "status", "type", "updated"],
+        "{hook}"
+    );
     assert_eq!(hook["delivered"], json!(false));
     assert_eq!(hook["last_delivery"], Value::Null);
     let id = hook["id"].as_str().unwrap().to_string();
@@ -100,7 +104,8 @@ async fn hook_api(backend: Backend) {
 
     // Readonly tokens cannot create, change or delete.
     let ro = readonly_token(&s, &alice).await;
-    let (status, body) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&ro), Some(&hook_body("package", "x", "http://127.0.0.1:9/"))).await;
+    let (status, body) =
+        s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&ro), Some(&hook_body("package", "x", "http://127.0.0.1:9/"))).await;
     assert_error(status, &body, 403);
     let (status, body) = s.call(Method::PUT, &path, Some(&ro), Some(&change)).await;
     assert_error(status, &body, 403);
@@ -171,7 +176,14 @@ async fn hook_api_limits_and_validation(backend: Backend) {
 async fn hook_endpoints_refuse_private_addresses(backend: Backend) {
     let s = start(backend, "").await;
     let alice = s.add_user("alice", PW).await;
-    for endpoint in ["http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]:9/", "http://10.0.0.1/", "http://169.254.169.254/latest", "http://0.0.0.0/"] {
+    for endpoint in [
+        "http://127.0.0.1:9/",
+        "http://localhost:9/",
+        "http://[::1]:9/",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/latest",
+        "http://0.0.0.0/",
+    ] {
         let (status, body) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&hook_body("package", "foo", endpoint))).await;
         assert_error(status, &body, 422);
         assert!(body["reason"].as_str().unwrap().contains("endpoint refused"), "{endpoint}: {body}");
@@ -184,9 +196,14 @@ const SECRET: &str = "s3cret-value-42";
 
 /// Waits until the receiver has `n` requests (at most 30 s).
 async fn wait_for(r: &Receiver, n: usize) -> Vec<Received> {
-    poll(30, || async { let got = r.received(); (got.len() >= n).then_some(got) })
-        .await
-        .unwrap_or_else(|| panic!("expected {n} deliveries, got {:?}", r.received().iter().map(|g| g.json()["event"].clone()).collect::<Vec<_>>()))
+    poll(30, || async {
+        let got = r.received();
+        (got.len() >= n).then_some(got)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!("expected {n} deliveries, got {:?}", r.received().iter().map(|g| g.json()["event"].clone()).collect::<Vec<_>>())
+    })
 }
 
 async fn set_owners(s: &Server, token: &str, name: &str, maintainers: Value) {
@@ -251,8 +268,17 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     assert!(status.is_success(), "delete: {status} {body}");
 
     let want = [
-        "package:publish", "package:publish", "package:dist-tag", "package:dist-tag-rm", "package:owner", "package:owner-rm",
-        "package:deprecate", "package:undeprecate", "package:star", "package:unstar", "package:unpublish",
+        "package:publish",
+        "package:publish",
+        "package:dist-tag",
+        "package:dist-tag-rm",
+        "package:owner",
+        "package:owner-rm",
+        "package:deprecate",
+        "package:undeprecate",
+        "package:star",
+        "package:unstar",
+        "package:unpublish",
     ];
     let events = |path: &str| -> Vec<Value> { r.received().iter().filter(|g| g.path == path).map(Received::json).collect() };
     poll(30, || async { (events("/hook").len() >= want.len() + 2).then_some(()) }).await.expect("every event of foo");
@@ -265,7 +291,10 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     // The package hook: every event in order; the unpublish of the latest 1.1.0
     // also moved `latest` (a dist-tag event of its own), then the whole package went.
     let pkg_events = events("/hook");
-    assert!(pkg_events.iter().any(|j| j["event"] == json!("package:dist-tag") && j["change"] == json!({"tag": "latest", "version": "1.0.0"})), "{pkg_events:?}");
+    assert!(
+        pkg_events.iter().any(|j| j["event"] == json!("package:dist-tag") && j["change"] == json!({"tag": "latest", "version": "1.0.0"})),
+        "{pkg_events:?}"
+    );
     let pkg_events: Vec<Value> = pkg_events.into_iter().filter(|j| j["change"]["tag"] != json!("latest")).collect();
     let mut want_foo = want.to_vec();
     want_foo.push("package:unpublish");
@@ -281,7 +310,8 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     assert_eq!(first["payload"]["name"], json!("foo"));
     assert!(first["payload"]["versions"]["1.0.0"].is_object(), "{first}");
     assert!(first["time"].is_i64(), "{first}");
-    let owner_rm = r.received().into_iter().find(|g| g.path == "/hook/owner" && g.json()["event"] == json!("package:owner-rm")).unwrap().json();
+    let owner_rm =
+        r.received().into_iter().find(|g| g.path == "/hook/owner" && g.json()["event"] == json!("package:owner-rm")).unwrap().json();
     assert_eq!(owner_rm["change"]["user"], json!("bob"));
     assert_eq!(owner_rm["hookOwner"], json!({"username": "bob"}));
 
@@ -293,7 +323,10 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     let (_, list) = s.get(&format!("/-/npm/v1/hooks/hook/{id}/deliveries"), Some(&alice)).await;
     let list = list["objects"].as_array().unwrap().clone();
     assert_eq!(list.len(), 13, "{list:?}");
-    assert!(list.iter().all(|d| d["state"] == json!("delivered") && d["attempts"] == json!(1) && d["response_code"] == json!(200)), "{list:?}");
+    assert!(
+        list.iter().all(|d| d["state"] == json!("delivered") && d["attempts"] == json!(1) && d["response_code"] == json!(200)),
+        "{list:?}"
+    );
 }
 
 async fn failed_deliveries_are_retried_with_the_same_id(backend: Backend) {
@@ -363,7 +396,10 @@ async fn events_survive_kill_9(backend: Backend) {
 // ---------------------------------------------------------------- formatters
 
 fn formatter_toml(name: &str, config: &str) -> String {
-    format!("[[plugins]]\nname = {name:?}\nkind = \"hook-formatter\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\n{config}\n", plugin("chat_hook").display().to_string())
+    format!(
+        "[[plugins]]\nname = {name:?}\nkind = \"hook-formatter\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\n{config}\n",
+        plugin("chat_hook").display().to_string()
+    )
 }
 
 async fn deliveries_of(s: &Server, token: &str, hook: &Value) -> Value {
@@ -397,7 +433,8 @@ async fn formatter_plugins_build_the_request(backend: Backend) {
     let (status, faulty) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&with(&r2.url, json!("bad")))).await;
     assert_eq!(status, StatusCode::OK, "{faulty}");
     let path = format!("/-/npm/v1/hooks/hook/{}", faulty["id"].as_str().unwrap());
-    let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "nope"}))).await;
+    let (status, body) =
+        s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "nope"}))).await;
     assert_error(status, &body, 422);
 
     publish_ok(&s, &alice, "foo", "1.0.0").await;
@@ -427,7 +464,8 @@ async fn formatter_plugins_build_the_request(backend: Backend) {
     // The server and the other hook are unaffected; switching the hook to `chat` delivers the same delivery.
     let (status, _) = s.get("/foo", None).await;
     assert_eq!(status, StatusCode::OK);
-    let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "chat"}))).await;
+    let (status, body) =
+        s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": r2.url, "secret": SECRET, "formatter": "chat"}))).await;
     assert_eq!((status, &body["formatter"]), (StatusCode::OK, &json!("chat")), "{body}");
     let got2 = wait_for(&r2, 1).await;
     assert_eq!(got2[0].delivery_id.as_deref(), d["id"].as_str());
@@ -512,7 +550,12 @@ async fn hanging_receivers_time_out_and_are_retried(backend: Backend) {
 /// `(event, version)` of what the receiver got after the first `from`, once it
 /// includes all of `wanted` (a wanted version `null` matches any).
 async fn wait_events(r: &Receiver, from: usize, wanted: &[(&str, Value)]) -> Vec<(String, Value)> {
-    let events = || r.received()[from..].iter().map(|g| (g.json()["event"].as_str().unwrap().to_string(), g.json()["version"].clone())).collect::<Vec<_>>();
+    let events = || {
+        r.received()[from..]
+            .iter()
+            .map(|g| (g.json()["event"].as_str().unwrap().to_string(), g.json()["version"].clone()))
+            .collect::<Vec<_>>()
+    };
     let done = poll(30, || async {
         let got = events();
         wanted.iter().all(|(e, v)| got.iter().any(|(ge, gv)| ge == e && (v.is_null() || gv == v))).then_some(got)
@@ -543,7 +586,8 @@ async fn events_from_a_sync_are_delivered(backend: Backend) {
     deprecate(&up, &up_alice, "foo", "1.0.0", "old").await;
     tag(&up, &up_alice, Method::PUT, "beta", Some("1.0.0")).await;
     sync_now(&s, &bob, "foo").await;
-    wait_events(&r, n, &[("package:publish", json!("1.1.0")), ("package:deprecate", json!("1.0.0")), ("package:dist-tag", json!("1.0.0"))]).await;
+    wait_events(&r, n, &[("package:publish", json!("1.1.0")), ("package:deprecate", json!("1.0.0")), ("package:dist-tag", json!("1.0.0"))])
+        .await;
     let n = r.received().len();
     deprecate(&up, &up_alice, "foo", "1.0.0", "").await;
     tag(&up, &up_alice, Method::DELETE, "beta", None).await;

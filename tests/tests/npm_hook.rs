@@ -24,7 +24,8 @@ fn npm10() -> PathBuf {
         Some(p) => PathBuf::from(p),
         None => {
             let home = std::env::var_os("HOME").map(PathBuf::from).expect("HOME is not set");
-            let dir = std::env::var_os("CAIRN_CLIENTS_DIR").map(PathBuf::from).unwrap_or_else(|| home.join(".cache").join("cairn-test-clients"));
+            let dir =
+                std::env::var_os("CAIRN_CLIENTS_DIR").map(PathBuf::from).unwrap_or_else(|| home.join(".cache").join("cairn-test-clients"));
             dir.join("npm10").join("node_modules").join(".bin").join("npm")
         }
     };

@@ -6,8 +6,8 @@
 
 mod admin;
 mod downloads;
-mod hooks;
 pub mod error;
+mod hooks;
 mod meta;
 mod package_admin;
 mod packages;

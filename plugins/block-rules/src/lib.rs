@@ -48,11 +48,7 @@ fn load() -> Result<Rules, String> {
     let name_patterns = config
         .name_patterns
         .iter()
-        .map(|pattern| {
-            Regex::new(pattern).map_err(|e| {
-                format!("block-rules: invalid regex `{pattern}` in `name_patterns`: {e}")
-            })
-        })
+        .map(|pattern| Regex::new(pattern).map_err(|e| format!("block-rules: invalid regex `{pattern}` in `name_patterns`: {e}")))
         .collect::<Result<_, _>>()?;
     let licenses = config
         .licenses
@@ -66,11 +62,7 @@ fn load() -> Result<Rules, String> {
             }
         })
         .collect::<Result<_, _>>()?;
-    Ok(Rules {
-        name_patterns,
-        licenses,
-        block_install_scripts: config.block_install_scripts,
-    })
+    Ok(Rules { name_patterns, licenses, block_install_scripts: config.block_install_scripts })
 }
 
 /// The license strings a manifest declares: `license` as a string or as
@@ -94,10 +86,7 @@ fn declared_licenses(manifest: &Value) -> Vec<&str> {
 /// (lower-case), ignoring case.
 fn license_matches(license: &str, blocked: &str) -> bool {
     let license = license.trim().to_ascii_lowercase();
-    license == blocked
-        || license
-            .split(|c: char| c.is_whitespace() || c == '(' || c == ')')
-            .any(|term| term == blocked)
+    license == blocked || license.split(|c: char| c.is_whitespace() || c == '(' || c == ')').any(|term| term == blocked)
 }
 
 /// The install-time script the manifest would run, if any.
@@ -115,10 +104,7 @@ fn install_script(manifest: &Value, version: &VersionInfo) -> Option<String> {
     }
     // npm runs `node-gyp rebuild` for a package with a top-level binding.gyp
     // unless it has its own (pre)install script or says `gypfile: false`.
-    let gyp = version
-        .files
-        .iter()
-        .any(|f| f.path.split_once('/').map(|(_, rest)| rest) == Some("binding.gyp"));
+    let gyp = version.files.iter().any(|f| f.path.split_once('/').map(|(_, rest)| rest) == Some("binding.gyp"));
     if gyp && manifest.get("gypfile") != Some(&Value::Bool(false)) {
         return Some("a binding.gyp (npm runs `node-gyp rebuild` at install)".to_string());
     }
@@ -134,33 +120,18 @@ fn truncate(s: &str, max: usize) -> String {
 
 fn check(rules: &Rules, version: &VersionInfo) -> Verdict {
     let id = format!("{}@{}", version.name, version.version);
-    if let Some(pattern) = rules
-        .name_patterns
-        .iter()
-        .find(|p| p.is_match(&version.name))
-    {
-        return Verdict::Block(format!(
-            "{id} blocked by rule name_patterns: package name matches `{}`",
-            pattern.as_str()
-        ));
+    if let Some(pattern) = rules.name_patterns.iter().find(|p| p.is_match(&version.name)) {
+        return Verdict::Block(format!("{id} blocked by rule name_patterns: package name matches `{}`", pattern.as_str()));
     }
     if rules.licenses.is_empty() && !rules.block_install_scripts {
         return Verdict::Accept;
     }
     let manifest: Value = match serde_json::from_str(&version.manifest_json) {
         Ok(manifest) => manifest,
-        Err(e) => {
-            return Verdict::Block(format!(
-                "{id} blocked: its manifest is not valid JSON ({e})"
-            ))
-        }
+        Err(e) => return Verdict::Block(format!("{id} blocked: its manifest is not valid JSON ({e})")),
     };
     for license in declared_licenses(&manifest) {
-        if let Some((_, blocked)) = rules
-            .licenses
-            .iter()
-            .find(|(b, _)| license_matches(license, b))
-        {
+        if let Some((_, blocked)) = rules.licenses.iter().find(|(b, _)| license_matches(license, b)) {
             return Verdict::Block(if license.trim().eq_ignore_ascii_case(blocked) {
                 format!("{id} blocked by rule licenses: license `{license}` is blocked")
             } else {
@@ -170,9 +141,7 @@ fn check(rules: &Rules, version: &VersionInfo) -> Verdict {
     }
     if rules.block_install_scripts {
         if let Some(script) = install_script(&manifest, version) {
-            return Verdict::Block(format!(
-                "{id} blocked by rule block_install_scripts: it has {script}"
-            ));
+            return Verdict::Block(format!("{id} blocked by rule block_install_scripts: it has {script}"));
         }
     }
     Verdict::Accept
@@ -187,11 +156,7 @@ impl Guest for BlockRules {
             "{} name pattern(s), {} blocked license(s), install scripts {}",
             rules.name_patterns.len(),
             rules.licenses.len(),
-            if rules.block_install_scripts {
-                "blocked"
-            } else {
-                "allowed"
-            }
+            if rules.block_install_scripts { "blocked" } else { "allowed" }
         ));
         Ok(())
     }
@@ -227,13 +192,7 @@ mod tests {
             version: "1.0.0".into(),
             manifest_json: manifest.into(),
             tarball_size: 1,
-            files: files
-                .iter()
-                .map(|p| FileEntry {
-                    path: p.to_string(),
-                    size: 1,
-                })
-                .collect(),
+            files: files.iter().map(|p| FileEntry { path: p.to_string(), size: 1 }).collect(),
             origin: Origin::Publish,
         }
     }
@@ -247,33 +206,16 @@ mod tests {
 
     #[test]
     fn each_rule() {
-        assert!(reason(&version("evil-x", "{}", &[]))
-            .unwrap()
-            .contains("name_patterns"));
-        assert!(reason(&version("x", r#"{"license":"gpl-3.0"}"#, &[]))
-            .unwrap()
-            .contains("licenses"));
+        assert!(reason(&version("evil-x", "{}", &[])).unwrap().contains("name_patterns"));
+        assert!(reason(&version("x", r#"{"license":"gpl-3.0"}"#, &[])).unwrap().contains("licenses"));
         assert!(reason(&version("x", r#"{"license":{"type":"GPL-3.0"}}"#, &[])).is_some());
         assert!(reason(&version("x", r#"{"license":"(MIT OR GPL-3.0)"}"#, &[])).is_some());
         assert!(reason(&version("x", r#"{"license":"GPL-3.0-or-later"}"#, &[])).is_none());
         let scripts = reason(&version("x", r#"{"scripts":{"install":"node x"}}"#, &[])).unwrap();
-        assert!(
-            scripts.contains("block_install_scripts") && scripts.contains("install"),
-            "{scripts}"
-        );
+        assert!(scripts.contains("block_install_scripts") && scripts.contains("install"), "{scripts}");
         assert!(reason(&version("x", r#"{"scripts":{"test":"x"}}"#, &[])).is_none());
         assert!(reason(&version("x", "{}", &["package/binding.gyp"])).is_some());
-        assert!(reason(&version(
-            "x",
-            r#"{"gypfile":false}"#,
-            &["package/binding.gyp"]
-        ))
-        .is_none());
-        assert!(reason(&version(
-            "ok",
-            r#"{"license":"MIT"}"#,
-            &["package/index.js"]
-        ))
-        .is_none());
+        assert!(reason(&version("x", r#"{"gypfile":false}"#, &["package/binding.gyp"])).is_none());
+        assert!(reason(&version("ok", r#"{"license":"MIT"}"#, &["package/index.js"])).is_none());
     }
 }

@@ -45,17 +45,13 @@ fn load() -> Result<Config, String> {
     for (name, value) in &config.headers {
         let token = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-.^_`|~".contains(c);
         if name.is_empty() || !name.chars().all(token) {
-            return Err(format!(
-                "chat-hook: `headers`: `{name}` is not a valid header name"
-            ));
+            return Err(format!("chat-hook: `headers`: `{name}` is not a valid header name"));
         }
         if name.eq_ignore_ascii_case("content-type") {
             return Err("chat-hook: `headers`: the content type is always application/json".into());
         }
         if value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(format!(
-                "chat-hook: `headers`: the value of `{name}` has control characters"
-            ));
+            return Err(format!("chat-hook: `headers`: the value of `{name}` has control characters"));
         }
     }
     Ok(config)
@@ -73,9 +69,7 @@ fn describe(event: &Event) -> (String, String) {
         Some(version) => format!("{}@{version}", event.package),
         None => event.package.clone(),
     };
-    let message = payload_str(&payload, "message")
-        .filter(|m| !m.is_empty())
-        .map(one_line);
+    let message = payload_str(&payload, "message").filter(|m| !m.is_empty()).map(one_line);
     let tag = payload_str(&payload, "tag").map(one_line);
     // \u{1}A and \u{1}T stand for the actor and the target until the end
     // (`one_line` keeps them out of the event's own text).
@@ -95,36 +89,25 @@ fn describe(event: &Event) -> (String, String) {
     };
     let actor = one_line(event.actor.as_deref().unwrap_or("someone"));
     let target = one_line(&target);
-    let plain = template
-        .replace("\u{1}A", &actor)
-        .replace("\u{1}T", &target);
-    let markdown = escape(&template)
-        .replace("\u{1}A", &format!("*{}*", escape(&actor)))
-        .replace("\u{1}T", &format!("`{}`", escape(&target)));
+    let plain = template.replace("\u{1}A", &actor).replace("\u{1}T", &target);
+    let markdown =
+        escape(&template).replace("\u{1}A", &format!("*{}*", escape(&actor))).replace("\u{1}T", &format!("`{}`", escape(&target)));
     (plain, markdown)
 }
 
 /// `text` with control characters (newlines included) turned into spaces.
 fn one_line(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
+    text.chars().map(|c| if c.is_control() { ' ' } else { c }).collect()
 }
 
 /// Escapes the three characters Slack-style markup reserves.
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
 fn format(config: &Config, event: &Event) -> Outbound {
     let (text, markdown) = describe(event);
-    let context = if event.time.is_empty() {
-        event.kind.clone()
-    } else {
-        format!("{} · {}", event.kind, event.time)
-    };
+    let context = if event.time.is_empty() { event.kind.clone() } else { format!("{} · {}", event.kind, event.time) };
     let body = json!({
         "text": text,
         "username": config.username,
@@ -136,14 +119,7 @@ fn format(config: &Config, event: &Event) -> Outbound {
     Outbound {
         body: body.to_string().into_bytes(),
         content_type: "application/json".to_string(),
-        headers: config
-            .headers
-            .iter()
-            .map(|(name, value)| Header {
-                name: name.clone(),
-                value: value.clone(),
-            })
-            .collect(),
+        headers: config.headers.iter().map(|(name, value)| Header { name: name.clone(), value: value.clone() }).collect(),
     }
 }
 
@@ -180,21 +156,12 @@ mod tests {
 
     #[test]
     fn publish_message() {
-        let config = Config {
-            username: "cairn".into(),
-            headers: [("X-A".into(), "b".into())].into(),
-        };
-        let out = format(
-            &config,
-            &event("package:publish", Some("1.0.0"), Some("alice"), "{}"),
-        );
+        let config = Config { username: "cairn".into(), headers: [("X-A".into(), "b".into())].into() };
+        let out = format(&config, &event("package:publish", Some("1.0.0"), Some("alice"), "{}"));
         let body: Value = serde_json::from_slice(&out.body).unwrap();
         assert_eq!(body["text"], "alice published foo@1.0.0");
         assert_eq!(body["username"], "cairn");
-        assert_eq!(
-            body["blocks"][0]["text"]["text"],
-            "*alice* published `foo@1.0.0`"
-        );
+        assert_eq!(body["blocks"][0]["text"]["text"], "*alice* published `foo@1.0.0`");
         assert_eq!(out.content_type, "application/json");
         assert_eq!(out.headers.len(), 1);
     }
@@ -203,18 +170,10 @@ mod tests {
     fn other_events() {
         let text = |e: Event| describe(&e).0;
         assert_eq!(
-            text(event(
-                "package:deprecate",
-                Some("1.0.0"),
-                Some("a"),
-                r#"{"message":"use bar"}"#
-            )),
+            text(event("package:deprecate", Some("1.0.0"), Some("a"), r#"{"message":"use bar"}"#)),
             "a deprecated foo@1.0.0: use bar"
         );
-        assert_eq!(
-            text(event("package:owner", None, None, "")),
-            "someone changed the owners of foo"
-        );
+        assert_eq!(text(event("package:owner", None, None, "")), "someone changed the owners of foo");
         let (_, markdown) = describe(&event("x:y", None, Some("<b>"), "{}"));
         assert_eq!(markdown, "*&lt;b&gt;*: x:y on `foo`");
     }

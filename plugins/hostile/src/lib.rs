@@ -20,26 +20,13 @@ use std::io::Read;
 
 use cairn_plugin_sdk::auth_policy::{Action, Caller, Decision, Guest, PackageRef, Policy};
 
-const MODES: &[&str] = &[
-    "loop",
-    "alloc",
-    "trap",
-    "garbage",
-    "file",
-    "socket",
-    "ok",
-    "deny",
-    "init-fail",
-];
+const MODES: &[&str] = &["loop", "alloc", "trap", "garbage", "file", "socket", "ok", "deny", "init-fail"];
 
 fn mode() -> Result<String, String> {
-    let mode = cairn_plugin_sdk::config_get::<String>("mode")?
-        .ok_or_else(|| format!("hostile: set `mode` to one of {}", MODES.join(", ")))?;
+    let mode =
+        cairn_plugin_sdk::config_get::<String>("mode")?.ok_or_else(|| format!("hostile: set `mode` to one of {}", MODES.join(", ")))?;
     if !MODES.contains(&mode.as_str()) {
-        return Err(format!(
-            "hostile: unknown mode `{mode}` (one of {})",
-            MODES.join(", ")
-        ));
+        return Err(format!("hostile: unknown mode `{mode}` (one of {})", MODES.join(", ")));
     }
     Ok(mode)
 }
@@ -90,9 +77,7 @@ impl Policy for Hostile {
             }
             "file" => {
                 let mut text = String::new();
-                match std::fs::File::open("/etc/passwd")
-                    .and_then(|mut f| f.read_to_string(&mut text))
-                {
+                match std::fs::File::open("/etc/passwd").and_then(|mut f| f.read_to_string(&mut text)) {
                     Ok(n) => {
                         eprintln!("hostile: read {n} bytes of /etc/passwd");
                         Decision::Allow

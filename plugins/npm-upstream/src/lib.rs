@@ -37,22 +37,14 @@ static UPSTREAM: Loaded<Upstream> = Loaded::new();
 fn load() -> Result<Upstream, String> {
     let config: Config = cairn_plugin_sdk::config()?;
     if !(config.registry.starts_with("http://") || config.registry.starts_with("https://")) {
-        return Err(format!(
-            "npm-upstream: `registry` must be an http:// or https:// URL, got `{}`",
-            config.registry
-        ));
+        return Err(format!("npm-upstream: `registry` must be an http:// or https:// URL, got `{}`", config.registry));
     }
     let authorization = match config.token.as_deref().map(str::trim) {
         None => None,
-        Some("") => {
-            return Err("npm-upstream: `token` is empty (leave it out for anonymous access)".into())
-        }
+        Some("") => return Err("npm-upstream: `token` is empty (leave it out for anonymous access)".into()),
         Some(token) => Some(format!("Bearer {token}")),
     };
-    Ok(Upstream {
-        registry: config.registry.trim_end_matches('/').to_string(),
-        authorization,
-    })
+    Ok(Upstream { registry: config.registry.trim_end_matches('/').to_string(), authorization })
 }
 
 /// `scheme://host[:port]` of `url`, lower-cased.
@@ -83,15 +75,7 @@ struct NpmUpstream;
 impl Guest for NpmUpstream {
     fn init() -> Result<(), String> {
         let upstream = UPSTREAM.get_or_load(load)?;
-        log::info(format!(
-            "proxying {}{}",
-            upstream.registry,
-            if upstream.authorization.is_some() {
-                " with a token"
-            } else {
-                ""
-            }
-        ));
+        log::info(format!("proxying {}{}", upstream.registry, if upstream.authorization.is_some() { " with a token" } else { "" }));
         Ok(())
     }
 }
@@ -103,9 +87,7 @@ impl Adapter for NpmUpstream {
         let response = upstream.get(&url, "application/json")?;
         match response.status {
             404 => Ok(None),
-            200..=299 => String::from_utf8(response.body)
-                .map(Some)
-                .map_err(|_| format!("GET {url}: the packument is not UTF-8")),
+            200..=299 => String::from_utf8(response.body).map(Some).map_err(|_| format!("GET {url}: the packument is not UTF-8")),
             status => Err(format!("GET {url}: HTTP {status}")),
         }
     }
@@ -128,27 +110,15 @@ mod tests {
 
     #[test]
     fn origins() {
-        assert_eq!(
-            origin("https://Reg.example:8443/a/b?c").as_deref(),
-            Some("https://reg.example:8443")
-        );
-        assert_eq!(
-            origin("https://u:p@reg.example/x").as_deref(),
-            Some("https://reg.example")
-        );
-        assert_ne!(
-            origin("https://reg.example.evil/x"),
-            origin("https://reg.example/")
-        );
+        assert_eq!(origin("https://Reg.example:8443/a/b?c").as_deref(), Some("https://reg.example:8443"));
+        assert_eq!(origin("https://u:p@reg.example/x").as_deref(), Some("https://reg.example"));
+        assert_ne!(origin("https://reg.example.evil/x"), origin("https://reg.example/"));
         assert_eq!(origin("nope"), None);
     }
 
     #[test]
     fn scoped_names_are_encoded() {
-        let upstream = Upstream {
-            registry: "https://r/api".into(),
-            authorization: None,
-        };
+        let upstream = Upstream { registry: "https://r/api".into(), authorization: None };
         assert_eq!(upstream.packument_url("@s/p"), "https://r/api/@s%2fp");
         assert_eq!(upstream.packument_url("p"), "https://r/api/p");
     }

@@ -46,26 +46,17 @@ fn load() -> Result<Rules, String> {
             return Err(format!("scope-policy: scope `{scope}` is listed twice in `publishers` (scopes are case-insensitive)"));
         }
     }
-    let private_scopes = config
-        .private_scopes
-        .iter()
-        .map(|scope| check_scope(scope, "private_scopes"))
-        .collect::<Result<_, _>>()?;
-    Ok(Rules {
-        publishers,
-        private_scopes,
-    })
+    let private_scopes = config.private_scopes.iter().map(|scope| check_scope(scope, "private_scopes")).collect::<Result<_, _>>()?;
+    Ok(Rules { publishers, private_scopes })
 }
 
 /// A scope as written in the configuration: `@name`, nothing else.
 fn check_scope(scope: &str, setting: &str) -> Result<String, String> {
-    let name = scope.strip_prefix('@').ok_or_else(|| {
-        format!("scope-policy: `{setting}`: scope `{scope}` must start with `@` (write `@{scope}`)")
-    })?;
+    let name = scope
+        .strip_prefix('@')
+        .ok_or_else(|| format!("scope-policy: `{setting}`: scope `{scope}` must start with `@` (write `@{scope}`)"))?;
     if name.is_empty() || name.contains('/') {
-        return Err(format!(
-            "scope-policy: `{setting}`: `{scope}` is not a scope (expected `@name`)"
-        ));
+        return Err(format!("scope-policy: `{setting}`: `{scope}` is not a scope (expected `@name`)"));
     }
     Ok(scope.to_ascii_lowercase())
 }
@@ -79,11 +70,7 @@ fn scope_of(package: &PackageRef) -> Option<String> {
         None => return None,
     };
     let scope = scope.to_ascii_lowercase();
-    Some(if scope.starts_with('@') {
-        scope
-    } else {
-        format!("@{scope}")
-    })
+    Some(if scope.starts_with('@') { scope } else { format!("@{scope}") })
 }
 
 fn verb(action: Action) -> Option<&'static str> {
@@ -97,12 +84,7 @@ fn verb(action: Action) -> Option<&'static str> {
     })
 }
 
-fn decide(
-    rules: &Rules,
-    action: Action,
-    package: Option<&PackageRef>,
-    caller: &Caller,
-) -> Decision {
+fn decide(rules: &Rules, action: Action, package: Option<&PackageRef>, caller: &Caller) -> Decision {
     let Some(package) = package else {
         return Decision::Allow;
     };
@@ -112,10 +94,7 @@ fn decide(
 
     if action == Action::Read {
         if caller.user.is_none() && rules.private_scopes.contains(&scope) {
-            return Decision::Deny(format!(
-                "scope {scope} is private: anonymous users may not read {}; log in first",
-                package.name
-            ));
+            return Decision::Deny(format!("scope {scope} is private: anonymous users may not read {}; log in first", package.name));
         }
         return Decision::Allow;
     }
@@ -128,12 +107,8 @@ fn decide(
     };
     match &caller.user {
         Some(user) if allowed.iter().any(|a| a == user) => Decision::Allow,
-        Some(user) => Decision::Deny(format!(
-            "user {user} may not {verb} packages in scope {scope} (scope-policy publishers)"
-        )),
-        None => Decision::Deny(format!(
-            "anonymous users may not {verb} packages in scope {scope} (scope-policy publishers)"
-        )),
+        Some(user) => Decision::Deny(format!("user {user} may not {verb} packages in scope {scope} (scope-policy publishers)")),
+        None => Decision::Deny(format!("anonymous users may not {verb} packages in scope {scope} (scope-policy publishers)")),
     }
 }
 
@@ -142,11 +117,7 @@ struct ScopePolicy;
 impl Guest for ScopePolicy {
     fn init() -> Result<(), String> {
         let rules = RULES.get_or_load(load)?;
-        log::info(format!(
-            "{} publisher scope(s), {} private scope(s)",
-            rules.publishers.len(),
-            rules.private_scopes.len()
-        ));
+        log::info(format!("{} publisher scope(s), {} private scope(s)", rules.publishers.len(), rules.private_scopes.len()));
         Ok(())
     }
 }
@@ -167,39 +138,21 @@ mod tests {
     use super::*;
 
     fn rules() -> Rules {
-        Rules {
-            publishers: [("@acme".to_string(), vec!["alice".to_string()])].into(),
-            private_scopes: vec!["@secret".to_string()],
-        }
+        Rules { publishers: [("@acme".to_string(), vec!["alice".to_string()])].into(), private_scopes: vec!["@secret".to_string()] }
     }
 
     fn package(name: &str) -> PackageRef {
-        PackageRef {
-            name: name.into(),
-            scope: None,
-            version: None,
-        }
+        PackageRef { name: name.into(), scope: None, version: None }
     }
 
     fn caller(user: Option<&str>) -> Caller {
-        Caller {
-            user: user.map(Into::into),
-            admin: false,
-            token_readonly: false,
-            token_automation: false,
-            client_ip: "127.0.0.1".into(),
-        }
+        Caller { user: user.map(Into::into), admin: false, token_readonly: false, token_automation: false, client_ip: "127.0.0.1".into() }
     }
 
     #[test]
     fn publishers_and_private_scopes() {
         let rules = rules();
-        let allow = |action, name: &str, user| {
-            matches!(
-                decide(&rules, action, Some(&package(name)), &caller(user)),
-                Decision::Allow
-            )
-        };
+        let allow = |action, name: &str, user| matches!(decide(&rules, action, Some(&package(name)), &caller(user)), Decision::Allow);
         assert!(allow(Action::Publish, "@acme/a", Some("alice")));
         assert!(!allow(Action::Publish, "@acme/a", Some("bob")));
         assert!(!allow(Action::Publish, "@ACME/a", Some("bob")));
@@ -208,25 +161,15 @@ mod tests {
         assert!(allow(Action::Read, "@acme/a", None));
         assert!(!allow(Action::Read, "@secret/a", None));
         assert!(allow(Action::Read, "@secret/a", Some("bob")));
-        match decide(
-            &rules,
-            Action::Unpublish,
-            Some(&package("@acme/a")),
-            &caller(Some("bob")),
-        ) {
-            Decision::Deny(reason) => assert!(
-                reason.contains("bob") && reason.contains("@acme"),
-                "{reason}"
-            ),
+        match decide(&rules, Action::Unpublish, Some(&package("@acme/a")), &caller(Some("bob"))) {
+            Decision::Deny(reason) => assert!(reason.contains("bob") && reason.contains("@acme"), "{reason}"),
             Decision::Allow => panic!("allowed"),
         }
     }
 
     #[test]
     fn scopes_need_the_at() {
-        assert!(check_scope("acme", "publishers")
-            .unwrap_err()
-            .contains("`@acme`"));
+        assert!(check_scope("acme", "publishers").unwrap_err().contains("`@acme`"));
         assert!(check_scope("@a/b", "publishers").is_err());
         assert_eq!(check_scope("@Acme", "publishers").unwrap(), "@acme");
     }

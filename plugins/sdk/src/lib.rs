@@ -206,13 +206,7 @@ pub mod upstream_adapter {
         fetch(&HttpRequest {
             method: "GET".to_string(),
             url: url.to_string(),
-            headers: headers
-                .iter()
-                .map(|(name, value)| Header {
-                    name: name.to_string(),
-                    value: value.to_string(),
-                })
-                .collect(),
+            headers: headers.iter().map(|(name, value)| Header { name: name.to_string(), value: value.to_string() }).collect(),
             body: None,
         })
     }

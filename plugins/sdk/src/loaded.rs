@@ -21,9 +21,7 @@ pub struct Loaded<T> {
 impl<T> Loaded<T> {
     /// An empty cell, usable in a `static`.
     pub const fn new() -> Self {
-        Loaded {
-            cell: OnceLock::new(),
-        }
+        Loaded { cell: OnceLock::new() }
     }
 
     /// The stored value, or the result of `load`, which is stored on success.

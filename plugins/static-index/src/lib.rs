@@ -44,10 +44,7 @@ static CONFIG: Loaded<Config> = Loaded::new();
 fn load() -> Result<Config, String> {
     let config: Config = cairn_plugin_sdk::config()?;
     if !(config.index_url.starts_with("http://") || config.index_url.starts_with("https://")) {
-        return Err(format!(
-            "static-index: `index_url` must be an http:// or https:// URL, got `{}`",
-            config.index_url
-        ));
+        return Err(format!("static-index: `index_url` must be an http:// or https:// URL, got `{}`", config.index_url));
     }
     Ok(config)
 }
@@ -71,31 +68,21 @@ fn resolve_url(base: &str, reference: &str) -> String {
     if let Some(rest) = reference.strip_prefix("//") {
         return format!("{}//{rest}", &base[..scheme_end.saturating_sub(2)]);
     }
-    let origin_end = base[scheme_end..]
-        .find('/')
-        .map_or(base.len(), |i| scheme_end + i);
+    let origin_end = base[scheme_end..].find('/').map_or(base.len(), |i| scheme_end + i);
     if reference.starts_with('/') {
         return format!("{}{reference}", &base[..origin_end]);
     }
-    let dir_end = base[origin_end..]
-        .rfind('/')
-        .map_or(base.len(), |i| origin_end + i);
+    let dir_end = base[origin_end..].rfind('/').map_or(base.len(), |i| origin_end + i);
     format!("{}/{reference}", &base[..dir_end])
 }
 
 /// The npm packument for index entry `entry` of package `name`.
 fn packument(name: &str, entry: &Value, index_url: &str) -> Result<Value, String> {
-    let entry = entry
-        .as_object()
-        .ok_or_else(|| format!("index entry for {name} is not an object"))?;
+    let entry = entry.as_object().ok_or_else(|| format!("index entry for {name} is not an object"))?;
     let listed = match entry.get("versions") {
         None => Map::new(),
         Some(Value::Object(versions)) => versions.clone(),
-        Some(_) => {
-            return Err(format!(
-                "index entry for {name}: `versions` is not an object"
-            ))
-        }
+        Some(_) => return Err(format!("index entry for {name}: `versions` is not an object")),
     };
 
     let mut versions = Map::new();
@@ -105,11 +92,7 @@ fn packument(name: &str, entry: &Value, index_url: &str) -> Result<Value, String
         };
         let tarball = match info.remove("tarball") {
             Some(Value::String(url)) => resolve_url(index_url, &url),
-            _ => {
-                return Err(format!(
-                    "index entry for {name}@{version} has no `tarball` URL"
-                ))
-            }
+            _ => return Err(format!("index entry for {name}@{version} has no `tarball` URL")),
         };
         let mut dist = Map::new();
         dist.insert("tarball".into(), Value::String(tarball));
@@ -133,11 +116,7 @@ fn packument(name: &str, entry: &Value, index_url: &str) -> Result<Value, String
     let mut tags = match entry.get("dist-tags") {
         None => Map::new(),
         Some(Value::Object(tags)) => tags.clone(),
-        Some(_) => {
-            return Err(format!(
-                "index entry for {name}: `dist-tags` is not an object"
-            ))
-        }
+        Some(_) => return Err(format!("index entry for {name}: `dist-tags` is not an object")),
     };
     if !tags.contains_key("latest") {
         if let Some(latest) = highest(versions.keys()) {
@@ -149,11 +128,8 @@ fn packument(name: &str, entry: &Value, index_url: &str) -> Result<Value, String
     doc.insert("name".into(), Value::String(name.to_string()));
     if let Some(description) = entry.get("description") {
         doc.insert("description".into(), description.clone());
-    } else if let Some(description) = tags
-        .get("latest")
-        .and_then(Value::as_str)
-        .and_then(|latest| versions.get(latest))
-        .and_then(|v| v.get("description"))
+    } else if let Some(description) =
+        tags.get("latest").and_then(Value::as_str).and_then(|latest| versions.get(latest)).and_then(|v| v.get("description"))
     {
         doc.insert("description".into(), description.clone());
     }
@@ -185,8 +161,7 @@ impl Adapter for StaticIndex {
     fn packument(name: String) -> Result<Option<String>, String> {
         let config = CONFIG.get_or_load(load)?;
         let body = fetch_ok(&config.index_url, "application/json")?;
-        let index: Value = serde_json::from_slice(&body)
-            .map_err(|e| format!("index {} is not valid JSON: {e}", config.index_url))?;
+        let index: Value = serde_json::from_slice(&body).map_err(|e| format!("index {} is not valid JSON: {e}", config.index_url))?;
         let packages = index
             .get("packages")
             .and_then(Value::as_object)
@@ -221,18 +196,8 @@ mod tests {
 
     #[test]
     fn latest_is_the_highest_release() {
-        let v = |list: &[&str]| {
-            highest(
-                list.iter()
-                    .map(|s| s.to_string())
-                    .collect::<Vec<_>>()
-                    .iter(),
-            )
-        };
-        assert_eq!(
-            v(&["1.2.0", "1.10.0", "2.0.0-rc.1"]).as_deref(),
-            Some("1.10.0")
-        );
+        let v = |list: &[&str]| highest(list.iter().map(|s| s.to_string()).collect::<Vec<_>>().iter());
+        assert_eq!(v(&["1.2.0", "1.10.0", "2.0.0-rc.1"]).as_deref(), Some("1.10.0"));
         assert_eq!(v(&["1.0.0-a", "1.0.0-b"]).as_deref(), Some("1.0.0-b"));
         assert_eq!(v(&["nope"]), None);
     }
@@ -250,11 +215,6 @@ mod tests {
         assert_eq!(v["dist"]["integrity"], "sha512-x");
         assert_eq!(v["dependencies"], serde_json::json!({}));
         assert!(v.get("tarball").is_none());
-        assert!(packument(
-            "p",
-            &serde_json::json!({"versions": {"1.0.0": {}}}),
-            "http://h/"
-        )
-        .is_err());
+        assert!(packument("p", &serde_json::json!({"versions": {"1.0.0": {}}}), "http://h/").is_err());
     }
 }

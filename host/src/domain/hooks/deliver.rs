@@ -51,7 +51,8 @@ enum Outcome {
 }
 
 /// Headers a formatter may not set: the host's own and the framing ones.
-const RESERVED: &[&str] = &["content-type", "content-length", "transfer-encoding", "host", "connection", "x-npm-signature", "x-cairn-delivery"];
+const RESERVED: &[&str] =
+    &["content-type", "content-length", "transfer-encoding", "host", "connection", "x-npm-signature", "x-cairn-delivery"];
 
 /// The event as a formatter sees it, from the delivery's npm body.
 fn event_of(d: &Delivery) -> types::Event {
@@ -73,7 +74,10 @@ async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery) -> Result<type
         return Ok(types::Outbound { body: d.body.clone().into_bytes(), content_type: "application/json".into(), headers: Vec::new() });
     };
     let set = plugins.current();
-    let plugin = set.get(name).filter(|p| p.kind() == PluginKind::HookFormatter).ok_or_else(|| format!("formatter {name}: no such hook-formatter plugin is loaded"))?;
+    let plugin = set
+        .get(name)
+        .filter(|p| p.kind() == PluginKind::HookFormatter)
+        .ok_or_else(|| format!("formatter {name}: no such hook-formatter plugin is loaded"))?;
     let mut out = plugin.format(&event_of(d)).await.map_err(|f| format!("formatter {name} failed: {}", f.message))?;
     // Values must be visible ASCII (RFC 9110 deprecates anything else; many receivers cannot read it).
     if let Some(h) = out.headers.iter().find(|h| !h.value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))) {
@@ -122,7 +126,15 @@ pub fn backoff_ms(base: u64, attempts: i64) -> i64 {
 }
 
 /// Sends `d` once; the outcome as the store records it.
-pub async fn attempt(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery, max_attempts: i64, base_ms: u64, now: impl Fn() -> i64) -> Attempt {
+pub async fn attempt(
+    client: &Outbound,
+    plugins: &Plugins,
+    hook: &Hook,
+    d: &Delivery,
+    max_attempts: i64,
+    base_ms: u64,
+    now: impl Fn() -> i64,
+) -> Attempt {
     match send(client, plugins, hook, d).await {
         Outcome::Ok(code) => Attempt::Delivered { code },
         Outcome::Transient(code, error) if d.attempts < max_attempts => {
@@ -138,7 +150,10 @@ mod tests {
     #[test]
     fn signature_is_hex_hmac_sha256() {
         // RFC 4231 test case 2.
-        assert_eq!(super::signature("Jefe", b"what do ya want for nothing?"), "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            super::signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

@@ -132,7 +132,14 @@ pub async fn get(app: &App, caller: &Identity, id: &str) -> Result<Hook> {
 }
 
 /// Sets endpoint and secret, and the formatter when given (`Some(None)` clears it).
-pub async fn update(app: &App, caller: &Identity, id: &str, endpoint: &str, secret: &str, formatter: Option<Option<String>>) -> Result<Hook> {
+pub async fn update(
+    app: &App,
+    caller: &Identity,
+    id: &str,
+    endpoint: &str,
+    secret: &str,
+    formatter: Option<Option<String>>,
+) -> Result<Hook> {
     auth::check_write(Some(caller))?;
     let hook = owned(app, caller, id).await?;
     check_endpoint(app, endpoint, secret).await?;
