@@ -251,6 +251,9 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     add_hook(&s, &alice, "scope", "@acme", &format!("{}/scope", r.url)).await;
 
     publish_ok(&s, &alice, "foo", "1.0.0").await;
+    // The payload is the document when the event is fanned out: let the first
+    // one go out before the package changes (and is finally deleted) below.
+    poll(30, || async { r.received().iter().any(|g| g.path == "/hook").then_some(()) }).await.expect("the first publish delivered");
     publish_ok(&s, &alice, "foo", "1.1.0").await;
     tag(&s, &alice, Method::PUT, "beta", Some("1.0.0")).await;
     tag(&s, &alice, Method::DELETE, "beta", None).await;
