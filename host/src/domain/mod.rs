@@ -5,6 +5,7 @@
 
 mod app;
 pub mod auth;
+pub mod binaries;
 pub mod downloads;
 pub mod hooks;
 pub mod integrity;

@@ -1287,6 +1287,8 @@ sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite", embedded::SQLI
 sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres", embedded::POSTGRES, "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
 hooks_sql!(SqliteStore, sqlx::Sqlite, "sqlite", "", "");
 hooks_sql!(PostgresStore, sqlx::Postgres, "postgres", "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
+binaries_sql!(SqliteStore, sqlx::Sqlite);
+binaries_sql!(PostgresStore, sqlx::Postgres);
 
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file: WAL journal, foreign keys on,

@@ -74,7 +74,11 @@ pub async fn run_task(app: Arc<App>, worker: &str, task: Task) {
     let mut log = TaskLog::new(app.clone(), &task.id).await;
     let options: SyncOptions = serde_json::from_str(&task.data).unwrap_or_default();
     log.line(format!("sync {} (attempt {}, worker {worker}){}", task.target, task.attempts, options.tips.as_deref().map(|t| format!(": {t}")).unwrap_or_default())).await;
-    let result = sync_package(&app, &task.target, &options, &mut log).await;
+    let result = if task.kind == crate::domain::binaries::TASK_TYPE {
+        crate::domain::binaries::sync::run(&app, &task.target, &mut log).await
+    } else {
+        sync_package(&app, &task.target, &options, &mut log).await
+    };
     beat.abort();
     if let Err(e) = settle(&app, &task, result, &mut log).await {
         tracing::error!(error = %e, task = task.id, "recording a sync task's end failed");
