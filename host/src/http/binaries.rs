@@ -49,7 +49,7 @@ fn since(req: &Req) -> Result<Option<i64>, ApiError> {
     }
     match chrono::NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
         Ok(d) => Ok(Some(d.and_hms_opt(0, 0, 0).expect("midnight exists").and_utc().timestamp_millis())),
-        Err(_) => Err(ApiError::invalid(format!("since must be an RFC 3339 time or a YYYY-MM-DD date, got {raw:?}"))),
+        Err(_) => Err(ApiError::bad_request(format!("since must be an RFC 3339 time or a YYYY-MM-DD date, got {raw:?}"))),
     }
 }
 
@@ -58,7 +58,7 @@ fn limit(req: &Req) -> Result<Option<i64>, ApiError> {
         None => Ok(None),
         Some(raw) => match raw.parse::<i64>() {
             Ok(n) if (1..=binaries::MAX_LIMIT).contains(&n) => Ok(Some(n)),
-            _ => Err(ApiError::invalid(format!("limit must be 1-{}, got {raw:?}", binaries::MAX_LIMIT))),
+            _ => Err(ApiError::bad_request(format!("limit must be 1-{}, got {raw:?}", binaries::MAX_LIMIT))),
         },
     }
 }

@@ -53,14 +53,14 @@ pub(crate) async fn run(app: &Arc<App>, category: &str, log: &mut TaskLog) -> Re
     Ok(if complete { summary } else { format!("incomplete: {summary}") })
 }
 
-/// The highest `vX.Y.Z/` directory, or the last directory listed.
+/// The highest version directory (`vX.Y.Z/` or `X.Y.Z/`), if any.
 fn newest_dir(items: &[Item]) -> Option<&str> {
-    let dirs = || items.iter().filter(|i| i.is_dir);
-    dirs()
+    items
+        .iter()
+        .filter(|i| i.is_dir)
         .filter_map(|i| nodejs_semver::Version::parse(i.name.trim_end_matches('/').trim_start_matches('v')).ok().map(|v| (v, i.name.as_str())))
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, n)| n)
-        .or_else(|| dirs().last().map(|i| i.name.as_str()))
 }
 
 /// The checksums that apply below `dir` (paths relative to it).
