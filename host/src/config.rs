@@ -138,7 +138,8 @@ pub struct BinaryConfig {
     pub category: String,
     #[serde(default)]
     pub description: String,
-    /// The source: `node` (autoindex HTML of a Node.js-style dist site).
+    /// The source: `node` (autoindex HTML of a Node.js-style dist site) or
+    /// `api` (another Cairn's `/-/binary/<category>/`).
     #[serde(rename = "type")]
     pub kind: String,
     /// The upstream directory the tree is read from (ends with `/`).
@@ -389,8 +390,8 @@ impl Config {
             if !ok_name || !seen.insert(b.category.clone()) {
                 return Err(ConfigError::Invalid(format!("[[binaries]] category {:?} must be unique letters, digits, '-', '_' or '.'", b.category)));
             }
-            if b.kind != "node" {
-                return Err(ConfigError::Invalid(format!("binary {}: type {:?} is not a known source (node)", b.category, b.kind)));
+            if !matches!(b.kind.as_str(), "node" | "api") {
+                return Err(ConfigError::Invalid(format!("binary {}: type {:?} is not a known source (node, api)", b.category, b.kind)));
             }
             if !(b.dist_url.starts_with("http://") || b.dist_url.starts_with("https://")) {
                 return Err(ConfigError::Invalid(format!("binary {}: dist_url must start with http:// or https://", b.category)));

@@ -19,7 +19,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-both_backends!(browse_and_download, sync_is_incremental_and_verified, paths_and_permissions);
+both_backends!(browse_and_download, sync_is_incremental_and_verified, paths_and_permissions, cairn_mirrors_cairn, cli_sync);
 
 // ------------------------------------------------------------------ fake dist site
 
@@ -131,9 +131,12 @@ fn publish_tree(d: &Dist, bad_sum_wrong: bool, v2: Vec<u8>, v2_date: &str) -> Tr
 }
 
 async fn server(backend: Backend, d: &Dist) -> Server {
+    server_of(backend, "node", &d.base).await
+}
+
+async fn server_of(backend: Backend, kind: &str, dist_url: &str) -> Server {
     let tail = format!(
-        "[[binaries]]\ncategory = \"node\"\ndescription = \"Node.js runtime\"\ntype = \"node\"\ndist_url = {:?}\nrepo_url = \"https://example.test/node\"\nignore_files = [\"*.pdb\"]\n",
-        d.base
+        "[[binaries]]\ncategory = \"node\"\ndescription = \"Node.js runtime\"\ntype = {kind:?}\ndist_url = {dist_url:?}\nrepo_url = \"https://example.test/node\"\nignore_files = [\"*.pdb\"]\n"
     );
     Server::start_with(ServerOptions::new(backend).tail(&tail)).await
 }
@@ -304,4 +307,41 @@ async fn paths_and_permissions(backend: Backend) {
     assert_eq!(raw_status(&s, "/-/binary/node/a%01b").await, 400);
     assert_eq!(raw_status(&s, &format!("/-/binary/node/{}", "a/".repeat(600))).await, 400);
     assert_eq!(raw_status(&s, "/-/binary/node/v1.0.0/").await, 404, "not synced yet");
+}
+
+/// The `api` source: a second Cairn mirrors the first one's `/-/binary/node/`.
+async fn cairn_mirrors_cairn(backend: Backend) {
+    let d = Dist::start().await;
+    let tree = publish_tree(&d, false, bytes_of(3, 5000), D1);
+    let up = server(backend, &d).await;
+    let up_admin = up.add_admin("admin", PW).await;
+    let (task, log) = sync(&up, &up_admin).await;
+    assert_eq!(task["state"], "success", "{log}");
+    let here = server_of(Backend::Sqlite, "api", &format!("{}/-/binary/node/", up.base)).await;
+    let admin = here.add_admin("admin", PW).await;
+    let (task, log) = sync(&here, &admin).await;
+    assert_eq!(task["state"], "success", "{log}");
+    assert!(log.contains("6 files fetched"), "{log}");
+    let (_, root) = here.get("/-/binary/node/", None).await;
+    assert_eq!(names(&root), ["index.json", "v1.0.0/", "v2.0.0/"]);
+    let (_, v1) = here.get("/-/binary/node/v1.0.0/", None).await;
+    assert_eq!(names(&v1), ["SHASUMS256.txt", "bad.tar.gz", "docs/", "node-v1.0.0.tar.gz"]);
+    let resp = fetch(&here, "/-/binary/node/v1.0.0/node-v1.0.0.tar.gz", &[], Method::GET).await;
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), tree.good.as_slice());
+    let (_, log) = sync(&here, &admin).await;
+    assert!(log.contains("0 files fetched"), "a second sync fetches nothing: {log}");
+}
+
+/// `cairn sync --binary node` queues the sync, runs it and waits for it.
+async fn cli_sync(backend: Backend) {
+    let d = Dist::start().await;
+    publish_tree(&d, false, bytes_of(3, 5000), D1);
+    let s = server(backend, &d).await;
+    let out = s.cli(&["sync", "--binary", "node"], "").await;
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let (_, root) = s.get("/-/binary/node/", None).await;
+    assert_eq!(names(&root), ["index.json", "v1.0.0/", "v2.0.0/"]);
+    let out = s.cli(&["sync", "--binary", "nope"], "").await;
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
 }

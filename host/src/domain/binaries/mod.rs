@@ -1,8 +1,10 @@
 //! The binary mirror: the API rules (which binaries exist, which paths are
 //! valid, what a path names, who may sync), the sources that read an
-//! upstream tree (`node`: the autoindex HTML of a Node.js-style dist site)
-//! and the sync that walks one (`sync`).
+//! upstream tree (`node`: the autoindex HTML of a Node.js-style dist site;
+//! `api`: another Cairn's `/-/binary/<category>/` JSON) and the sync that
+//! walks one (`sync`).
 
+pub mod api;
 pub mod node;
 pub mod sync;
 

@@ -22,7 +22,7 @@ pub struct Item {
 
 /// A usable entry name: one path segment (plus `/` for a directory), no
 /// `.`/`..`, no control characters.
-fn usable(name: &str) -> bool {
+pub(super) fn usable(name: &str) -> bool {
     let bare = name.strip_suffix('/').unwrap_or(name);
     !bare.is_empty() && bare != "." && bare != ".." && !bare.contains('/') && !bare.contains('\\') && !bare.chars().any(char::is_control) && name.len() <= 255
 }

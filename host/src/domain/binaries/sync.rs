@@ -83,7 +83,11 @@ impl Walk<'_> {
     fn dir(&mut self, parent: String, inherited: HashMap<String, String>) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
             let url = format!("{}{}", self.cfg.dist_url, &parent[1..]);
-            let items = match node::list(&self.app, &url).await {
+            let listed = match self.cfg.kind.as_str() {
+                "api" => super::api::list(&self.app, &url).await,
+                _ => node::list(&self.app, &url).await,
+            };
+            let items = match listed {
                 Ok(Some(items)) => items,
                 Ok(None) => {
                     self.log.line(format!("{parent}: the upstream answered 404, skipped")).await;
