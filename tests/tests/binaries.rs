@@ -19,7 +19,15 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-both_backends!(browse_and_download, sync_is_incremental_and_verified, paths_and_permissions, cairn_mirrors_cairn, cli_sync);
+both_backends!(
+    browse_and_download,
+    sync_is_incremental_and_verified,
+    paths_and_permissions,
+    cairn_mirrors_cairn,
+    cli_sync,
+    scheduled_sync,
+    orphan_binary_blobs_are_swept,
+);
 
 // ------------------------------------------------------------------ fake dist site
 
@@ -131,12 +139,12 @@ fn publish_tree(d: &Dist, bad_sum_wrong: bool, v2: Vec<u8>, v2_date: &str) -> Tr
 }
 
 async fn server(backend: Backend, d: &Dist) -> Server {
-    server_of(backend, "node", &d.base).await
+    server_of(backend, "node", &d.base, "").await
 }
 
-async fn server_of(backend: Backend, kind: &str, dist_url: &str) -> Server {
+async fn server_of(backend: Backend, kind: &str, dist_url: &str, extra: &str) -> Server {
     let tail = format!(
-        "[[binaries]]\ncategory = \"node\"\ndescription = \"Node.js runtime\"\ntype = {kind:?}\ndist_url = {dist_url:?}\nrepo_url = \"https://example.test/node\"\nignore_files = [\"*.pdb\"]\n"
+        "[[binaries]]\ncategory = \"node\"\ndescription = \"Node.js runtime\"\ntype = {kind:?}\ndist_url = {dist_url:?}\nrepo_url = \"https://example.test/node\"\nignore_files = [\"*.pdb\"]\n{extra}\n"
     );
     Server::start_with(ServerOptions::new(backend).tail(&tail)).await
 }
@@ -317,7 +325,7 @@ async fn cairn_mirrors_cairn(backend: Backend) {
     let up_admin = up.add_admin("admin", PW).await;
     let (task, log) = sync(&up, &up_admin).await;
     assert_eq!(task["state"], "success", "{log}");
-    let here = server_of(Backend::Sqlite, "api", &format!("{}/-/binary/node/", up.base)).await;
+    let here = server_of(Backend::Sqlite, "api", &format!("{}/-/binary/node/", up.base), "").await;
     let admin = here.add_admin("admin", PW).await;
     let (task, log) = sync(&here, &admin).await;
     assert_eq!(task["state"], "success", "{log}");
@@ -344,4 +352,50 @@ async fn cli_sync(backend: Backend) {
     let out = s.cli(&["sync", "--binary", "nope"], "").await;
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("nope"));
+}
+
+/// `sync_interval_secs` queues syncs by itself.
+async fn scheduled_sync(backend: Backend) {
+    let d = Dist::start().await;
+    publish_tree(&d, false, bytes_of(3, 5000), D1);
+    let s = server_of(backend, "node", &d.base, "sync_interval_secs = 1").await;
+    let synced = poll(60, || async {
+        let (_, root) = s.get("/-/binary/node/", None).await;
+        (names(&root).len() == 3).then_some(())
+    })
+    .await;
+    assert!(synced.is_some(), "no scheduled sync ran:\n{}", s.log());
+    d.put("index.json", b"[1]".to_vec());
+    d.page("", &[("v1.0.0/", D1, None), ("v2.0.0/", D1, None), ("index.json", D2, Some(3))]);
+    let again = poll(60, || async { (fetch(&s, "/-/binary/node/index.json", &[], Method::GET).await.bytes().await.ok()?.as_ref() == b"[1]").then_some(()) }).await;
+    assert!(again.is_some(), "the schedule repeats");
+}
+
+/// Sets a file's modification time to `hours` hours ago.
+fn age_file(path: &std::path::Path, hours: u32) {
+    let status = std::process::Command::new("touch").arg("-m").arg("-d").arg(format!("{hours} hours ago")).arg(path).status().unwrap();
+    assert!(status.success(), "touch {}", path.display());
+}
+
+/// A binary blob no row references (a crash between blob and row) is swept;
+/// the mirrored files stay.
+async fn orphan_binary_blobs_are_swept(backend: Backend) {
+    let d = Dist::start().await;
+    let tree = publish_tree(&d, false, bytes_of(3, 5000), D1);
+    let mut s = server(backend, &d).await;
+    let admin = s.add_admin("admin", PW).await;
+    sync(&s, &admin).await;
+    s.stop_with("KILL").await;
+    let dir = s.data_dir.path().join("blobs/binaries/node");
+    for f in std::fs::read_dir(&dir).unwrap() {
+        age_file(&f.unwrap().path(), 2);
+    }
+    let orphan = dir.join("0123456789abcdef0123456789abcdef");
+    std::fs::write(&orphan, b"left by a crash").unwrap();
+    age_file(&orphan, 2);
+    s.restart().await;
+    let gone = poll(30, || async { (!orphan.exists()).then_some(()) }).await;
+    assert!(gone.is_some(), "the orphan is still there:\n{}", s.log());
+    let resp = fetch(&s, "/-/binary/node/v1.0.0/node-v1.0.0.tar.gz", &[], Method::GET).await;
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), tree.good.as_slice(), "a referenced blob is kept");
 }

@@ -1226,7 +1226,8 @@ macro_rules! sql_store {
                     let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
                     let sql = format!(
                         "SELECT tarball_key AS k FROM versions WHERE tarball_key IN ({list}) \
-                         UNION SELECT blob_key AS k FROM proxy_tarballs WHERE blob_key IN ({list})"
+                         UNION SELECT blob_key AS k FROM proxy_tarballs WHERE blob_key IN ({list}) \
+                         UNION SELECT blob_key AS k FROM binaries WHERE blob_key IN ({list})"
                     );
                     let mut q = sqlx::query(&sql);
                     for key in chunk {

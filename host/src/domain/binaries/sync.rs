@@ -53,6 +53,26 @@ pub(crate) async fn run(app: &Arc<App>, category: &str, log: &mut TaskLog) -> Re
     Ok(if complete { summary } else { format!("incomplete: {summary}") })
 }
 
+/// Queues a sync of every binary with a `sync_interval_secs`, at start and
+/// then at that interval. A waiting task absorbs a repeat, so every process
+/// may do this.
+pub fn start_schedules(app: &Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let scheduled = app.config.binaries.iter().filter(|b| b.sync_interval_secs > 0);
+    scheduled
+        .map(|b| {
+            let (app, category, every) = (app.clone(), b.category.clone(), std::time::Duration::from_secs(b.sync_interval_secs));
+            tokio::spawn(async move {
+                loop {
+                    if let Err(e) = super::enqueue(&app, &category, None).await {
+                        tracing::warn!(error = %e, binary = category, "queueing a scheduled binary sync failed");
+                    }
+                    tokio::time::sleep(every).await;
+                }
+            })
+        })
+        .collect()
+}
+
 /// The highest version directory (`vX.Y.Z/` or `X.Y.Z/`), if any.
 fn newest_dir(items: &[Item]) -> Option<&str> {
     items
@@ -198,8 +218,8 @@ impl Walk<'_> {
         let stream = verified(resp.into_stream(), item.size, sha256.map(str::to_string), hex.clone());
         match self.app.blobs.put_stream(&key, stream).await {
             Ok(size) => {
-                let hex = hex.lock().expect("digest lock").clone();
-                self.store_file(&path, parent, item, known, size, hex, key).await
+                let e = self.entry(parent, item, known, size as i64, Some(hex.lock().expect("digest lock").clone()), Some(key));
+                self.store_file(&path, e).await
             }
             Err(BlobError::Io(e)) if e.kind() == std::io::ErrorKind::InvalidData => {
                 self.log.line(format!("{path}: rejected, {e}")).await;
@@ -214,9 +234,9 @@ impl Walk<'_> {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
-    async fn store_file(&mut self, path: &str, parent: &str, item: &Item, known: Option<&BinaryEntry>, size: u64, hex: String, key: String) -> bool {
-        let e = self.entry(parent, item, known, size as i64, Some(hex), Some(key.clone()));
+    /// Records a verified file whose blob is stored; the blob it replaces is removed.
+    async fn store_file(&mut self, path: &str, e: BinaryEntry) -> bool {
+        let (size, key) = (e.size as u64, e.blob_key.clone().unwrap_or_default());
         match self.app.store.put_binary_entry(&e).await {
             Ok(replaced) => {
                 if let Some(old) = replaced {
