@@ -27,6 +27,7 @@ both_backends!(
     cli_sync,
     scheduled_sync,
     orphan_binary_blobs_are_swept,
+    resumes_after_kill,
 );
 
 // ------------------------------------------------------------------ fake dist site
@@ -38,6 +39,8 @@ struct Dist {
     base: String,
     files: Files,
     hits: Arc<Mutex<HashMap<String, usize>>>,
+    /// Paths answered only after this pause, once.
+    delays: Arc<Mutex<HashMap<String, std::time::Duration>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -53,16 +56,21 @@ impl Dist {
         let base = format!("http://{}/dist/", listener.local_addr().unwrap());
         let files: Files = Arc::default();
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
-        let (f, h) = (files.clone(), hits.clone());
+        let delays: Arc<Mutex<HashMap<String, std::time::Duration>>> = Arc::default();
+        let (f, h, w) = (files.clone(), hits.clone(), delays.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (f, h) = (f.clone(), h.clone());
+                let (f, h, w) = (f.clone(), h.clone(), w.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let path = req.uri().path().to_string();
                         *h.lock().unwrap().entry(path.clone()).or_default() += 1;
                         let body = f.lock().unwrap().get(&path).cloned();
+                        let delay = w.lock().unwrap().remove(&path);
                         async move {
+                            if let Some(d) = delay {
+                                tokio::time::sleep(d).await;
+                            }
                             let resp = match body {
                                 Some(b) => Response::new(Full::new(Bytes::from(b))),
                                 None => Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found"))).unwrap(),
@@ -74,11 +82,15 @@ impl Dist {
                 });
             }
         });
-        Dist { base, files, hits, task }
+        Dist { base, files, hits, delays, task }
     }
 
     fn put(&self, path: &str, body: Vec<u8>) {
         self.files.lock().unwrap().insert(format!("/dist/{path}"), body);
+    }
+
+    fn delay(&self, path: &str, d: std::time::Duration) {
+        self.delays.lock().unwrap().insert(format!("/dist/{path}"), d);
     }
 
     fn hits(&self, path: &str) -> usize {
@@ -398,4 +410,32 @@ async fn orphan_binary_blobs_are_swept(backend: Backend) {
     assert!(gone.is_some(), "the orphan is still there:\n{}", s.log());
     let resp = fetch(&s, "/-/binary/node/v1.0.0/node-v1.0.0.tar.gz", &[], Method::GET).await;
     assert_eq!(resp.bytes().await.unwrap().as_ref(), tree.good.as_slice(), "a referenced blob is kept");
+}
+
+/// kill -9 in the middle of a sync: after the restart the task is recovered
+/// and resumes; what was complete is not fetched again.
+async fn resumes_after_kill(backend: Backend) {
+    let d = Dist::start().await;
+    let tree = publish_tree(&d, false, bytes_of(3, 5000), D1);
+    d.delay("v2.0.0/node-v2.0.0.tar.gz", std::time::Duration::from_secs(30));
+    let tail = format!("[[binaries]]\ncategory = \"node\"\ntype = \"node\"\ndist_url = {:?}\n", d.base);
+    let mut s = Server::start_with(ServerOptions::new(backend).toml("sync_task_timeout_secs = 2").tail(&tail)).await;
+    let admin = s.add_admin("admin", PW).await;
+    let (status, body) = s.call(Method::POST, "/-/binary/node/sync", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["taskId"].as_str().unwrap().to_string();
+    let stuck = poll(30, || async { (d.hits("v2.0.0/node-v2.0.0.tar.gz") == 1).then_some(()) }).await;
+    assert!(stuck.is_some(), "the sync never reached the slow file:\n{}", s.log());
+    s.stop_with("KILL").await;
+    s.restart().await;
+    let task = poll(60, || async {
+        let (_, t) = s.get(&format!("/-/binary/node/syncs/{id}"), None).await;
+        (t["state"] == "success").then_some(t)
+    })
+    .await;
+    assert!(task.is_some(), "the task did not resume:\n{}", s.log());
+    assert_eq!(d.hits("v1.0.0/node-v1.0.0.tar.gz"), 1, "a complete directory is not fetched again");
+    assert_eq!(d.hits("v2.0.0/node-v2.0.0.tar.gz"), 2);
+    let resp = fetch(&s, "/-/binary/node/v2.0.0/node-v2.0.0.tar.gz", &[], Method::GET).await;
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), tree.v2.as_slice());
 }

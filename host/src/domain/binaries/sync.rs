@@ -161,6 +161,10 @@ impl Walk<'_> {
     }
 
     async fn record_dir(&mut self, parent: &str, item: &Item, known: Option<&BinaryEntry>) -> bool {
+        if known.is_some_and(|k| k.date == item.date) {
+            // Walked again (the newest directory) and unchanged: its `modified` stays.
+            return true;
+        }
         let e = self.entry(parent, item, known, 0, None, None);
         match self.app.store.put_binary_entry(&e).await {
             Ok(_) => true,
