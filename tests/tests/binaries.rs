@@ -272,6 +272,8 @@ async fn browse_and_download(backend: Backend) {
     assert_eq!((status, some.as_array().unwrap().len()), (StatusCode::OK, 1));
     let (status, none) = s.get("/-/binary/node/v1.0.0/?since=2999-01-01T00:00:00Z", None).await;
     assert_eq!((status, none.as_array().unwrap().len()), (StatusCode::OK, 0));
+    let (status, body) = s.get("/-/binary/node/v9.9.9/?since=2000-01-01", None).await;
+    assert_error(status, &body, 404);
     let (status, body) = s.get("/-/binary/node/?limit=1001", None).await;
     assert_error(status, &body, 400);
     let (status, body) = s.get("/-/binary/node/?since=yesterday", None).await;

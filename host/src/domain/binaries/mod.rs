@@ -66,7 +66,8 @@ pub async fn lookup(app: &App, category: &str, segments: &[&str], since: Option<
         let dir = app.store.binary_entry(category, &parent, &format!("{last}/")).await?;
         let parent = dir_path(segments);
         let entries = app.store.binary_entries(category, &parent, since, limit).await?;
-        if dir.is_none() && entries.is_empty() && since.is_none() {
+        let exists = || async { Ok::<_, Error>(dir.is_some() || !app.store.binary_entries(category, &parent, None, 1).await?.is_empty()) };
+        if entries.is_empty() && !exists().await? {
             return Err(Error::NotFound(format!("binary {category:?} has no {}", parent.trim_end_matches('/'))));
         }
         return Ok(Lookup::Dir { parent, entries });
