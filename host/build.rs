@@ -23,7 +23,8 @@ fn main() {
             let stem = path.file_stem().unwrap().to_str().unwrap().to_string();
             let (version, description) = stem.split_once('_').expect("migration files are named NNNN_description.sql");
             let version: i64 = version.parse().expect("migration version is a number");
-            writeln!(out, "    ({version}, {description:?}, include_str!({:?})),", path.canonicalize().unwrap().display().to_string()).unwrap();
+            writeln!(out, "    ({version}, {description:?}, include_str!({:?})),", path.canonicalize().unwrap().display().to_string())
+                .unwrap();
         }
         writeln!(out, "];").unwrap();
     }

@@ -190,7 +190,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Plugin { command: PluginCommand::Check { file } } => {
             crate::telemetry::init("warn");
-            let inspection = crate::plugins::check_file(&file).map_err(|e| anyhow::anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
+            let inspection =
+                crate::plugins::check_file(&file).map_err(|e| anyhow::anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
             println!("file:        {}", file.display());
             println!("kind:        {}", inspection.kind.as_str());
             println!("wit:         cairn:plugin@{} (this Cairn: {})", inspection.wit_version, crate::plugins::WIT_VERSION);

@@ -285,7 +285,15 @@ pub struct HooksConfig {
 
 impl Default for HooksConfig {
     fn default() -> Self {
-        HooksConfig { enabled: true, max_per_user: 20, workers: 2, max_attempts: 8, timeout_ms: 10_000, retry_base_ms: 30_000, allow_private_targets: Vec::new() }
+        HooksConfig {
+            enabled: true,
+            max_per_user: 20,
+            workers: 2,
+            max_attempts: 8,
+            timeout_ms: 10_000,
+            retry_base_ms: 30_000,
+            allow_private_targets: Vec::new(),
+        }
     }
 }
 
@@ -386,9 +394,15 @@ impl Config {
     fn validate_binaries(&mut self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
         for b in &mut self.binaries {
-            let ok_name = !b.category.is_empty() && b.category.len() <= 100 && b.category.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) && !b.category.starts_with('.');
+            let ok_name = !b.category.is_empty()
+                && b.category.len() <= 100
+                && b.category.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !b.category.starts_with('.');
             if !ok_name || !seen.insert(b.category.clone()) {
-                return Err(ConfigError::Invalid(format!("[[binaries]] category {:?} must be unique letters, digits, '-', '_' or '.'", b.category)));
+                return Err(ConfigError::Invalid(format!(
+                    "[[binaries]] category {:?} must be unique letters, digits, '-', '_' or '.'",
+                    b.category
+                )));
             }
             if !matches!(b.kind.as_str(), "node" | "api") {
                 return Err(ConfigError::Invalid(format!("binary {}: type {:?} is not a known source (node, api)", b.category, b.kind)));
@@ -406,7 +420,9 @@ impl Config {
     fn validate_hooks(&self) -> Result<(), ConfigError> {
         let h = &self.hooks;
         if h.workers > 64 || h.max_attempts == 0 || !(1..=600_000).contains(&h.timeout_ms) || h.max_per_user == 0 {
-            return Err(ConfigError::Invalid("[hooks] workers must be 0-64, max_attempts and max_per_user at least 1, timeout_ms 1-600000".into()));
+            return Err(ConfigError::Invalid(
+                "[hooks] workers must be 0-64, max_attempts and max_per_user at least 1, timeout_ms 1-600000".into(),
+            ));
         }
         for cidr in &h.allow_private_targets {
             if cidr.parse::<ipnet::IpNet>().is_err() {
@@ -420,10 +436,8 @@ impl Config {
     pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
         let mut config = match path {
             Some(path) => {
-                let text = std::fs::read_to_string(path)
-                    .map_err(|source| ConfigError::Read { path: path.into(), source })?;
-                let mut config = Config::from_toml(&text)
-                    .map_err(|message| ConfigError::Parse { path: path.into(), message })?;
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.into(), source })?;
+                let mut config = Config::from_toml(&text).map_err(|message| ConfigError::Parse { path: path.into(), message })?;
                 config.config_path = Some(path.to_path_buf());
                 config
             }
@@ -440,10 +454,8 @@ impl Config {
 
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         if let Some(v) = get("CAIRN_LISTEN") {
-            self.listen = v.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env {
-                name: "CAIRN_LISTEN",
-                message: e.to_string(),
-            })?;
+            self.listen =
+                v.parse().map_err(|e: std::net::AddrParseError| ConfigError::Env { name: "CAIRN_LISTEN", message: e.to_string() })?;
         }
         if let Some(v) = get("CAIRN_DATABASE_URL") {
             self.database_url = Some(v);
@@ -467,10 +479,7 @@ impl Config {
             self.public_url.pop();
         }
         if !(self.public_url.starts_with("http://") || self.public_url.starts_with("https://")) {
-            return Err(ConfigError::Invalid(format!(
-                "public_url must start with http:// or https://, got {:?}",
-                self.public_url
-            )));
+            return Err(ConfigError::Invalid(format!("public_url must start with http:// or https://, got {:?}", self.public_url)));
         }
         if self.max_body_bytes < 1024 {
             return Err(ConfigError::Invalid("max_body_bytes must be at least 1024".into()));
@@ -535,10 +544,7 @@ impl Config {
         }
         if let Some(url) = &self.database_url {
             if !(url.starts_with("sqlite:") || url.starts_with("postgres:") || url.starts_with("postgresql:")) {
-                return Err(ConfigError::Invalid(format!(
-                    "database_url must start with sqlite: or postgres:, got {:?}",
-                    redact_url(url)
-                )));
+                return Err(ConfigError::Invalid(format!("database_url must start with sqlite: or postgres:, got {:?}", redact_url(url))));
             }
         }
         Ok(())
@@ -585,7 +591,9 @@ fn rewrite_userinfo(text: &str, replacement: &str) -> String {
         out.push_str(head);
         // The authority ends where the path, query or fragment (or the surrounding text) begins.
         let end = tail
-            .find(|c: char| matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '[' | ']' | ',' | '\\') || c.is_whitespace())
+            .find(|c: char| {
+                matches!(c, '/' | '?' | '#' | '"' | '\'' | '`' | '<' | '>' | '(' | ')' | '[' | ']' | ',' | '\\') || c.is_whitespace()
+            })
             .unwrap_or(tail.len());
         let authority = &tail[..end];
         match authority.rfind('@') {

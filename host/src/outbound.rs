@@ -104,7 +104,11 @@ pub struct Origin {
 
 impl Origin {
     pub fn of(url: &Url) -> Option<Origin> {
-        Some(Origin { scheme: url.scheme().to_ascii_lowercase(), host: url.host_str()?.to_ascii_lowercase(), port: url.port_or_known_default()? })
+        Some(Origin {
+            scheme: url.scheme().to_ascii_lowercase(),
+            host: url.host_str()?.to_ascii_lowercase(),
+            port: url.port_or_known_default()?,
+        })
     }
 
     pub fn parse(url: &str) -> Option<Origin> {
@@ -193,7 +197,8 @@ impl Outbound {
     }
 
     pub fn request(&self, method: Method, url: &str) -> Request<'_> {
-        let url = Url::parse(url).map_err(|e| Error::Invalid { what: format!("{method} {}", crate::config::redact_url(url)), why: format!("not a URL: {e}") });
+        let url = Url::parse(url)
+            .map_err(|e| Error::Invalid { what: format!("{method} {}", crate::config::redact_url(url)), why: format!("not a URL: {e}") });
         Request {
             method,
             url,
@@ -300,7 +305,8 @@ impl<'a> Request<'a> {
             }
             let resp = req.send().await.map_err(|e| transport_error(&what, &e))?;
             let status = resp.status().as_u16();
-            let Some(location) = resp.headers().get(http::header::LOCATION).filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308)) else {
+            let Some(location) = resp.headers().get(http::header::LOCATION).filter(|_| matches!(status, 301 | 302 | 303 | 307 | 308))
+            else {
                 return Ok(Response { inner: resp, what, max_bytes: self.max_bytes, cap: self.cap });
             };
             if hop == MAX_REDIRECTS {

@@ -14,23 +14,21 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::domain::App;
 use crate::blob::LocalBlobStore;
 use crate::config::{redact_url, Config};
+use crate::domain::App;
 use crate::http::{self, ApiError};
 use crate::store;
 
 /// Opens storage and builds the application state.
 pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
     let url = config.effective_database_url();
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| anyhow::anyhow!("creating data_dir {}: {e}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| anyhow::anyhow!("creating data_dir {}: {e}", config.data_dir.display()))?;
     let store = store::open(&url, config.database_max_connections)
         .await
         .map_err(|e| anyhow::anyhow!("opening database {}: {e}", redact_url(&url)))?;
     let blobs = Arc::new(
-        LocalBlobStore::open(config.blob_dir())
-            .map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
+        LocalBlobStore::open(config.blob_dir()).map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
     );
     let plugins = crate::plugins::Plugins::load(&config).await?;
     let app = App::new(config, store, blobs, plugins);

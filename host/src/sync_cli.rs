@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::domain::App;
 use crate::domain::sync::{self, SyncOptions, TaskState};
+use crate::domain::App;
 use crate::store::now_ms;
 
 pub async fn run(app: Arc<App>, names: &[String], binaries: &[String], options: SyncOptions) -> anyhow::Result<()> {
@@ -22,9 +22,7 @@ pub async fn run(app: Arc<App>, names: &[String], binaries: &[String], options: 
         tasks.push((format!("binary {category}"), task.id));
     }
     for name in names {
-        let task = sync::enqueue(&app, name, &options, true, Some("cli"))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot queue {name}: {e}"))?;
+        let task = sync::enqueue(&app, name, &options, true, Some("cli")).await.map_err(|e| anyhow::anyhow!("cannot queue {name}: {e}"))?;
         tasks.push((name.clone(), task.id));
     }
 

@@ -11,9 +11,7 @@ use tracing_subscriber::EnvFilter;
 use crate::domain::tokens::PREFIX;
 
 pub fn init(level: &str) {
-    let filter = EnvFilter::try_from_default_env()
-        .or_else(|_| EnvFilter::try_new(level))
-        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = EnvFilter::try_from_default_env().or_else(|_| EnvFilter::try_new(level)).unwrap_or_else(|_| EnvFilter::new("info"));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(|| RedactingWriter(std::io::stderr()))
@@ -71,7 +69,9 @@ pub fn redact_path(path: &str) -> String {
     let segments: Vec<&str> = path.split('/').collect();
     let mut out: Vec<&str> = Vec::with_capacity(segments.len());
     for (i, seg) in segments.iter().enumerate() {
-        let after_token = i >= 1 && segments[i - 1] == "token" && (segments[..i].ends_with(&["-", "user", "token"]) || segments[..i].ends_with(&["tokens", "token"]));
+        let after_token = i >= 1
+            && segments[i - 1] == "token"
+            && (segments[..i].ends_with(&["-", "user", "token"]) || segments[..i].ends_with(&["tokens", "token"]));
         let decoded = percent_encoding::percent_decode_str(seg).decode_utf8_lossy();
         let looks_like_token = decoded.contains(PREFIX);
         out.push(if (after_token && !seg.is_empty()) || looks_like_token { "***" } else { seg });

@@ -15,9 +15,7 @@ pub fn sha512_hex(data: &[u8]) -> String {
 
 /// Milliseconds since the epoch as the ISO 8601 form npm uses (`2024-01-01T12:00:00.000Z`).
 pub fn iso_ms(ms: i64) -> String {
-    chrono::DateTime::from_timestamp_millis(ms)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+    chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 /// The CouchDB-style revision after `current`: `N-<16 hex>` with N one higher.

@@ -207,9 +207,22 @@ async fn publish_and_change_packages(s: &dyn Store) {
     assert_eq!(p.maintainers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["ann"]);
     assert_eq!(s.version_by_file("pkg", "pkg-1.0.0.tgz").await.unwrap().unwrap().version, "1.0.0");
     // A stale rev changes nothing.
-    let stale = PackageChange { expected_rev: Some("1-a".into()), new_rev: "3-x".into(), now: 1, remove_versions: vec!["1.0.0".into()], ..Default::default() };
+    let stale = PackageChange {
+        expected_rev: Some("1-a".into()),
+        new_rev: "3-x".into(),
+        now: 1,
+        remove_versions: vec!["1.0.0".into()],
+        ..Default::default()
+    };
     assert!(s.update_package("pkg", &stale).await.unwrap().is_none());
-    let change = PackageChange { expected_rev: Some("2-c".into()), new_rev: "3-y".into(), now: 2, remove_versions: vec!["1.0.0".into()], maintainers: Some(vec!["ann".into(), "bob".into()]), ..Default::default() };
+    let change = PackageChange {
+        expected_rev: Some("2-c".into()),
+        new_rev: "3-y".into(),
+        now: 2,
+        remove_versions: vec!["1.0.0".into()],
+        maintainers: Some(vec!["ann".into(), "bob".into()]),
+        ..Default::default()
+    };
     let removed = s.update_package("pkg", &change).await.unwrap().unwrap();
     assert_eq!(removed.len(), 1);
     assert!(s.is_tombstoned("pkg", "1.0.0").await.unwrap());
@@ -217,7 +230,10 @@ async fn publish_and_change_packages(s: &dyn Store) {
     assert_eq!((p.rev.as_str(), p.versions.len(), p.maintainers.len()), ("3-y", 1, 2));
     // Every write is in the changes feed, in order.
     let changes = s.changes_since(0, 100).await.unwrap();
-    assert_eq!(changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(), vec!["PACKAGE_VERSION_ADDED", "PACKAGE_VERSION_ADDED", "PACKAGE_UPDATED"]);
+    assert_eq!(
+        changes.iter().map(|c| c.kind.as_str()).collect::<Vec<_>>(),
+        vec!["PACKAGE_VERSION_ADDED", "PACKAGE_VERSION_ADDED", "PACKAGE_UPDATED"]
+    );
     assert!(changes.windows(2).all(|w| w[0].seq < w[1].seq));
     assert_eq!(s.changes_since(changes[1].seq, 100).await.unwrap().len(), 1);
     let (names, total) = s.search("pkg", 0, 10).await.unwrap();
@@ -282,7 +298,8 @@ async fn tags_always_name_existing_versions(s: &dyn Store) {
     s.publish(&tagged("1.0.0", "1-a", &["latest"])).await.unwrap();
     s.publish(&tagged("1.1.0", "2-a", &["latest", "stable"])).await.unwrap();
     s.publish(&tagged("2.0.0-beta.1", "3-a", &["beta"])).await.unwrap();
-    let set_missing = PackageChange { new_rev: "4-a".into(), now: 1, set_tags: vec![("next".into(), "9.9.9".into())], ..Default::default() };
+    let set_missing =
+        PackageChange { new_rev: "4-a".into(), now: 1, set_tags: vec![("next".into(), "9.9.9".into())], ..Default::default() };
     assert!(matches!(s.update_package("pkg", &set_missing).await, Err(StoreError::Invalid(_))));
     let p = s.package("pkg").await.unwrap().unwrap();
     assert_eq!(p.rev, "3-a", "a refused change leaves everything as it was");
@@ -313,7 +330,12 @@ async fn tags_always_name_existing_versions(s: &dyn Store) {
 async fn tags_keep_creation_order(s: &dyn Store) {
     s.publish(&tagged("1.0.0", "1-a", &["latest", "zeta"])).await.unwrap();
     for (i, (tag, v)) in [("beta", "1.0.0"), ("alpha", "1.0.0"), ("zeta", "1.0.0")].iter().enumerate() {
-        let c = PackageChange { new_rev: format!("{}-t", i + 2), now: 1, set_tags: vec![(tag.to_string(), v.to_string())], ..Default::default() };
+        let c = PackageChange {
+            new_rev: format!("{}-t", i + 2),
+            now: 1,
+            set_tags: vec![(tag.to_string(), v.to_string())],
+            ..Default::default()
+        };
         s.update_package("pkg", &c).await.unwrap().unwrap();
     }
     let p = s.package("pkg").await.unwrap().unwrap();
@@ -353,7 +375,11 @@ async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> V
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     outputs.into_iter().map(|o| o.expect("every future finished")).collect()

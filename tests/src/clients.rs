@@ -51,7 +51,8 @@ impl Run {
     }
 
     pub fn describe(&self) -> String {
-        let mut s = format!("`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.what, self.code, self.stdout, self.stderr);
+        let mut s =
+            format!("`{}` exited with {:?}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.what, self.code, self.stdout, self.stderr);
         if !self.server_log.is_empty() {
             s.push_str(&format!("\n--- server log (tail) ---\n{}", self.server_log));
         }
@@ -74,7 +75,12 @@ pub fn tail(text: &str, n: usize) -> String {
 /// settings: `npm_config_*`, `yarn_*`, `pnpm_*` and `CI` are removed from its
 /// environment, its config and cache files are the test's own, and it prints no
 /// audit, fund or update notices, progress or colours. No stdin; killed with the test.
-pub fn isolated_command(program: impl AsRef<std::ffi::OsStr>, userconfig: &Path, globalconfig: &Path, cache: &Path) -> tokio::process::Command {
+pub fn isolated_command(
+    program: impl AsRef<std::ffi::OsStr>,
+    userconfig: &Path,
+    globalconfig: &Path,
+    cache: &Path,
+) -> tokio::process::Command {
     let mut cmd = tokio::process::Command::new(program);
     for (k, _) in std::env::vars_os() {
         let k_lower = k.to_string_lossy().to_ascii_lowercase();

@@ -92,8 +92,47 @@ impl Iterator for Generator {
 }
 
 const METHODS: &[&str] = &["GET", "GET", "GET", "GET", "HEAD", "PUT", "PUT", "POST", "DELETE", "PATCH", "OPTIONS", "PROPFIND", "FUZZ"];
-const WORDS: &[&str] = &["lodash", "react", "a", "x", "left-pad", "fs", "http", "node_modules", "favicon.ico", "CamelCase", "-", "_x", ".hidden", "a.b", "~tilde", "ü", "名前", "..", ".", "%", "@", "@@"];
-const SPECS: &[&str] = &["latest", "next", "1.0.0", "0.0.1-beta.1", "^1.0.0", "~2", ">=1 <2", "*", "1.x || >=3", "1.0.0.0", "v1", "", "9999999999999999999.0.0", "01.0.0", "1.0.0+build"];
+const WORDS: &[&str] = &[
+    "lodash",
+    "react",
+    "a",
+    "x",
+    "left-pad",
+    "fs",
+    "http",
+    "node_modules",
+    "favicon.ico",
+    "CamelCase",
+    "-",
+    "_x",
+    ".hidden",
+    "a.b",
+    "~tilde",
+    "ü",
+    "名前",
+    "..",
+    ".",
+    "%",
+    "@",
+    "@@",
+];
+const SPECS: &[&str] = &[
+    "latest",
+    "next",
+    "1.0.0",
+    "0.0.1-beta.1",
+    "^1.0.0",
+    "~2",
+    ">=1 <2",
+    "*",
+    "1.x || >=3",
+    "1.0.0.0",
+    "v1",
+    "",
+    "9999999999999999999.0.0",
+    "01.0.0",
+    "1.0.0+build",
+];
 
 fn word(rng: &mut Rng) -> String {
     match rng.below(6) {
@@ -158,14 +197,37 @@ fn path(rng: &mut Rng, opts: &GenOptions) -> String {
         11 => format!("/-/package/{n}/dist-tags"),
         12 => format!("/-/package/{n}/dist-tags/{tag}"),
         13 => format!("/-/package/{n}/{}", rng.pick(&["blocks", "collaborators", "syncs", "syncs/1", "syncs/x/log"])),
-        14 => format!("/-/v1/search?text={}&size={}&from={}", word(rng), rng.pick(&["20", "250", "251", "-1", "x", "99999999999"]), rng.below(1000)),
+        14 => format!(
+            "/-/v1/search?text={}&size={}&from={}",
+            word(rng),
+            rng.pick(&["20", "250", "251", "-1", "x", "99999999999"]),
+            rng.below(1000)
+        ),
         15 => format!("/-/user/org.couchdb.user:{}", word(rng)),
         16 => format!("/-/user/token/{}", word(rng)),
         17 => format!("/-/npm/v1/tokens{}", rng.pick(&["", "/token/abc", "/token/"])),
-        18 => format!("/downloads/{}/{}/{n}", rng.pick(&["point", "range"]), rng.pick(&["last-week", "last-day", "2020-01-01:2020-02-01", "x"])),
+        18 => format!(
+            "/downloads/{}/{}/{n}",
+            rng.pick(&["point", "range"]),
+            rng.pick(&["last-week", "last-day", "2020-01-01:2020-02-01", "x"])
+        ),
         19 => format!("/_changes?since={}&limit={}", rng.below(100), rng.pick(&["1", "1000", "-5", "x"])),
         20 => format!("/{n}/-rev/{}-{}", rng.below(10), word(rng)),
-        21 => format!("/-/{}", rng.pick(&["ping", "whoami", "registry", "registry/x", "scope", "admin/plugins", "v1/search", "npm/v1/security/advisories/bulk", "npm/v1/security/audits/quick", "_view/starredByUser?key=%22a%22"])),
+        21 => format!(
+            "/-/{}",
+            rng.pick(&[
+                "ping",
+                "whoami",
+                "registry",
+                "registry/x",
+                "scope",
+                "admin/plugins",
+                "v1/search",
+                "npm/v1/security/advisories/bulk",
+                "npm/v1/security/audits/quick",
+                "_view/starredByUser?key=%22a%22"
+            ])
+        ),
         22 => format!("/{n}/{}", rng.pick(&["sync", "sync/log/1", "-/x/y/z"])),
         _ => {
             let depth = rng.below(6);
@@ -182,7 +244,17 @@ fn path(rng: &mut Rng, opts: &GenOptions) -> String {
 fn headers(rng: &mut Rng, opts: &GenOptions) -> Vec<(String, String)> {
     let mut h = Vec::new();
     if rng.chance(50) {
-        h.push(("accept".into(), rng.pick(&["application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*", "application/json", "*/*", "text/html", ";;;q=x"]).to_string()));
+        h.push((
+            "accept".into(),
+            rng.pick(&[
+                "application/vnd.npm.install-v1+json; q=1.0, application/json; q=0.8, */*",
+                "application/json",
+                "*/*",
+                "text/html",
+                ";;;q=x",
+            ])
+            .to_string(),
+        ));
     }
     if rng.chance(50) {
         h.push(("accept-encoding".into(), rng.pick(&["gzip", "gzip, deflate, br", "identity", "br", "gzip;q=0"]).to_string()));
@@ -202,7 +274,10 @@ fn headers(rng: &mut Rng, opts: &GenOptions) -> Vec<(String, String)> {
         _ => {}
     }
     if rng.chance(20) {
-        h.push(("content-type".into(), rng.pick(&["application/json", "application/octet-stream", "text/plain", "multipart/form-data; boundary=x"]).to_string()));
+        h.push((
+            "content-type".into(),
+            rng.pick(&["application/json", "application/octet-stream", "text/plain", "multipart/form-data; boundary=x"]).to_string(),
+        ));
     }
     if rng.chance(10) {
         h.push(("npm-command".into(), rng.pick(&["install", "publish", "view", "unpublish"]).to_string()));

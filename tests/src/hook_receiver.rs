@@ -77,9 +77,14 @@ impl Drop for Receiver {
     }
 }
 
-async fn record(req: Request<Incoming>, got: Arc<Mutex<Vec<Received>>>, failures_left: Arc<AtomicUsize>) -> Result<Response<Full<Bytes>>, hyper::Error> {
+async fn record(
+    req: Request<Incoming>,
+    got: Arc<Mutex<Vec<Received>>>,
+    failures_left: Arc<AtomicUsize>,
+) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
-    let (path, content_type, signature, delivery_id) = (req.uri().path().to_string(), header("content-type"), header("x-npm-signature"), header("x-cairn-delivery"));
+    let (path, content_type, signature, delivery_id) =
+        (req.uri().path().to_string(), header("content-type"), header("x-npm-signature"), header("x-cairn-delivery"));
     let body = req.into_body().collect().await?.to_bytes().to_vec();
     got.lock().unwrap().push(Received { path, content_type, signature, delivery_id, body });
     let fail = failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();

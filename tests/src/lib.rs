@@ -73,7 +73,14 @@ pub struct ServerOptions {
 
 impl ServerOptions {
     pub fn new(backend: Backend) -> Self {
-        ServerOptions { backend, toml: String::new(), auth_toml: String::new(), publish_toml: String::new(), tail: String::new(), database_url: None }
+        ServerOptions {
+            backend,
+            toml: String::new(),
+            auth_toml: String::new(),
+            publish_toml: String::new(),
+            tail: String::new(),
+            database_url: None,
+        }
     }
     pub fn toml(mut self, extra: &str) -> Self {
         self.toml.push_str(extra);

@@ -102,10 +102,7 @@ pub fn publish_body(name: &str, version: &str, tarball: &[u8], tag: Option<&str>
     let mut versions = Map::new();
     versions.insert(version.to_string(), manifest.clone());
     let mut attachments = Map::new();
-    attachments.insert(
-        tarball_name,
-        json!({"content_type": "application/octet-stream", "data": b64(tarball), "length": tarball.len()}),
-    );
+    attachments.insert(tarball_name, json!({"content_type": "application/octet-stream", "data": b64(tarball), "length": tarball.len()}));
     let mut root = Map::new();
     root.insert("_id".into(), json!(name));
     root.insert("name".into(), json!(name));

@@ -240,7 +240,11 @@ impl FakeUpstream {
 /// The fake's answers: a [`FakeBody`], or an endless one.
 type AnyBody = http_body_util::Either<FakeBody, EndlessBody>;
 
-async fn handle(state: Arc<Mutex<State>>, sent: Arc<std::sync::atomic::AtomicU64>, req: Request<Incoming>) -> Result<Response<AnyBody>, Infallible> {
+async fn handle(
+    state: Arc<Mutex<State>>,
+    sent: Arc<std::sync::atomic::AtomicU64>,
+    req: Request<Incoming>,
+) -> Result<Response<AnyBody>, Infallible> {
     let path = decode_path(req.uri().path());
     let authorization = req.headers().get(hyper::header::AUTHORIZATION).and_then(|v| v.to_str().ok()).map(str::to_string);
     if let Some(resp) = special(&state, &sent, &path, &authorization) {
@@ -250,7 +254,12 @@ async fn handle(state: Arc<Mutex<State>>, sent: Arc<std::sync::atomic::AtomicU64
 }
 
 /// `/_changes` and redirects, recorded like every request.
-fn special(state: &Arc<Mutex<State>>, sent: &Arc<std::sync::atomic::AtomicU64>, path: &str, authorization: &Option<String>) -> Option<Response<AnyBody>> {
+fn special(
+    state: &Arc<Mutex<State>>,
+    sent: &Arc<std::sync::atomic::AtomicU64>,
+    path: &str,
+    authorization: &Option<String>,
+) -> Option<Response<AnyBody>> {
     let mut st = state.lock().unwrap();
     let fixed = |bytes: Bytes| http_body_util::Either::Left(FakeBody { data: Some(bytes), truncated: false, pause: None });
     let (status, body, location) = if let Some(to) = st.redirects.get(path) {
@@ -296,7 +305,12 @@ impl Body for EndlessBody {
     }
 }
 
-async fn handle_resource(state: Arc<Mutex<State>>, path: String, authorization: Option<String>, req: Request<Incoming>) -> Result<Response<FakeBody>, Infallible> {
+async fn handle_resource(
+    state: Arc<Mutex<State>>,
+    path: String,
+    authorization: Option<String>,
+    req: Request<Incoming>,
+) -> Result<Response<FakeBody>, Infallible> {
     let (fault, found) = {
         let mut st = state.lock().unwrap();
         let fault = match st.faults.get_mut(&path) {
@@ -355,9 +369,8 @@ async fn handle_resource(state: Arc<Mutex<State>>, path: String, authorization: 
 /// `/-/v1/search?text=&from=&size=`: the packuments whose name contains
 /// `text`, by name, in npm's result shape.
 fn search_answer(packuments: &BTreeMap<String, Value>, query: &str) -> Bytes {
-    let param = |k: &str| {
-        query.split('&').filter_map(|p| p.split_once('=')).find(|(n, _)| *n == k).map(|(_, v)| decode_path(&v.replace('+', " ")))
-    };
+    let param =
+        |k: &str| query.split('&').filter_map(|p| p.split_once('=')).find(|(n, _)| *n == k).map(|(_, v)| decode_path(&v.replace('+', " ")));
     let text = param("text").unwrap_or_default();
     let from: usize = param("from").and_then(|v| v.parse().ok()).unwrap_or(0);
     let size: usize = param("size").and_then(|v| v.parse().ok()).unwrap_or(20);

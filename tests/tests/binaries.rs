@@ -138,7 +138,12 @@ fn publish_tree(d: &Dist, bad_sum_wrong: bool, v2: Vec<u8>, v2_date: &str) -> Tr
     let sums = format!("{}  node-v1.0.0.tar.gz\n{bad_sum}  bad.tar.gz\n{}  docs/readme.txt\n", sha(&good), sha(&readme));
     d.page(
         "v1.0.0/",
-        &[("docs/", D1, None), ("SHASUMS256.txt", D1, Some(sums.len())), ("bad.tar.gz", D1, Some(bad.len())), ("node-v1.0.0.tar.gz", D1, Some(good.len()))],
+        &[
+            ("docs/", D1, None),
+            ("SHASUMS256.txt", D1, Some(sums.len())),
+            ("bad.tar.gz", D1, Some(bad.len())),
+            ("node-v1.0.0.tar.gz", D1, Some(good.len())),
+        ],
     );
     d.put("v1.0.0/SHASUMS256.txt", sums.into_bytes());
     d.put("v1.0.0/node-v1.0.0.tar.gz", good.clone());
@@ -381,7 +386,10 @@ async fn scheduled_sync(backend: Backend) {
     assert!(synced.is_some(), "no scheduled sync ran:\n{}", s.log());
     d.put("index.json", b"[1]".to_vec());
     d.page("", &[("v1.0.0/", D1, None), ("v2.0.0/", D1, None), ("index.json", D2, Some(3))]);
-    let again = poll(60, || async { (fetch(&s, "/-/binary/node/index.json", &[], Method::GET).await.bytes().await.ok()?.as_ref() == b"[1]").then_some(()) }).await;
+    let again = poll(60, || async {
+        (fetch(&s, "/-/binary/node/index.json", &[], Method::GET).await.bytes().await.ok()?.as_ref() == b"[1]").then_some(())
+    })
+    .await;
     assert!(again.is_some(), "the schedule repeats");
 }
 

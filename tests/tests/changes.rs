@@ -112,7 +112,8 @@ async fn changes_feed_pages(backend: Backend) {
     let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(8));
     let mut set = tokio::task::JoinSet::new();
     for i in 0..TAGS {
-        let (client, url, tok, sem) = (s.client.clone(), s.url(&format!("/-/package/{}/dist-tags/t{i}", names[i % names.len()])), tok.clone(), sem.clone());
+        let (client, url, tok, sem) =
+            (s.client.clone(), s.url(&format!("/-/package/{}/dist-tags/t{i}", names[i % names.len()])), tok.clone(), sem.clone());
         set.spawn(async move {
             let _permit = sem.acquire().await.unwrap();
             let r = client.put(url).bearer_auth(tok).json(&json!("1.0.0")).send().await.expect("request");

@@ -25,7 +25,11 @@ async fn user_create_makes_the_first_admin(backend: Backend) {
     let s = Server::start_with(ServerOptions::new(backend).auth("allow_public_registration = false")).await;
     let out = cairn(&["migrate"], &s.config_path, "");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let out = cairn(&["user", "create", "admin", "--admin", "--email", "root@example.com", "--password-stdin"], &s.config_path, "s3cret-admin-pw\n");
+    let out = cairn(
+        &["user", "create", "admin", "--admin", "--email", "root@example.com", "--password-stdin"],
+        &s.config_path,
+        "s3cret-admin-pw\n",
+    );
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stdout).contains("created admin admin"));
     // The same name again fails, naming the reason.

@@ -2,8 +2,8 @@
 //! (outbox), signed deliveries to a real receiver, retries, and the address
 //! rules for endpoints.
 
-use cairn_e2e::publish::*;
 use cairn_e2e::hook_receiver::{Received, Receiver};
+use cairn_e2e::publish::*;
 use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
@@ -43,7 +43,11 @@ async fn hook_api(backend: Backend) {
     let keys: Vec<&str> = hook.as_object().unwrap().keys().map(String::as_str).collect();
     let mut sorted = keys.clone();
     sorted.sort();
-    assert_eq!(sorted, ["created", "delivered", "endpoint", "id", "last_delivery", "name", "response_code", "status", "type", "updated"], "{hook}");
+    assert_eq!(
+        sorted,
+        ["created", "delivered", "endpoint", "id", "last_delivery", "name", "response_code", "status", "type", "updated"],
+        "{hook}"
+    );
     assert_eq!(hook["delivered"], json!(false));
     assert_eq!(hook["last_delivery"], Value::Null);
     let id = hook["id"].as_str().unwrap().to_string();
@@ -89,7 +93,8 @@ async fn hook_api(backend: Backend) {
 
     // Readonly tokens cannot create, change or delete.
     let ro = readonly_token(&s, &alice).await;
-    let (status, body) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&ro), Some(&hook_body("package", "x", "http://127.0.0.1:9/"))).await;
+    let (status, body) =
+        s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&ro), Some(&hook_body("package", "x", "http://127.0.0.1:9/"))).await;
     assert_error(status, &body, 403);
     let (status, body) = s.call(Method::PUT, &path, Some(&ro), Some(&change)).await;
     assert_error(status, &body, 403);
@@ -160,7 +165,14 @@ async fn hook_api_limits_and_validation(backend: Backend) {
 async fn hook_endpoints_refuse_private_addresses(backend: Backend) {
     let s = start(backend, "").await;
     let alice = s.add_user("alice", PW).await;
-    for endpoint in ["http://127.0.0.1:9/", "http://localhost:9/", "http://[::1]:9/", "http://10.0.0.1/", "http://169.254.169.254/latest", "http://0.0.0.0/"] {
+    for endpoint in [
+        "http://127.0.0.1:9/",
+        "http://localhost:9/",
+        "http://[::1]:9/",
+        "http://10.0.0.1/",
+        "http://169.254.169.254/latest",
+        "http://0.0.0.0/",
+    ] {
         let (status, body) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&hook_body("package", "foo", endpoint))).await;
         assert_error(status, &body, 422);
         assert!(body["reason"].as_str().unwrap().contains("endpoint refused"), "{endpoint}: {body}");
@@ -173,9 +185,14 @@ const SECRET: &str = "s3cret-value-42";
 
 /// Waits until the receiver has `n` requests (at most 30 s).
 async fn wait_for(r: &Receiver, n: usize) -> Vec<Received> {
-    poll(30, || async { let got = r.received(); (got.len() >= n).then_some(got) })
-        .await
-        .unwrap_or_else(|| panic!("expected {n} deliveries, got {:?}", r.received().iter().map(|g| g.json()["event"].clone()).collect::<Vec<_>>()))
+    poll(30, || async {
+        let got = r.received();
+        (got.len() >= n).then_some(got)
+    })
+    .await
+    .unwrap_or_else(|| {
+        panic!("expected {n} deliveries, got {:?}", r.received().iter().map(|g| g.json()["event"].clone()).collect::<Vec<_>>())
+    })
 }
 
 async fn set_owners(s: &Server, token: &str, name: &str, maintainers: Value) {
@@ -240,8 +257,17 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     assert!(status.is_success(), "delete: {status} {body}");
 
     let want = [
-        "package:publish", "package:publish", "package:dist-tag", "package:dist-tag-rm", "package:owner", "package:owner-rm",
-        "package:deprecate", "package:undeprecate", "package:star", "package:unstar", "package:unpublish",
+        "package:publish",
+        "package:publish",
+        "package:dist-tag",
+        "package:dist-tag-rm",
+        "package:owner",
+        "package:owner-rm",
+        "package:deprecate",
+        "package:undeprecate",
+        "package:star",
+        "package:unstar",
+        "package:unpublish",
     ];
     let events = |path: &str| -> Vec<Value> { r.received().iter().filter(|g| g.path == path).map(Received::json).collect() };
     poll(30, || async { (events("/hook").len() >= want.len() + 2).then_some(()) }).await.expect("every event of foo");
@@ -254,7 +280,10 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     // The package hook: every event in order; the unpublish of the latest 1.1.0
     // also moved `latest` (a dist-tag event of its own), then the whole package went.
     let pkg_events = events("/hook");
-    assert!(pkg_events.iter().any(|j| j["event"] == json!("package:dist-tag") && j["change"] == json!({"tag": "latest", "version": "1.0.0"})), "{pkg_events:?}");
+    assert!(
+        pkg_events.iter().any(|j| j["event"] == json!("package:dist-tag") && j["change"] == json!({"tag": "latest", "version": "1.0.0"})),
+        "{pkg_events:?}"
+    );
     let pkg_events: Vec<Value> = pkg_events.into_iter().filter(|j| j["change"]["tag"] != json!("latest")).collect();
     let mut want_foo = want.to_vec();
     want_foo.push("package:unpublish");
@@ -270,7 +299,8 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     assert_eq!(first["payload"]["name"], json!("foo"));
     assert!(first["payload"]["versions"]["1.0.0"].is_object(), "{first}");
     assert!(first["time"].is_i64(), "{first}");
-    let owner_rm = r.received().into_iter().find(|g| g.path == "/hook/owner" && g.json()["event"] == json!("package:owner-rm")).unwrap().json();
+    let owner_rm =
+        r.received().into_iter().find(|g| g.path == "/hook/owner" && g.json()["event"] == json!("package:owner-rm")).unwrap().json();
     assert_eq!(owner_rm["change"]["user"], json!("bob"));
     assert_eq!(owner_rm["hookOwner"], json!({"username": "bob"}));
 
@@ -282,7 +312,10 @@ async fn every_event_is_delivered_signed(backend: Backend) {
     let (_, list) = s.get(&format!("/-/npm/v1/hooks/hook/{id}/deliveries"), Some(&alice)).await;
     let list = list["objects"].as_array().unwrap().clone();
     assert_eq!(list.len(), 13, "{list:?}");
-    assert!(list.iter().all(|d| d["state"] == json!("delivered") && d["attempts"] == json!(1) && d["response_code"] == json!(200)), "{list:?}");
+    assert!(
+        list.iter().all(|d| d["state"] == json!("delivered") && d["attempts"] == json!(1) && d["response_code"] == json!(200)),
+        "{list:?}"
+    );
 }
 
 async fn failed_deliveries_are_retried_with_the_same_id(backend: Backend) {

@@ -103,8 +103,11 @@ fn url_path(url: &str) -> &str {
 fn dangling_tags(doc: &Value) -> Vec<String> {
     let versions = doc["versions"].as_object().cloned().unwrap_or_default();
     let tags = doc["dist-tags"].as_object().cloned().unwrap_or_default();
-    let mut out: Vec<String> =
-        tags.iter().filter(|(_, v)| !v.as_str().is_some_and(|v| versions.contains_key(v))).map(|(t, v)| format!("{t} → {}", v.as_str().unwrap_or("?"))).collect();
+    let mut out: Vec<String> = tags
+        .iter()
+        .filter(|(_, v)| !v.as_str().is_some_and(|v| versions.contains_key(v)))
+        .map(|(t, v)| format!("{t} → {}", v.as_str().unwrap_or("?")))
+        .collect();
     if !tags.contains_key("latest") && !versions.is_empty() {
         out.push("no latest".into());
     }
@@ -145,7 +148,10 @@ async fn kill9_during_concurrent_publishes(backend: Backend) {
         acked.append(&mut got);
         s.restart().await;
         let present = assert_all_present(&s, &acked).await;
-        eprintln!("{backend:?} round {round}: {acked_now} acknowledged before the kill; {present} versions present, {} acknowledged in all", acked.len());
+        eprintln!(
+            "{backend:?} round {round}: {acked_now} acknowledged before the kill; {present} versions present, {} acknowledged in all",
+            acked.len()
+        );
     }
     let log = s.log();
     assert!(!log.contains("panicked"), "the server panicked:\n{log}");

@@ -114,7 +114,8 @@ impl Npm {
     /// `npm token list --json`, parsed.
     async fn token_list(&self) -> Vec<Value> {
         let run = self.ok(&["token", "list", "--json"]).await;
-        let v: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("token list is not JSON ({e}): {}", run.describe()));
+        let v: Value =
+            serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("token list is not JSON ({e}): {}", run.describe()));
         v.as_array().unwrap_or_else(|| panic!("token list is not an array: {}", run.describe())).clone()
     }
 
@@ -122,8 +123,7 @@ impl Npm {
     /// the Username/Password(/Email) prompts.
     async fn interactive(&self, subcommand: &str, username: &str, password: &str, email: Option<&str>) -> Run {
         let mut cmd = self.command("python3");
-        cmd.arg(pty_script())
-            .args(["--username", username, "--password", password, "--timeout", &PTY_SCRIPT_TIMEOUT_SECS.to_string()]);
+        cmd.arg(pty_script()).args(["--username", username, "--password", password, "--timeout", &PTY_SCRIPT_TIMEOUT_SECS.to_string()]);
         if let Some(e) = email {
             cmd.args(["--email", e]);
         }

@@ -94,7 +94,6 @@ fn doc_path(name: &str) -> String {
     format!("/{}", name.replace('/', "%2f"))
 }
 
-
 /// One user's machine: its own HOME, npmrc (registry + that user's token),
 /// caches and stores, all in a temp dir.
 struct Machine<'a> {
@@ -246,9 +245,17 @@ impl<'a> Machine<'a> {
         let url = dist["tarball"].as_str().unwrap_or_else(|| panic!("no dist.tarball for {name}@{version} in {doc}")).to_string();
         let bytes = self.fetch(&url).await;
         let integrity = sri(&bytes);
-        assert_eq!(dist["integrity"].as_str(), Some(integrity.as_str()), "packument dist.integrity of {name}@{version} vs the served bytes at {url}");
+        assert_eq!(
+            dist["integrity"].as_str(),
+            Some(integrity.as_str()),
+            "packument dist.integrity of {name}@{version} vs the served bytes at {url}"
+        );
         let shasum: String = sha1::Sha1::digest(&bytes).iter().map(|b| format!("{b:02x}")).collect();
-        assert_eq!(dist["shasum"].as_str(), Some(shasum.as_str()), "packument dist.shasum of {name}@{version} vs the served bytes at {url}");
+        assert_eq!(
+            dist["shasum"].as_str(),
+            Some(shasum.as_str()),
+            "packument dist.shasum of {name}@{version} vs the served bytes at {url}"
+        );
         (url, integrity)
     }
 }
@@ -309,7 +316,12 @@ async fn publish_and_view(backend: Backend) {
         // The human view: maintainers, publisher and time, and the latest version's readme.
         let run = m.npm_ok(&["view", &name]).await;
         assert!(run.stdout.contains("- alice <alice@example.com>"), "maintainers: {}", run.describe());
-        assert!(run.stdout.contains("published just now by alice <alice@example.com>") || run.stdout.contains("ago by alice <alice@example.com>"), "{}", run.describe());
+        assert!(
+            run.stdout.contains("published just now by alice <alice@example.com>")
+                || run.stdout.contains("ago by alice <alice@example.com>"),
+            "{}",
+            run.describe()
+        );
         assert!(run.stdout.contains(&format!("{name}@1.0.1 | MIT | deps: none | versions: 2")), "{}", run.describe());
         let readme = m.view(&[&name, "readme"]).await;
         assert!(readme.contains("Version 1.0.1, published by a Cairn test."), "npm view readme: {readme:?}");
@@ -401,9 +413,8 @@ async fn owners() {
     let sfx = suffix();
     for name in [format!("own-{sfx}"), format!("@sc{sfx}/own-{sfx}")] {
         alice.publish_simple(&name, "1.0.0").await;
-        let owner_names = |run: &Run| -> Vec<String> {
-            run.stdout.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect()
-        };
+        let owner_names =
+            |run: &Run| -> Vec<String> { run.stdout.lines().filter_map(|l| l.split_whitespace().next()).map(str::to_string).collect() };
         let run = alice.npm_ok(&["owner", "ls", &name]).await;
         assert_eq!(owner_names(&run), vec!["alice"], "{}", run.describe());
         assert!(run.stdout.contains("alice <alice@example.com>"), "{}", run.describe());
@@ -630,7 +641,11 @@ enum Client {
 fn new_project(m: &Machine<'_>, name: &str) -> PathBuf {
     let dir = m.path("work").join(name);
     std::fs::create_dir_all(&dir).unwrap();
-    std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&json!({"name": name, "version": "1.0.0", "private": true})).unwrap()).unwrap();
+    std::fs::write(
+        dir.join("package.json"),
+        serde_json::to_string_pretty(&json!({"name": name, "version": "1.0.0", "private": true})).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
@@ -780,7 +795,11 @@ async fn install_tree(backend: Backend, client: Client, scoped: bool) {
     let node = resolve_with_node(&m3, &again, &t).await;
     assert!(node.success(), "{}\n--- install ---\n{}", node.describe(), run.describe());
     assert_eq!(node.json(), expected, "{}", node.describe());
-    assert_eq!(std::fs::read_to_string(again.join(lockfile)).unwrap(), std::fs::read_to_string(project.join(lockfile)).unwrap(), "{lockfile} changed on a frozen install");
+    assert_eq!(
+        std::fs::read_to_string(again.join(lockfile)).unwrap(),
+        std::fs::read_to_string(project.join(lockfile)).unwrap(),
+        "{lockfile} changed on a frozen install"
+    );
 }
 
 /// With `add`: `npm install A` / `pnpm add A` / `yarn add A` in `project`. Without:
@@ -845,13 +864,18 @@ fn check_lockfile(client: Client, project: &Path, t: &Tree, served: &[(String, S
             for n in [&t.a, &t.b, &t.c] {
                 assert_eq!(installed_version(project, n), "1.0.0", "node_modules/{n}");
             }
-            let lock: Value = serde_json::from_str(&std::fs::read_to_string(project.join("package-lock.json")).expect("package-lock.json")).unwrap();
+            let lock: Value =
+                serde_json::from_str(&std::fs::read_to_string(project.join("package-lock.json")).expect("package-lock.json")).unwrap();
             let packages = lock["packages"].as_object().unwrap_or_else(|| panic!("no packages in {lock}"));
             for (n, url, integrity) in served {
                 let key = format!("node_modules/{n}");
                 let entry = packages.get(&key).unwrap_or_else(|| panic!("no {key} in package-lock.json: {lock}"));
                 assert_eq!(entry["version"], json!("1.0.0"), "{key}: {entry}");
-                assert_eq!(entry["integrity"].as_str(), Some(integrity.as_str()), "package-lock {key} integrity vs the bytes served at {url}");
+                assert_eq!(
+                    entry["integrity"].as_str(),
+                    Some(integrity.as_str()),
+                    "package-lock {key} integrity vs the bytes served at {url}"
+                );
                 assert_eq!(entry["resolved"].as_str(), Some(url.as_str()), "package-lock {key} resolved");
             }
         }
@@ -864,7 +888,8 @@ fn check_lockfile(client: Client, project: &Path, t: &Tree, served: &[(String, S
             }
             let lock = std::fs::read_to_string(project.join("pnpm-lock.yaml")).expect("pnpm-lock.yaml");
             for (n, url, integrity) in served {
-                let res = pnpm_resolution(&lock, n, "1.0.0").unwrap_or_else(|| panic!("no resolution for {n}@1.0.0 in pnpm-lock.yaml:\n{lock}"));
+                let res =
+                    pnpm_resolution(&lock, n, "1.0.0").unwrap_or_else(|| panic!("no resolution for {n}@1.0.0 in pnpm-lock.yaml:\n{lock}"));
                 let got = res.iter().find(|(k, _)| k == "integrity").map(|(_, v)| v.as_str());
                 assert_eq!(got, Some(integrity.as_str()), "pnpm-lock {n}@1.0.0 integrity vs the bytes served at {url}\n{lock}");
                 if let Some((_, tarball)) = res.iter().find(|(k, _)| k == "tarball") {

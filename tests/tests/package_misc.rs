@@ -34,7 +34,8 @@ async fn blocks(backend: Backend) {
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["blocked"], json!(false), "{body}");
 
-    let (status, body) = s.call(Method::PUT, "/-/package/foo/blocks", Some(&admin), Some(&json!({"reason": "malware in postinstall"}))).await;
+    let (status, body) =
+        s.call(Method::PUT, "/-/package/foo/blocks", Some(&admin), Some(&json!({"reason": "malware in postinstall"}))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     assert_eq!(body["ok"], json!(true), "{body}");
     assert!(body.get("id").is_some_and(|v| !v.is_null()), "id in {body}");
@@ -116,7 +117,9 @@ async fn block_errors(backend: Backend) {
     // Bad bodies.
     let (status, body) = s.call(Method::PUT, "/-/package/foo/blocks", Some(&admin), Some(&json!({"reason": 5}))).await;
     assert_error_in(status, &body, &[400, 422], "reason not a string");
-    let r = request(&s, Method::PUT, "/-/package/foo/blocks", Some(&admin), &[("content-type", "application/json")], Some(b"{nope".to_vec())).await;
+    let r =
+        request(&s, Method::PUT, "/-/package/foo/blocks", Some(&admin), &[("content-type", "application/json")], Some(b"{nope".to_vec()))
+            .await;
     assert_error(r.status, &r.json(), 400);
     let (status, _) = s.get("/foo", None).await;
     assert_eq!(status, StatusCode::OK, "nothing blocked by refused requests");
@@ -130,7 +133,12 @@ async fn block_errors(backend: Backend) {
 async fn search_names(s: &Server, query: &str) -> (Value, Vec<String>) {
     let (status, body) = s.get(&format!("/-/v1/search?{query}"), None).await;
     assert_eq!(status, StatusCode::OK, "search {query}: {body}");
-    let names = body["objects"].as_array().unwrap_or_else(|| panic!("objects in {body}")).iter().map(|o| o["package"]["name"].as_str().unwrap().to_string()).collect();
+    let names = body["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("objects in {body}"))
+        .iter()
+        .map(|o| o["package"]["name"].as_str().unwrap().to_string())
+        .collect();
     (body, names)
 }
 
@@ -206,7 +214,15 @@ async fn search(backend: Backend) {
     assert_eq!(names, ["beta-tool"]);
 
     // The latest version is what search shows.
-    let p = publish_with(&s, Some(&alice), "gamma", "1.1.0", json!({"description": "does gamma things better", "keywords": ["parser", "gamma"]}), None).await;
+    let p = publish_with(
+        &s,
+        Some(&alice),
+        "gamma",
+        "1.1.0",
+        json!({"description": "does gamma things better", "keywords": ["parser", "gamma"]}),
+        None,
+    )
+    .await;
     assert_published(&p);
     let shown = poll(5, || async move {
         let (body, _) = search_names(sr, "text=gamma").await;
@@ -416,7 +432,9 @@ async fn download_ranges_and_errors(backend: Backend) {
     assert_eq!(days[0], json!({"day": "2024-01-01", "downloads": 0}));
     assert_eq!(days[30], json!({"day": "2024-01-31", "downloads": 0}));
 
-    for period in ["yesterday-ish", "2024-13-01:2024-12-31", "2024-02-30:2024-03-01", "2024-03-01:2024-01-01", "2024-01-01:", "last-century"] {
+    for period in
+        ["yesterday-ish", "2024-13-01:2024-12-31", "2024-02-30:2024-03-01", "2024-03-01:2024-01-01", "2024-01-01:", "last-century"]
+    {
         let (status, body) = s.get(&format!("/downloads/point/{period}/foo"), None).await;
         assert_error_in(status, &body, &[400, 404, 422], &format!("point {period}"));
         let (status, body) = s.get(&format!("/downloads/range/{period}/foo"), None).await;
@@ -491,7 +509,9 @@ async fn publish_rejects_bad_names(backend: Backend) {
     }
 
     let long = "a".repeat(215);
-    for name in ["Uppercase", "MIXED-case", ".hidden", "_private", "has space", "a:b", "é-unicode", long.as_str(), "@scope/", "@/x", "@Scope/x"] {
+    for name in
+        ["Uppercase", "MIXED-case", ".hidden", "_private", "has space", "a:b", "é-unicode", long.as_str(), "@scope/", "@/x", "@Scope/x"]
+    {
         let tgz = tarball(name, "1.0.0", json!({}));
         let body = publish_body(name, "1.0.0", &tgz, None, &s.base);
         let path = format!("/{}", enc(name).replace(' ', "%20"));
@@ -533,7 +553,12 @@ async fn publish_rejects_path_tricks(backend: Backend) {
     assert_no_failures(&failures);
     assert_eq!(blob_files(&s), before, "a blob was stored");
     // Nothing escaped the blob store either.
-    let outside: Vec<_> = std::fs::read_dir(s.data_dir.path()).unwrap().flatten().map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| n == "bar" || n == "x" || n.ends_with(".tgz")).collect();
+    let outside: Vec<_> = std::fs::read_dir(s.data_dir.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n == "bar" || n == "x" || n.ends_with(".tgz"))
+        .collect();
     assert!(outside.is_empty(), "{outside:?}");
 }
 

@@ -481,7 +481,12 @@ async fn star(s: &Server, token: &str, name: &str, user: &str, on: bool) -> (Sta
 async fn starred_by(s: &Server, user: &str) -> Vec<String> {
     let (status, body) = s.get(&format!("/-/_view/starredByUser?key=%22{user}%22"), None).await;
     assert_eq!(status, StatusCode::OK, "starredByUser: {body}");
-    let mut names: Vec<String> = body["rows"].as_array().unwrap_or_else(|| panic!("rows in {body}")).iter().map(|r| r["value"].as_str().unwrap().to_string()).collect();
+    let mut names: Vec<String> = body["rows"]
+        .as_array()
+        .unwrap_or_else(|| panic!("rows in {body}"))
+        .iter()
+        .map(|r| r["value"].as_str().unwrap().to_string())
+        .collect();
     names.sort();
     names
 }
@@ -582,7 +587,8 @@ async fn publishes_race_tag_moves(backend: Backend) {
     let publishes = (0..30).map(|i| {
         let (s, alice) = (&s, &alice);
         async move {
-            let p = publish_with(s, Some(alice), "race", &format!("2.0.{i}"), json!({}), Some(if i % 2 == 0 { "latest" } else { "next" })).await;
+            let p = publish_with(s, Some(alice), "race", &format!("2.0.{i}"), json!({}), Some(if i % 2 == 0 { "latest" } else { "next" }))
+                .await;
             (format!("publish 2.0.{i}"), p.status, p.body)
         }
     });
@@ -614,7 +620,11 @@ async fn futures_join<F: std::future::Future>(futures: impl Iterator<Item = F>) 
                 }
             }
         }
-        if pending { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
     })
     .await;
     outputs.into_iter().map(|o| o.expect("every future finished")).collect()

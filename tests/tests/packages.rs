@@ -466,10 +466,8 @@ async fn concurrent_publish_of_same_version(backend: Backend) {
     assert_ne!(tgz_a, tgz_b);
     let body_a = publish_body("foo", "1.0.0", &tgz_a, None, &s.base);
     let body_b = publish_body("foo", "1.0.0", &tgz_b, None, &s.base);
-    let (ra, rb) = tokio::join!(
-        s.call(Method::PUT, "/foo", Some(&alice), Some(&body_a)),
-        s.call(Method::PUT, "/foo", Some(&alice), Some(&body_b)),
-    );
+    let (ra, rb) =
+        tokio::join!(s.call(Method::PUT, "/foo", Some(&alice), Some(&body_a)), s.call(Method::PUT, "/foo", Some(&alice), Some(&body_b)),);
     let statuses = [ra.0.as_u16(), rb.0.as_u16()];
     let created = statuses.iter().filter(|&&c| c == 201).count();
     assert_eq!(created, 1, "exactly one publish wins: A {} {} / B {} {}", ra.0, ra.1, rb.0, rb.1);
@@ -489,10 +487,8 @@ async fn concurrent_publish_of_same_version(backend: Backend) {
     let tgz_d = tarball("foo", "1.2.0", json!({}));
     let body_c = publish_body("foo", "1.1.0", &tgz_c, Some("c"), &s.base);
     let body_d = publish_body("foo", "1.2.0", &tgz_d, Some("d"), &s.base);
-    let (rc, rd) = tokio::join!(
-        s.call(Method::PUT, "/foo", Some(&alice), Some(&body_c)),
-        s.call(Method::PUT, "/foo", Some(&alice), Some(&body_d)),
-    );
+    let (rc, rd) =
+        tokio::join!(s.call(Method::PUT, "/foo", Some(&alice), Some(&body_c)), s.call(Method::PUT, "/foo", Some(&alice), Some(&body_d)),);
     // A registry may ask the loser of a race on the document to retry (409); npm retries.
     for (r, body) in [(rc, &body_c), (rd, &body_d)] {
         if r.0 == StatusCode::CONFLICT {

@@ -22,7 +22,13 @@ fn plugin_toml(name: &str, kind: &str, file: &str, extra: &str, config: &str) ->
 const RELAXED: &str = "timeout_ms = 2000";
 
 fn scope_policy(publishers: &str) -> String {
-    plugin_toml("acme-scopes", "auth-policy", "scope_policy", RELAXED, &format!("publishers = {{ {publishers} }}\nprivate_scopes = [\"@secret\"]"))
+    plugin_toml(
+        "acme-scopes",
+        "auth-policy",
+        "scope_policy",
+        RELAXED,
+        &format!("publishers = {{ {publishers} }}\nprivate_scopes = [\"@secret\"]"),
+    )
 }
 
 async fn users(s: &Server) -> (String, String, String) {
@@ -79,7 +85,9 @@ async fn scope_policy_limits_publishing_and_private_reads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_rules_reject_publishes_with_their_reason() {
     let config = "name_patterns = [\"^evil-\"]\nlicenses = [\"GPL-3.0\"]\nblock_install_scripts = true";
-    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml("rules", "block-rule", "block_rules", RELAXED, config))).await;
+    let s =
+        Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml("rules", "block-rule", "block_rules", RELAXED, config)))
+            .await;
     let (_, alice, _) = users(&s).await;
     let before = cairn_e2e::publish::blob_files(&s);
     for (name, extra, needle) in [
@@ -117,7 +125,13 @@ async fn hook_formatter_and_upstream_adapters_are_called_through_the_server() {
     let tail = [
         plugin_toml("chat", "hook-formatter", "chat_hook", RELAXED, "username = \"registry-bot\""),
         plugin_toml("npm-up", "upstream-adapter", "npm_upstream", &allowed, &format!("registry = {:?}", upstream.base)),
-        plugin_toml("index", "upstream-adapter", "static_index", &allowed, &format!("index_url = \"http://127.0.0.1:{}/index.json\"", index_server.port)),
+        plugin_toml(
+            "index",
+            "upstream-adapter",
+            "static_index",
+            &allowed,
+            &format!("index_url = \"http://127.0.0.1:{}/index.json\"", index_server.port),
+        ),
         plugin_toml("nohosts", "upstream-adapter", "npm_upstream", "", &format!("registry = {:?}", upstream.base)),
     ]
     .join("\n");
@@ -315,11 +329,17 @@ async fn hostile_plugins_are_stopped_and_the_server_keeps_answering() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_plugin_configuration_is_refused_at_start() {
     let cases = [
-        ("[[plugins]]\nname = \"missing\"\nkind = \"auth-policy\"\npath = \"/nonexistent/x.wasm\"\n".to_string(), vec!["missing", "cannot read"]),
+        (
+            "[[plugins]]\nname = \"missing\"\nkind = \"auth-policy\"\npath = \"/nonexistent/x.wasm\"\n".to_string(),
+            vec!["missing", "cannot read"],
+        ),
         (plugin_toml("wrongkind", "block-rule", "scope_policy", "", ""), vec!["wrongkind", "auth-policy"]),
         (plugin_toml("initfail", "auth-policy", "hostile", "", "mode = \"init-fail\""), vec!["initfail", "init refused by config"]),
         (plugin_toml("badcfg", "block-rule", "block_rules", "", "name_patterns = [\"(unclosed\"]"), vec!["badcfg", "(unclosed"]),
-        (format!("[[plugins]]\nname = \"notwasm\"\nkind = \"auth-policy\"\npath = {:?}\n", cairn_bin().display().to_string()), vec!["notwasm", "not a WebAssembly"]),
+        (
+            format!("[[plugins]]\nname = \"notwasm\"\nkind = \"auth-policy\"\npath = {:?}\n", cairn_bin().display().to_string()),
+            vec!["notwasm", "not a WebAssembly"],
+        ),
         (plugin_toml("typo", "auth-policy", "scope_policy", "timeout = 5", ""), vec!["timeout"]),
     ];
     for (tail, needles) in cases {
@@ -337,7 +357,12 @@ fn plugin_check_describes_components() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("kind:        block-rule") && stdout.contains("cairn:plugin@0.1.0"), "{stdout}");
-    for (file, kind) in [("scope_policy", "auth-policy"), ("static_index", "upstream-adapter"), ("npm_upstream", "upstream-adapter"), ("chat_hook", "hook-formatter")] {
+    for (file, kind) in [
+        ("scope_policy", "auth-policy"),
+        ("static_index", "upstream-adapter"),
+        ("npm_upstream", "upstream-adapter"),
+        ("chat_hook", "hook-formatter"),
+    ] {
         let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(plugin(file)).output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains(kind), "{file}");
     }
@@ -394,7 +419,10 @@ impl StaticServer {
                     use tokio::io::{AsyncReadExt, AsyncWriteExt};
                     let mut buf = vec![0u8; 8192];
                     let _ = sock.read(&mut buf).await;
-                    let resp = format!("HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+                    let resp = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
                     let _ = sock.write_all(resp.as_bytes()).await;
                 });
             }
@@ -474,7 +502,12 @@ fn read_routes(name: &str) -> Vec<(String, String)> {
 /// The names listed by search, `_changes` and `starredByUser` for a caller.
 async fn listed(s: &Server, token: Option<&str>, text: &str) -> (Vec<String>, Vec<String>, Vec<String>) {
     let names = |v: &Value, list: &str, field: &str| -> Vec<String> {
-        v[list].as_array().unwrap_or_else(|| panic!("{list} in {v}")).iter().filter_map(|r| r.pointer(field)?.as_str().map(str::to_string)).collect()
+        v[list]
+            .as_array()
+            .unwrap_or_else(|| panic!("{list} in {v}"))
+            .iter()
+            .filter_map(|r| r.pointer(field)?.as_str().map(str::to_string))
+            .collect()
     };
     let (st, search) = s.get(&format!("/-/v1/search?text={text}&size=250"), token).await;
     assert_eq!(st, StatusCode::OK, "{search}");
@@ -509,7 +542,11 @@ async fn private_scope_is_hidden_from_every_read_route() {
         let (st_e, body_e) = s.get(&existing, None).await;
         let (st_m, body_m) = s.get(&missing, None).await;
         assert_error(st_e, &body_e, 403);
-        assert_eq!((st_e, body_e.to_string().replace("stuff", "X")), (st_m, body_m.to_string().replace("nothing", "X")), "{label}: existing vs missing");
+        assert_eq!(
+            (st_e, body_e.to_string().replace("stuff", "X")),
+            (st_m, body_m.to_string().replace("nothing", "X")),
+            "{label}: existing vs missing"
+        );
         let (st, body) = s.get(&existing, Some(&bob)).await;
         assert_eq!(st, StatusCode::OK, "{label} as bob: {body}");
         let (st, body) = s.get(&existing.replace("secret", "open"), None).await;

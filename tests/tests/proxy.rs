@@ -11,17 +11,25 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use cairn_e2e::clients::{isolated_command, tail, Run};
 use cairn_e2e::publish::{
     assert_published, enc, gunzip, integrity, publish_ok, publish_with, request, sha1_hex, tarball, tarball_path, CORGI_ACCEPT, PW,
 };
-use cairn_e2e::clients::{isolated_command, tail, Run};
 use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
 use cairn_e2e::upstream::FakeUpstream;
 use fake::{Fake, Reply, Seen};
 
-both_backends!(install_tree_through_proxy, packument_reads, negative_cache, metadata_refresh, upstream_down_serves_cache, local_packages_win, search_merges_upstream);
+both_backends!(
+    install_tree_through_proxy,
+    packument_reads,
+    negative_cache,
+    metadata_refresh,
+    upstream_down_serves_cache,
+    local_packages_win,
+    search_merges_upstream
+);
 
 /// Bound on one npm command.
 const NPM_TIMEOUT: Duration = Duration::from_secs(50);
@@ -265,7 +273,6 @@ fn assert_unavailable(status: StatusCode, body: &Value, what: &str) {
 // npm CLI
 // ---------------------------------------------------------------------------
 
-
 /// A throwaway machine: HOME, npmrc (registry = `server`), global npmrc and cache in a temp dir.
 struct Machine<'a> {
     server: &'a Server,
@@ -303,7 +310,11 @@ impl<'a> Machine<'a> {
     fn project(&self, name: &str) -> PathBuf {
         let dir = self.path("work").join(name);
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join("package.json"), serde_json::to_string_pretty(&json!({"name": name, "version": "1.0.0", "private": true})).unwrap()).unwrap();
+        std::fs::write(
+            dir.join("package.json"),
+            serde_json::to_string_pretty(&json!({"name": name, "version": "1.0.0", "private": true})).unwrap(),
+        )
+        .unwrap();
         dir
     }
 
@@ -720,7 +731,12 @@ async fn concurrent_misses_one_upstream_request() {
         assert_eq!(st, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
         assert!(body == tgz_tgz, "tarball bytes");
     }
-    assert_eq!(fake.count("GET", &format!("/{tgz_name}")), 1, "upstream packument requests for 10 concurrent tarball GETs:\n{}", fake.describe());
+    assert_eq!(
+        fake.count("GET", &format!("/{tgz_name}")),
+        1,
+        "upstream packument requests for 10 concurrent tarball GETs:\n{}",
+        fake.describe()
+    );
     assert_eq!(
         fake.count("GET", &tarball_path(&tgz_name, "1.0.0")),
         1,
@@ -740,7 +756,12 @@ async fn concurrent_not_found_misses_one_upstream_request() {
         let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
         assert_error(st, &body, 404);
     }
-    assert_eq!(fake.count("GET", &format!("/{name}")), 1, "upstream requests for 10 concurrent GETs of a missing package:\n{}", fake.describe());
+    assert_eq!(
+        fake.count("GET", &format!("/{name}")),
+        1,
+        "upstream requests for 10 concurrent GETs of a missing package:\n{}",
+        fake.describe()
+    );
 }
 
 /// A package published here wins over the upstream's package of the same
@@ -925,7 +946,8 @@ async fn npm_audit_reports_upstream_advisory() {
     let sent = sent_json(&bulk[0]);
     assert_eq!(sent[&name], json!(["1.0.0"]), "bulk body the upstream received: {sent}");
 
-    let report: Value = serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("npm audit --json output ({e}): {}", run.describe()));
+    let report: Value =
+        serde_json::from_str(run.stdout.trim()).unwrap_or_else(|e| panic!("npm audit --json output ({e}): {}", run.describe()));
     let vuln = &report["vulnerabilities"][&name];
     assert_eq!(vuln["severity"], json!("high"), "{}", run.describe());
     let via = vuln["via"].as_array().unwrap_or_else(|| panic!("no via: {}", run.describe()));
@@ -984,7 +1006,12 @@ async fn audit_upstream_failure_is_a_502_naming_it() {
 // ---------------------------------------------------------------------------
 
 fn result_names(body: &Value) -> Vec<String> {
-    body["objects"].as_array().unwrap_or_else(|| panic!("objects in {body}")).iter().map(|o| o["package"]["name"].as_str().unwrap().to_string()).collect()
+    body["objects"]
+        .as_array()
+        .unwrap_or_else(|| panic!("objects in {body}"))
+        .iter()
+        .map(|o| o["package"]["name"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Search in proxy mode: local packages first, then the upstream's (a package
@@ -1040,7 +1067,9 @@ async fn search_with_upstream_down_answers_local_results() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         format!("http://{}", l.local_addr().unwrap())
     };
-    for (what, base, first_within) in [("unreachable", closed, Duration::from_millis(1500)), ("hanging", hanging.base.clone(), Duration::from_millis(3500))] {
+    for (what, base, first_within) in
+        [("unreachable", closed, Duration::from_millis(1500)), ("hanging", hanging.base.clone(), Duration::from_millis(3500))]
+    {
         let s = start_proxy(Backend::Sqlite, &base, "").await;
         let tok = s.add_user("bob", PW).await;
         let name = format!("down-search-{}", suffix());
@@ -1096,7 +1125,9 @@ async fn upstream_down_unknown_names_fail_fast_and_publish_works() {
         format!("http://{}", l.local_addr().unwrap())
     };
     // upstream_timeout_secs = 2 (start_proxy): the hanging upstream costs one timeout.
-    for (what, base, first_within) in [("unreachable", closed, Duration::from_millis(1500)), ("hanging", hanging.base.clone(), Duration::from_millis(3500))] {
+    for (what, base, first_within) in
+        [("unreachable", closed, Duration::from_millis(1500)), ("hanging", hanging.base.clone(), Duration::from_millis(3500))]
+    {
         let s = start_proxy(Backend::Sqlite, &base, "").await;
         let tok = s.add_user("alice", PW).await;
         for (round, within) in [(1, first_within), (2, Duration::from_millis(700))] {

@@ -127,7 +127,8 @@ async fn slow_clients_are_timed_out() {
 async fn graceful_shutdown_finishes_in_flight_requests() {
     let mut s = Server::start(Backend::Sqlite).await;
     // Start a request and leave its body half sent.
-    let body = json!({"_id": "org.couchdb.user:late", "name": "late", "password": "password123", "type": "user", "email": "l@example.com"}).to_string();
+    let body = json!({"_id": "org.couchdb.user:late", "name": "late", "password": "password123", "type": "user", "email": "l@example.com"})
+        .to_string();
     let (first, second) = body.split_at(body.len() / 2);
     let mut conn = TcpStream::connect(s.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();

@@ -79,7 +79,8 @@ async fn deprecate(s: &Server, token: &str, name: &str, versions: &[&str], msg: 
 }
 
 async fn set_tag(s: &Server, token: &str, name: &str, tag: &str, version: &str) {
-    let (status, body) = s.call(Method::PUT, &format!("/-/package/{}/dist-tags/{tag}", enc(name)), Some(token), Some(&json!(version))).await;
+    let (status, body) =
+        s.call(Method::PUT, &format!("/-/package/{}/dist-tags/{tag}", enc(name)), Some(token), Some(&json!(version))).await;
     assert!(status.is_success(), "dist-tag {tag}: {status} {body}");
 }
 
@@ -666,11 +667,7 @@ async fn truncated_tarball_rejects_version(backend: Backend) {
     let blobs = tarball_blobs(&s, "trunc");
     assert!(!blobs.iter().any(|b| b.contains("1.1.0")), "a truncated tarball was stored: {blobs:?}");
     assert!(doc["versions"].get("1.1.0").is_none(), "{doc}");
-    assert_eq!(
-        version_set(&doc),
-        set(&["1.0.0", "1.2.0"]),
-        "the other versions still sync; task {t}\nlog:\n{log}\npackument: {doc}"
-    );
+    assert_eq!(version_set(&doc), set(&["1.0.0", "1.2.0"]), "the other versions still sync; task {t}\nlog:\n{log}\npackument: {doc}");
     assert_eq!(doc["dist-tags"]["latest"], json!("1.2.0"), "{doc}");
     assert_eq!(blobs.len(), 2, "{blobs:?}");
 }
@@ -775,7 +772,8 @@ async fn two_processes_one_queue() {
     }
     let mut ran_on = BTreeSet::new();
     for (n, id) in &ids {
-        let logs: Vec<(&str, String)> = [("A", log_file(&a, id)), ("B", log_file(&b, id))].into_iter().filter_map(|(w, l)| l.map(|l| (w, l))).collect();
+        let logs: Vec<(&str, String)> =
+            [("A", log_file(&a, id)), ("B", log_file(&b, id))].into_iter().filter_map(|(w, l)| l.map(|l| (w, l))).collect();
         assert_eq!(logs.len(), 1, "{n}: task {id} logged by {} processes: {logs:?}", logs.len());
         let (who, log) = &logs[0];
         ran_on.insert(*who);
@@ -807,7 +805,9 @@ async fn recovery_after_kill(backend: Backend) {
     let bob = first.add_user("bob", PW).await;
     let id = sync_ok(&first, &bob, "rec", json!({})).await;
     // Mid-task: processing, with the tarball download under way.
-    let mid = poll(15, || async { (task(&first, "rec", &id).await["state"] == json!("processing") && fake.hits(&tpath) >= 1).then_some(()) }).await;
+    let mid =
+        poll(15, || async { (task(&first, "rec", &id).await["state"] == json!("processing") && fake.hits(&tpath) >= 1).then_some(()) })
+            .await;
     assert!(mid.is_some(), "the task never got to the tarball: {}", task(&first, "rec", &id).await);
     first.stop_with("KILL").await;
 
@@ -905,7 +905,12 @@ async fn scope_routes_sync(backend: Backend) {
     let admin = s.add_admin("admin", PW).await;
     let bob = s.add_user("bob", PW).await;
     let (status, created) = s
-        .call(Method::POST, "/-/registry", Some(&admin), Some(&json!({"name": "corp", "host": corp_up.base, "type": "npm", "userPrefix": "corp/"})))
+        .call(
+            Method::POST,
+            "/-/registry",
+            Some(&admin),
+            Some(&json!({"name": "corp", "host": corp_up.base, "type": "npm", "userPrefix": "corp/"})),
+        )
         .await;
     assert_eq!(status, StatusCode::CREATED, "{created}");
     let corp_id = created["registryId"].as_str().unwrap().to_string();

@@ -21,13 +21,18 @@ async fn cli_syncs_and_reports_failures() {
 
     let out = tokio::task::spawn_blocking({
         let config = down.config_path.clone();
-        move || std::process::Command::new(cairn_bin()).args(["sync", "cli-pkg", "no-such-package", "--config"]).arg(config).output().unwrap()
+        move || {
+            std::process::Command::new(cairn_bin()).args(["sync", "cli-pkg", "no-such-package", "--config"]).arg(config).output().unwrap()
+        }
     })
     .await
     .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "one of the syncs failed, so the command fails:\n{stderr}");
-    assert!(stderr.contains("no-such-package") && stderr.contains("was not found upstream"), "the log tail of the failure is shown:\n{stderr}");
+    assert!(
+        stderr.contains("no-such-package") && stderr.contains("was not found upstream"),
+        "the log tail of the failure is shown:\n{stderr}"
+    );
     assert!(stderr.contains("1 of 2 syncs failed"), "{stderr}");
 
     // The server (same database) now serves what the CLI synced, tarballs included.
@@ -39,7 +44,8 @@ async fn cli_syncs_and_reports_failures() {
     assert_eq!(resp.status(), StatusCode::OK);
 
     // Its dependency was queued; a second run with --nodeps on it finishes it.
-    let out = std::process::Command::new(cairn_bin()).args(["sync", "cli-dep", "--nodeps", "--config"]).arg(&down.config_path).output().unwrap();
+    let out =
+        std::process::Command::new(cairn_bin()).args(["sync", "cli-dep", "--nodeps", "--config"]).arg(&down.config_path).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (status, _) = down.get("/cli-dep", None).await;
     assert_eq!(status, StatusCode::OK);

@@ -14,7 +14,12 @@ async fn create(s: &Server, token: &str, body: Value) -> (StatusCode, Value) {
 async fn create_list_delete(backend: Backend) {
     let s = Server::start(backend).await;
     let login = s.add_user("ivan", PW).await;
-    let (status, body) = create(&s, &login, json!({"password": PW, "readonly": false, "automation": true, "cidr_whitelist": ["127.0.0.1", "192.168.1.0/24"]})).await;
+    let (status, body) = create(
+        &s,
+        &login,
+        json!({"password": PW, "readonly": false, "automation": true, "cidr_whitelist": ["127.0.0.1", "192.168.1.0/24"]}),
+    )
+    .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let raw = body["token"].as_str().unwrap().to_string();
     let key = body["key"].as_str().unwrap().to_string();

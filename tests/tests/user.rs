@@ -227,9 +227,8 @@ async fn secrets_are_not_stored_in_clear(backend: Backend) {
     let (status, body) = s.login("heidi", password, Some("heidi@example.com")).await;
     assert_eq!(status, StatusCode::CREATED);
     let login_token = body["token"].as_str().unwrap().to_string();
-    let (status, body) = s
-        .call(Method::POST, "/-/npm/v1/tokens", Some(&login_token), Some(&json!({"password": password, "readonly": true})))
-        .await;
+    let (status, body) =
+        s.call(Method::POST, "/-/npm/v1/tokens", Some(&login_token), Some(&json!({"password": password, "readonly": true}))).await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
     let api_token = body["token"].as_str().unwrap().to_string();
     // Use them so that last-use times are written too.

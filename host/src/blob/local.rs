@@ -63,9 +63,7 @@ fn walk(root: &Path, dir: &Path, out: &mut Vec<BlobEntry>) -> std::io::Result<()
 
 async fn sync_dir(dir: &Path) -> std::io::Result<()> {
     let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all())
-        .await
-        .map_err(std::io::Error::other)?
+    tokio::task::spawn_blocking(move || std::fs::File::open(dir)?.sync_all()).await.map_err(std::io::Error::other)?
 }
 
 impl LocalBlobStore {

@@ -50,7 +50,13 @@ impl App {
             config.auth.login_max_failures_per_ip,
             std::time::Duration::from_secs(config.auth.login_window_secs),
         );
-        Arc::new(App { config, store, blobs, token_usage: TokenUsage::default(), login_limiter, packuments,
+        Arc::new(App {
+            config,
+            store,
+            blobs,
+            token_usage: TokenUsage::default(),
+            login_limiter,
+            packuments,
             downloads: DownloadCounter::default(),
             plugins,
             sync_wakeup: tokio::sync::Notify::new(),

@@ -24,11 +24,17 @@ pub async fn feed(app: &App, reader: Reader<'_>, since: Option<&str>, limit: Opt
     let since = match since {
         None | Some("") => 0,
         Some("now") => app.store.changes_since(i64::MAX - 1, 1).await?.last().map_or(0, |c| c.seq),
-        Some(s) => s.parse::<i64>().ok().filter(|n| *n >= 0).ok_or_else(|| Error::Invalid(format!("since must be a non-negative integer, got {s:?}")))?,
+        Some(s) => s
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 0)
+            .ok_or_else(|| Error::Invalid(format!("since must be a non-negative integer, got {s:?}")))?,
     };
     let limit = match limit {
         None | Some("") => PAGE,
-        Some(l) => l.parse::<i64>().ok().filter(|n| (1..=PAGE).contains(n)).ok_or_else(|| Error::Invalid(format!("limit must be 1-{PAGE}")))?,
+        Some(l) => {
+            l.parse::<i64>().ok().filter(|n| (1..=PAGE).contains(n)).ok_or_else(|| Error::Invalid(format!("limit must be 1-{PAGE}")))?
+        }
     };
     let rows = app.store.changes_since(since, limit).await?;
     let last_seq = rows.last().map_or(since, |c| c.seq);

@@ -22,10 +22,8 @@ impl DownloadCounter {
     }
 
     pub async fn flush(&self, store: &dyn Store) -> Result<usize> {
-        let batch: Vec<(String, String, String, i64)> = std::mem::take(&mut *self.pending.lock().expect("download lock"))
-            .into_iter()
-            .map(|((p, v, d), n)| (p, v, d, n))
-            .collect();
+        let batch: Vec<(String, String, String, i64)> =
+            std::mem::take(&mut *self.pending.lock().expect("download lock")).into_iter().map(|((p, v, d), n)| (p, v, d, n)).collect();
         if batch.is_empty() {
             return Ok(0);
         }
@@ -52,9 +50,8 @@ pub fn parse_period(period: &str) -> Result<(NaiveDate, NaiveDate)> {
         "last-month" => back(30),
         "last-year" => back(365),
         other => {
-            let parse = |s: &str| {
-                NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| Error::BadRequest(format!("invalid date range {other:?}")))
-            };
+            let parse =
+                |s: &str| NaiveDate::parse_from_str(s, "%Y-%m-%d").map_err(|_| Error::BadRequest(format!("invalid date range {other:?}")));
             match other.split_once(':') {
                 Some((a, b)) => (parse(a)?, parse(b)?),
                 None => {

@@ -70,7 +70,11 @@ pub fn parse(text: &str) -> Result<Vec<Hash>, IntegrityError> {
         let encoded = rest.split_once('?').map_or(rest, |(digest, _options)| digest);
         let digest = B64.decode(encoded).map_err(|e| IntegrityError::Malformed(format!("{name} digest {encoded:?} is not base64: {e}")))?;
         if digest.len() != algorithm.len() {
-            return Err(IntegrityError::Malformed(format!("{name} digest {encoded:?} has {} bytes, not {}", digest.len(), algorithm.len())));
+            return Err(IntegrityError::Malformed(format!(
+                "{name} digest {encoded:?} has {} bytes, not {}",
+                digest.len(),
+                algorithm.len()
+            )));
         }
         hashes.push(Hash { algorithm, digest });
     }
@@ -169,7 +173,10 @@ mod tests {
     fn several_hashes_all_must_match() {
         assert_eq!(check_data(&format!("{} {}", sha512(), sha1())), Ok(()));
         assert_eq!(check_data(&format!("{}\t\n {}", sha1(), sha512())), Ok(()));
-        assert_eq!(parse(&format!("{} {}", sha512(), sha1())).unwrap().iter().map(|h| h.algorithm).collect::<Vec<_>>(), vec![Algorithm::Sha512, Algorithm::Sha1]);
+        assert_eq!(
+            parse(&format!("{} {}", sha512(), sha1())).unwrap().iter().map(|h| h.algorithm).collect::<Vec<_>>(),
+            vec![Algorithm::Sha512, Algorithm::Sha1]
+        );
         let wrong = sri("sha512", &sha2::Sha512::digest(b"other"));
         assert_eq!(check_data(&format!("{} {wrong}", sha512())), Err(IntegrityError::Mismatch));
         assert_eq!(check_data(&format!("{wrong} {}", sha1())), Err(IntegrityError::Mismatch));

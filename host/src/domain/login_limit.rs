@@ -84,10 +84,7 @@ impl LoginLimiter {
             (None, None) => return Ok(()),
         };
         let secs = until.duration_since(now).as_secs_f64().ceil().max(1.0) as u64;
-        Err(Error::TooManyRequests(
-            format!("too many failed logins for {what}; try again in {secs} s (access tokens keep working)"),
-            secs,
-        ))
+        Err(Error::TooManyRequests(format!("too many failed logins for {what}; try again in {secs} s (access tokens keep working)"), secs))
     }
 
     /// A wrong password for `account` from `ip`.
@@ -184,9 +181,15 @@ mod tests {
     fn repeated_lockouts_back_off() {
         let l = LoginLimiter::new(1, 100, Duration::from_secs(10));
         l.failed("a", ip("10.0.0.1"));
-        let first = match l.check("a", ip("10.0.0.1")) { Err(Error::TooManyRequests(_, s)) => s, _ => panic!() };
+        let first = match l.check("a", ip("10.0.0.1")) {
+            Err(Error::TooManyRequests(_, s)) => s,
+            _ => panic!(),
+        };
         l.failed("a", ip("10.0.0.1"));
-        let second = match l.check("a", ip("10.0.0.1")) { Err(Error::TooManyRequests(_, s)) => s, _ => panic!() };
+        let second = match l.check("a", ip("10.0.0.1")) {
+            Err(Error::TooManyRequests(_, s)) => s,
+            _ => panic!(),
+        };
         assert!(first <= 10 && second > 10, "{first} {second}");
     }
 

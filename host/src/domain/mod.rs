@@ -6,6 +6,7 @@
 mod app;
 pub mod auth;
 pub mod binaries;
+pub mod changes;
 pub mod downloads;
 pub mod hooks;
 pub mod integrity;
@@ -13,17 +14,16 @@ pub mod login_limit;
 pub mod names;
 pub mod packages;
 pub mod packument;
+pub mod password;
 pub mod policy;
 pub mod proxy;
 pub mod reads;
 pub mod registries;
-pub mod search;
 pub mod scopes;
+pub mod search;
 pub mod sync;
-pub mod changes;
-pub mod upstream;
-pub mod password;
 pub mod tokens;
+pub mod upstream;
 pub mod users;
 
 pub use app::App;

@@ -11,11 +11,48 @@ pub const MAX_OLD_NAME_LEN: usize = 1024;
 /// `_`-prefixed and `/` ones, which are invalid names anyway): npm refuses them
 /// as names of new packages.
 const CORE_MODULES: &[&str] = &[
-    "assert", "async_hooks", "buffer", "child_process", "cluster", "console", "constants", "crypto", "dgram",
-    "diagnostics_channel", "dns", "domain", "events", "fs", "http", "http2", "https", "inspector", "module", "net",
-    "os", "path", "perf_hooks", "process", "punycode", "querystring", "readline", "repl", "stream",
-    "string_decoder", "sys", "timers", "tls", "trace_events", "tty", "url", "util", "v8", "vm", "wasi",
-    "worker_threads", "zlib",
+    "assert",
+    "async_hooks",
+    "buffer",
+    "child_process",
+    "cluster",
+    "console",
+    "constants",
+    "crypto",
+    "dgram",
+    "diagnostics_channel",
+    "dns",
+    "domain",
+    "events",
+    "fs",
+    "http",
+    "http2",
+    "https",
+    "inspector",
+    "module",
+    "net",
+    "os",
+    "path",
+    "perf_hooks",
+    "process",
+    "punycode",
+    "querystring",
+    "readline",
+    "repl",
+    "stream",
+    "string_decoder",
+    "sys",
+    "timers",
+    "tls",
+    "trace_events",
+    "tty",
+    "url",
+    "util",
+    "v8",
+    "vm",
+    "wasi",
+    "worker_threads",
+    "zlib",
 ];
 
 /// What `encodeURIComponent` leaves as it is.
@@ -90,8 +127,7 @@ pub fn tarball_file(name: &str, version: &str) -> String {
 
 /// A version as npm accepts it for publishing: valid semver, written in its canonical form.
 pub fn validate_version(version: &str) -> Result<nodejs_semver::Version> {
-    let parsed = nodejs_semver::Version::parse(version)
-        .map_err(|_| Error::Invalid(format!("version {version:?} is not valid semver")))?;
+    let parsed = nodejs_semver::Version::parse(version).map_err(|_| Error::Invalid(format!("version {version:?} is not valid semver")))?;
     if parsed.to_string() != version {
         return Err(Error::Invalid(format!("version {version:?} is not in canonical semver form ({parsed})")));
     }

@@ -104,7 +104,10 @@ pub struct PackumentCache {
 enum Hit {
     Fresh(Arc<Cached>),
     /// Expired: revalidate it (this request won the claim) or serve it as is.
-    Stale { entry: Arc<Cached>, claimed: bool },
+    Stale {
+        entry: Arc<Cached>,
+        claimed: bool,
+    },
     Miss,
 }
 
@@ -326,17 +329,17 @@ pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -
     full.insert("dist-tags".into(), Value::Object(tags.clone()));
     full.insert("versions".into(), Value::Object(versions));
     full.insert("time".into(), Value::Object(time.clone()));
-    full.insert(
-        "maintainers".into(),
-        Value::Array(record.maintainers.iter().map(|(n, e)| json!({"name": n, "email": e})).collect()),
-    );
+    full.insert("maintainers".into(), Value::Array(record.maintainers.iter().map(|(n, e)| json!({"name": n, "email": e})).collect()));
     for field in ["keywords", "license", "homepage", "repository", "author", "bugs"] {
         if let Some(v) = latest_manifest.get(field) {
             full.insert(field.into(), v.clone());
         }
     }
     full.insert("readme".into(), json!(readme.unwrap_or_default()));
-    full.insert("readmeFilename".into(), json!(if latest_manifest.get("readmeFilename").is_some() { latest_manifest["readmeFilename"].clone() } else { json!("README.md") }));
+    full.insert(
+        "readmeFilename".into(),
+        json!(if latest_manifest.get("readmeFilename").is_some() { latest_manifest["readmeFilename"].clone() } else { json!("README.md") }),
+    );
     full.insert("users".into(), Value::Object(record.stars.iter().map(|u| (u.clone(), Value::Bool(true))).collect()));
     let full = Value::Object(full);
 

@@ -14,7 +14,9 @@ pub use types::{Action, Origin};
 fn refusal(r: Refusal) -> Error {
     match r {
         Refusal::Denied { plugin, reason } => Error::Forbidden(format!("denied by plugin {plugin}: {reason}")),
-        Refusal::Failed { plugin, message } => Error::Unavailable(format!("plugin {plugin} failed ({message}); refusing because its on_error is deny")),
+        Refusal::Failed { plugin, message } => {
+            Error::Unavailable(format!("plugin {plugin} failed ({message}); refusing because its on_error is deny"))
+        }
     }
 }
 
@@ -27,7 +29,13 @@ fn package_ref(name: &str, version: Option<&str>) -> types::PackageRef {
 }
 
 /// Asks the auth-policy plugins whether `identity` (or an anonymous caller from `ip`) may do `action`.
-pub async fn authorize(app: &App, action: Action, package: Option<(&str, Option<&str>)>, identity: Option<&Identity>, ip: IpAddr) -> Result<()> {
+pub async fn authorize(
+    app: &App,
+    action: Action,
+    package: Option<(&str, Option<&str>)>,
+    identity: Option<&Identity>,
+    ip: IpAddr,
+) -> Result<()> {
     if !app.plugins.has_auth_policies() {
         return Ok(());
     }
@@ -47,7 +55,14 @@ pub async fn authorize_caller(app: &App, action: Action, package: Option<(&str, 
 }
 
 /// Asks the block-rule plugins about a version about to be stored.
-pub async fn check_version(app: &App, name: &str, version: &str, manifest_json: String, tarball: &[u8], origin: types::Origin) -> Result<()> {
+pub async fn check_version(
+    app: &App,
+    name: &str,
+    version: &str,
+    manifest_json: String,
+    tarball: &[u8],
+    origin: types::Origin,
+) -> Result<()> {
     if !app.plugins.has_block_rules() {
         return Ok(());
     }

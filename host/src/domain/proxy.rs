@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::App;
 use crate::blob::Blob;
 use crate::config::SyncMode;
+use crate::domain::App;
 use crate::store::{now_ms, ProxyTarball};
 use crate::util::random_bytes;
 
@@ -278,9 +278,10 @@ pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<Tarball
         }
         if let Some((registry_id, doc, _)) = app.store.proxy_packument(name).await? {
             let doc: Value = serde_json::from_str(&doc).map_err(|e| Error::Internal(e.to_string()))?;
-            let hit = doc.get("versions").and_then(Value::as_object).and_then(|vs| {
-                vs.iter().find(|(v, _)| names::tarball_file(name, v) == file).map(|(v, m)| (v.clone(), m.clone()))
-            });
+            let hit = doc
+                .get("versions")
+                .and_then(Value::as_object)
+                .and_then(|vs| vs.iter().find(|(v, _)| names::tarball_file(name, v) == file).map(|(v, m)| (v.clone(), m.clone())));
             if let Some((version, manifest)) = hit {
                 found = Some((registry_id, version, manifest));
                 break;
@@ -290,14 +291,21 @@ pub async fn tarball(app: &App, name: &str, file: &str) -> Result<Option<Tarball
     let Some((registry_id, version, manifest)) = found else { return Ok(None) };
     let registry = app.store.registry(&registry_id).await?.ok_or_else(|| Error::Unavailable("the proxied registry was removed".into()))?;
     if app.upstream_outages.is_down(&registry) {
-        return Err(Error::Unavailable(format!("{file} is not stored here yet, and the upstream registry {} is unreachable", registry.name)));
+        return Err(Error::Unavailable(format!(
+            "{file} is not stored here yet, and the upstream registry {} is unreachable",
+            registry.name
+        )));
     }
     let upstream = Upstream::for_registry(app, registry).map_err(|e| Error::Unavailable(e.to_string()))?;
     let dist = manifest.get("dist").cloned().unwrap_or(Value::Null);
-    let url = dist.get("tarball").and_then(Value::as_str).ok_or_else(|| Error::Unavailable(format!("{name}@{version} has no tarball upstream")))?;
+    let url = dist
+        .get("tarball")
+        .and_then(Value::as_str)
+        .ok_or_else(|| Error::Unavailable(format!("{name}@{version} has no tarball upstream")))?;
     let fetched = upstream.tarball(name, &version, url).await;
     app.upstream_outages.record(upstream.registry(), &fetched, outage_window(app));
-    let bytes = fetched.map_err(|e| Error::Unavailable(format!("fetching {file} from the upstream registry {} failed: {e}", upstream.registry().name)))?;
+    let bytes = fetched
+        .map_err(|e| Error::Unavailable(format!("fetching {file} from the upstream registry {} failed: {e}", upstream.registry().name)))?;
     let integrity = super::upstream::verify(&bytes, &dist).map_err(|e| Error::Unavailable(format!("{file} from upstream: {e}")))?;
     policy::check_version(app, name, &version, manifest.to_string(), &bytes, policy::Origin::Sync).await?;
     let key = format!("proxy/{name}/{}-{}.tgz", file.trim_end_matches(".tgz"), hex::encode(random_bytes(6)));

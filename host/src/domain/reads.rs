@@ -12,8 +12,8 @@ use std::sync::Arc;
 use futures_util::future::join_all;
 use serde_json::Value;
 
-use crate::domain::App;
 use crate::blob::Blob;
+use crate::domain::App;
 
 use super::packages::refuse_blocked;
 use super::packument::{self, resolve_spec, Cached, Lookup};

@@ -1,7 +1,7 @@
 //! Upstream registries and the scopes routed to them.
 
-use crate::domain::App;
 use crate::config::RegistryConfig;
+use crate::domain::App;
 use crate::store::{now_ms, Registry, Scope};
 
 use super::{Error, Identity, Result};
@@ -122,9 +122,16 @@ pub async fn create_scope(app: &App, caller: &Identity, name: &str, registry_id:
     super::packages::require_admin(caller)?;
     super::policy::authorize_caller(app, super::policy::Action::RegistryAdmin, None, caller).await?;
     validate_scope(name)?;
-    let registry = app.store.registry(registry_id).await?.ok_or_else(|| Error::Invalid(format!("registry {registry_id} does not exist")))?;
+    let registry =
+        app.store.registry(registry_id).await?.ok_or_else(|| Error::Invalid(format!("registry {registry_id} does not exist")))?;
     let now = now_ms();
-    let scope = Scope { id: uuid::Uuid::new_v4().simple().to_string(), name: name.to_string(), registry_id: registry.id, created_at: now, updated_at: now };
+    let scope = Scope {
+        id: uuid::Uuid::new_v4().simple().to_string(),
+        name: name.to_string(),
+        registry_id: registry.id,
+        created_at: now,
+        updated_at: now,
+    };
     app.store.create_scope(&scope).await?;
     Ok(scope)
 }
@@ -174,12 +181,24 @@ pub async fn seed(app: &App, configured: &[RegistryConfig]) -> Result<()> {
                 Some(s) => {
                     app.store.delete_scope(&s.id).await?;
                     app.store
-                        .create_scope(&Scope { id: uuid::Uuid::new_v4().simple().to_string(), name: scope.clone(), registry_id: registry.id.clone(), created_at: now, updated_at: now })
+                        .create_scope(&Scope {
+                            id: uuid::Uuid::new_v4().simple().to_string(),
+                            name: scope.clone(),
+                            registry_id: registry.id.clone(),
+                            created_at: now,
+                            updated_at: now,
+                        })
                         .await?;
                 }
                 None => {
                     app.store
-                        .create_scope(&Scope { id: uuid::Uuid::new_v4().simple().to_string(), name: scope.clone(), registry_id: registry.id.clone(), created_at: now, updated_at: now })
+                        .create_scope(&Scope {
+                            id: uuid::Uuid::new_v4().simple().to_string(),
+                            name: scope.clone(),
+                            registry_id: registry.id.clone(),
+                            created_at: now,
+                            updated_at: now,
+                        })
                         .await?;
                 }
             }

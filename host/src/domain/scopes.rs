@@ -5,8 +5,8 @@
 //! packages only need maintainership (checked by the publish itself); the
 //! auth-policy plugins (e.g. the scope-policy sample) can refuse more.
 
-use crate::domain::App;
 use crate::config::PublishConfig;
+use crate::domain::App;
 
 use super::{names, Error, Identity, Result};
 
@@ -41,12 +41,14 @@ fn scope_of(name: &str) -> Option<&str> {
 pub async fn check_new_package(app: &App, caller: &Identity, name: &str) -> Result<()> {
     names::validate_new(name)?;
     let scope = scope_of(name);
-    let refused = || match scope {
+    let refused = || {
+        match scope {
         None => Error::Forbidden(format!("cannot create {name}: unscoped packages are not allowed here ([publish] allow_unscoped = false); publish under @{}", caller.name)),
         Some(scope) => Error::Forbidden(format!(
             "cannot create {name}: the scope {scope} is not yours; publish under @{} or ask an admin to open {scope} ([publish] allowed_scopes)",
             caller.name
         )),
+    }
     };
     match verdict(&app.config.publish, caller, scope) {
         Verdict::Allowed => Ok(()),

@@ -107,7 +107,11 @@ async fn upstream_results(app: &App, reader: Reader<'_>, objects: Vec<Value>, li
 /// on a missing `maintainers` or `keywords` array) filled in when absent.
 fn normalized(mut object: Value) -> Value {
     let Some(package) = object.get_mut("package").and_then(Value::as_object_mut) else { return object };
-    let scope = package.get("name").and_then(Value::as_str).and_then(|n| n.strip_prefix('@')?.split_once('/')).map_or("unscoped".to_string(), |(s, _)| s.to_string());
+    let scope = package
+        .get("name")
+        .and_then(Value::as_str)
+        .and_then(|n| n.strip_prefix('@')?.split_once('/'))
+        .map_or("unscoped".to_string(), |(s, _)| s.to_string());
     for (field, default) in [("maintainers", json!([])), ("keywords", json!([])), ("links", json!({})), ("scope", json!(scope))] {
         let ok = match package.get(field) {
             Some(v) => v.is_array() == default.is_array() && v.is_object() == default.is_object() && v.is_string() == default.is_string(),

@@ -40,8 +40,15 @@ pub enum Fetched {
 pub enum Upstream {
     /// Requests go through `outbound` (timeout, `max_body_bytes`); the
     /// registry's credentials are sent only to its own origin.
-    Http { registry: Registry, outbound: Outbound, credentials: Option<Credentials> },
-    Plugin { registry: Registry, plugin: Arc<LoadedPlugin> },
+    Http {
+        registry: Registry,
+        outbound: Outbound,
+        credentials: Option<Credentials>,
+    },
+    Plugin {
+        registry: Registry,
+        plugin: Arc<LoadedPlugin>,
+    },
 }
 
 /// Upstreams that failed recently (unreachable, timed out, 5xx, 429), by
@@ -75,7 +82,11 @@ impl Outages {
         match outcome {
             Err(UpstreamError::Retryable(_)) if !window.is_zero() => {
                 if map.insert(registry.id.clone(), Instant::now() + window).is_none() {
-                    tracing::warn!(registry = registry.name, secs = window.as_secs(), "upstream unreachable; reads will not wait on it for a while");
+                    tracing::warn!(
+                        registry = registry.name,
+                        secs = window.as_secs(),
+                        "upstream unreachable; reads will not wait on it for a while"
+                    );
                 }
             }
             Err(_) => {}
@@ -105,7 +116,10 @@ impl Upstream {
         let set = app.plugins.current();
         match set.get(&registry.kind) {
             Some(p) if p.kind() == crate::config::PluginKind::UpstreamAdapter => Ok(Upstream::Plugin { plugin: p.clone(), registry }),
-            _ => Err(UpstreamError::Fatal(format!("registry {} has type {:?}, but no upstream-adapter plugin of that name is loaded", registry.name, registry.kind))),
+            _ => Err(UpstreamError::Fatal(format!(
+                "registry {} has type {:?}, but no upstream-adapter plugin of that name is loaded",
+                registry.name, registry.kind
+            ))),
         }
     }
 
@@ -147,13 +161,11 @@ impl Upstream {
                 }
                 Ok(Fetched::Found(doc))
             }
-            Upstream::Plugin { plugin, .. } => {
-                match plugin.packument(name).await {
-                    Ok(Some(doc)) => Ok(Fetched::Found(doc)),
-                    Ok(None) => Ok(Fetched::NotFound),
-                    Err(f) => Err(UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message))),
-                }
-            }
+            Upstream::Plugin { plugin, .. } => match plugin.packument(name).await {
+                Ok(Some(doc)) => Ok(Fetched::Found(doc)),
+                Ok(None) => Ok(Fetched::NotFound),
+                Err(f) => Err(UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message))),
+            },
         }
     }
 
@@ -171,12 +183,11 @@ impl Upstream {
                 }
                 Ok(bytes)
             }
-            Upstream::Plugin { plugin, .. } => {
-                plugin
-                    .tarball(name, version, url)
-                    .await
-                    .map(Bytes::from).map_err(|f| UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message)))
-            }
+            Upstream::Plugin { plugin, .. } => plugin
+                .tarball(name, version, url)
+                .await
+                .map(Bytes::from)
+                .map_err(|f| UpstreamError::Retryable(format!("plugin {}: {}", plugin.name(), f.message))),
         }
     }
 
@@ -188,7 +199,12 @@ impl Upstream {
         let url = format!("{}/downloads/range/{start}:{end}/{name}", registry.host);
         let resp = self.get(&url, "application/json").await?;
         // Any failure here is final: download counts are a nicety.
-        let doc: Value = resp.error_for_status().map_err(|e| UpstreamError::Fatal(e.to_string()))?.json().await.map_err(|e| UpstreamError::Fatal(e.to_string()))?;
+        let doc: Value = resp
+            .error_for_status()
+            .map_err(|e| UpstreamError::Fatal(e.to_string()))?
+            .json()
+            .await
+            .map_err(|e| UpstreamError::Fatal(e.to_string()))?;
         Ok(doc["downloads"]
             .as_array()
             .map(|days| {
@@ -202,12 +218,19 @@ impl Upstream {
 
     /// Forwards an audit request body to the upstream: its status, content
     /// type and body (capped). Errors name the registry, not its URL.
-    pub async fn post_raw(&self, path: &str, body: Bytes, content_type: Option<&str>, content_encoding: Option<&str>) -> Result<(u16, String, Bytes), UpstreamError> {
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: Bytes,
+        content_type: Option<&str>,
+        content_encoding: Option<&str>,
+    ) -> Result<(u16, String, Bytes), UpstreamError> {
         let Upstream::Http { registry, outbound, credentials } = self else {
             return Err(UpstreamError::Fatal("this upstream is a plugin; it has no audit endpoint".into()));
         };
         let url = format!("{}{path}", registry.host);
-        let mut req = outbound.post(&url).body(body).credentials(credentials.as_ref()).describe(format!("POST {path} on registry {}", registry.name));
+        let mut req =
+            outbound.post(&url).body(body).credentials(credentials.as_ref()).describe(format!("POST {path} on registry {}", registry.name));
         if let Some(ct) = content_type {
             req = req.header("content-type", ct);
         }
@@ -227,7 +250,8 @@ impl Upstream {
         let Upstream::Http { registry, outbound, credentials } = self else { return Ok((Vec::new(), 0)) };
         let base = format!("{}/-/v1/search", registry.host);
         let params = [("text", text.to_string()), ("from", from.to_string()), ("size", size.to_string())];
-        let url = url::Url::parse_with_params(&base, &params).map_err(|e| UpstreamError::Fatal(format!("the search URL of registry {}: {e}", registry.name)))?;
+        let url = url::Url::parse_with_params(&base, &params)
+            .map_err(|e| UpstreamError::Fatal(format!("the search URL of registry {}: {e}", registry.name)))?;
         let resp = outbound
             .get(url.as_str())
             .header("accept", "application/json")
@@ -255,7 +279,9 @@ pub fn verify(bytes: &[u8], dist: &Value) -> Result<String, String> {
     if let Some(integrity) = dist.get("integrity").and_then(Value::as_str) {
         match check(integrity, &digests) {
             Ok(()) => checked = true,
-            Err(IntegrityError::Mismatch) => return Err(format!("integrity mismatch: upstream says {integrity}, the bytes are {}", digests.sri())),
+            Err(IntegrityError::Mismatch) => {
+                return Err(format!("integrity mismatch: upstream says {integrity}, the bytes are {}", digests.sri()))
+            }
             Err(IntegrityError::NoDigest) => return Err(format!("the upstream's integrity {integrity:?} has no sha512 or sha1 digest")),
             Err(IntegrityError::Malformed(why)) => return Err(format!("the upstream's integrity {integrity} is malformed: {why}")),
         }

@@ -109,7 +109,8 @@ struct HookInput {
 pub async fn test(mut req: Req, name: &str) -> ApiResult {
     require_admin(req.caller()?)?;
     let set = req.app.plugins.current();
-    let plugin: Arc<LoadedPlugin> = set.get(name).cloned().ok_or_else(|| ApiError::not_found(format!("no plugin named {name} is loaded")))?;
+    let plugin: Arc<LoadedPlugin> =
+        set.get(name).cloned().ok_or_else(|| ApiError::not_found(format!("no plugin named {name} is loaded")))?;
     let body: Value = req.json().await?;
     match plugin.kind() {
         PluginKind::AuthPolicy => {

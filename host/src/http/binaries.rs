@@ -104,7 +104,12 @@ fn with_header(mut resp: Response, name: header::HeaderName, value: String) -> R
 async fn file(req: &Req, e: &BinaryEntry) -> ApiResult {
     let (Some(key), Some(etag)) = (e.blob_key.as_deref(), e.sha256.as_deref()) else { return Err(ApiError::internal()) };
     let quoted = format!("\"{etag}\"");
-    let headers = FileHeaders { content_type: "application/octet-stream", cache_control: "public, max-age=0, must-revalidate", etag, last_modified: Some(e.updated_at) };
+    let headers = FileHeaders {
+        content_type: "application/octet-stream",
+        cache_control: "public, max-age=0, must-revalidate",
+        etag,
+        last_modified: Some(e.updated_at),
+    };
     if req.header(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == quoted || t.trim() == "*")) {
         let mut resp = blob_response(&Method::HEAD, crate::blob::Blob::from_bytes(bytes::Bytes::new()), &headers);
         *resp.status_mut() = StatusCode::NOT_MODIFIED;

@@ -7,8 +7,8 @@
 mod admin;
 mod binaries;
 mod downloads;
-mod hooks;
 pub mod error;
+mod hooks;
 mod meta;
 mod package_admin;
 mod packages;

@@ -114,14 +114,24 @@ fn tarball_response(req: &Req, name: &str, version: &str, integrity: &str, blob:
     if req.method != Method::HEAD {
         req.app.downloads.count(name, version);
     }
-    let headers = FileHeaders { content_type: "application/octet-stream", cache_control: "public, max-age=31536000, immutable", etag: integrity, last_modified: None };
+    let headers = FileHeaders {
+        content_type: "application/octet-stream",
+        cache_control: "public, max-age=31536000, immutable",
+        etag: integrity,
+        last_modified: None,
+    };
     Ok(blob_response(&req.method, blob, &headers))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {
     // Existing packages are found by exact name; new names are checked on publish.
     // Reject what could never be a package name before touching storage.
-    if name.is_empty() || name.len() > names::MAX_NAME_LEN || name.split('/').any(|p| p.is_empty() || p == "." || p == "..") || name.matches('/').count() > 1 || name.chars().any(char::is_control) {
+    if name.is_empty()
+        || name.len() > names::MAX_NAME_LEN
+        || name.split('/').any(|p| p.is_empty() || p == "." || p == "..")
+        || name.matches('/').count() > 1
+        || name.chars().any(char::is_control)
+    {
         return Err(ApiError::invalid(format!("invalid package name {name:?}")));
     }
     Ok(())

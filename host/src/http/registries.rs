@@ -37,7 +37,11 @@ fn scope_json(s: &Scope) -> Value {
 fn int_query(req: &Req, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
     match req.query(name) {
         None | Some("") => Ok(default),
-        Some(v) => v.parse::<i64>().ok().filter(|n| (min..=max).contains(n)).ok_or_else(|| ApiError::invalid(format!("{name} must be an integer from {min} to {max}"))),
+        Some(v) => v
+            .parse::<i64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ApiError::invalid(format!("{name} must be an integer from {min} to {max}"))),
     }
 }
 

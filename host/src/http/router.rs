@@ -66,12 +66,7 @@ async fn prepare_and_route(app: Arc<App>, parts: http::request::Parts, body: Bod
         }
     }
     let path = parts.uri.path();
-    let segments = path
-        .split('/')
-        .skip(1)
-        .filter(|s| !s.is_empty())
-        .map(decode_segment)
-        .collect::<Result<Vec<_>, _>>()?;
+    let segments = path.split('/').skip(1).filter(|s| !s.is_empty()).map(decode_segment).collect::<Result<Vec<_>, _>>()?;
     let seg_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
     let identity = if skips_token_auth(&parts.method, &seg_refs) {
         None
@@ -91,16 +86,7 @@ async fn prepare_and_route(app: Arc<App>, parts: http::request::Parts, body: Bod
     if query.iter().any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control)) {
         return Err(ApiError::bad_request("the query string contains control characters"));
     }
-    let req = Req {
-        app,
-        method: parts.method,
-        query,
-        segments,
-        headers: parts.headers,
-        client_ip,
-        identity,
-        body,
-    };
+    let req = Req { app, method: parts.method, query, segments, headers: parts.headers, client_ip, identity, body };
     route(req).await
 }
 

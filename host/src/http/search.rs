@@ -2,8 +2,8 @@
 
 use serde_json::{json, Value};
 
-use crate::domain::reads::{self, Reader};
 use crate::domain::packument::Cached;
+use crate::domain::reads::{self, Reader};
 use crate::domain::search;
 
 use super::{ok_json, ApiError, ApiResult, Req};
@@ -13,7 +13,9 @@ use super::{ok_json, ApiError, ApiResult, Req};
 fn int_param(req: &Req, name: &str, default: i64, min: i64, max: i64) -> Result<i64, ApiError> {
     match req.query(name).map(str::trim) {
         None | Some("") => Ok(default),
-        Some(v) => v.parse::<i64>().map(|n| n.clamp(min, max)).map_err(|_| ApiError::bad_request(format!("{name} must be an integer, got {v:?}"))),
+        Some(v) => {
+            v.parse::<i64>().map(|n| n.clamp(min, max)).map_err(|_| ApiError::bad_request(format!("{name} must be an integer, got {v:?}")))
+        }
     }
 }
 
@@ -53,7 +55,13 @@ fn result_object(public_url: &str, text: &str, entry: &Cached) -> Value {
         .map(|u| json!({"username": u["name"], "email": u["email"]}))
         .unwrap_or_else(|| maintainers.first().cloned().unwrap_or(Value::Null));
     let exact = name == text;
-    let score = if exact { 1.0 } else if name.starts_with(text) { 0.8 } else { 0.5 };
+    let score = if exact {
+        1.0
+    } else if name.starts_with(text) {
+        0.8
+    } else {
+        0.5
+    };
     let mut links = json!({"npm": format!("{public_url}/{name}")});
     if let Some(h) = manifest.get("homepage").and_then(Value::as_str) {
         links["homepage"] = json!(h);

@@ -5,10 +5,10 @@ use http::{header, HeaderValue, StatusCode};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::domain::changes;
+use crate::domain::reads::Reader;
 use crate::domain::sync::{self, SyncOptions, SyncRequest};
 use crate::domain::upstream::Upstream;
-use crate::domain::reads::Reader;
-use crate::domain::changes;
 use crate::store::Task;
 
 use super::{full, json_response, ok_json, ApiError, ApiResult, Req};
@@ -68,7 +68,8 @@ pub async fn create_legacy(req: Req, name: &str) -> ApiResult {
 }
 
 fn task_json(req: &Req, name: &str, t: &Task) -> Value {
-    let mut v = json!({"ok": true, "id": t.id, "type": t.kind, "state": t.state, "logUrl": log_url(req, name, &t.id), "attempts": t.attempts});
+    let mut v =
+        json!({"ok": true, "id": t.id, "type": t.kind, "state": t.state, "logUrl": log_url(req, name, &t.id), "attempts": t.attempts});
     if let Some(e) = &t.error {
         v["error"] = json!(e);
     }
@@ -109,20 +110,27 @@ pub async fn changes(req: Req) -> ApiResult {
 pub async fn advisories(mut req: Req) -> ApiResult {
     let (all, _) = req.app.store.list_registries(0, 1000).await?;
     let Some(registry) = all.into_iter().find(|r| r.is_default) else {
-        return Err(ApiError::new(StatusCode::NOT_IMPLEMENTED, "not_implemented", "audit needs a default upstream registry; none is configured"));
+        return Err(ApiError::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "not_implemented",
+            "audit needs a default upstream registry; none is configured",
+        ));
     };
     let content_type = req.header(header::CONTENT_TYPE).map(str::to_string);
     let content_encoding = req.header(header::CONTENT_ENCODING).map(str::to_string);
     let body = req.bytes().await?;
     let name = registry.name.clone();
-    let failed = |why: String| ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", format!("the audit service of the upstream registry {name} {why}"));
+    let failed = |why: String| {
+        ApiError::new(StatusCode::BAD_GATEWAY, "bad_gateway", format!("the audit service of the upstream registry {name} {why}"))
+    };
     let upstream = Upstream::for_registry(&req.app, registry).map_err(|e| failed(format!("cannot be used: {e}")))?;
     let (status, ct, bytes) = upstream
         .post_raw("/-/npm/v1/security/advisories/bulk", body, content_type.as_deref(), content_encoding.as_deref())
         .await
         .map_err(|e| failed(format!("is unreachable: {e}")))?;
     if !usable_audit_answer(status, &bytes) {
-        let said = serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("error").and_then(Value::as_str).map(|e| format!(" ({e})")));
+        let said =
+            serde_json::from_slice::<Value>(&bytes).ok().and_then(|v| v.get("error").and_then(Value::as_str).map(|e| format!(" ({e})")));
         return Err(failed(format!("answered {status}{}; npm audit needs its advisories", said.unwrap_or_default())));
     }
     let mut resp = http::Response::new(full(bytes));

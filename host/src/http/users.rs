@@ -4,15 +4,13 @@ use http::StatusCode;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::domain::users::{self, LoginRequest, COUCH_PREFIX};
 use crate::domain::tokens;
+use crate::domain::users::{self, LoginRequest, COUCH_PREFIX};
 
 use super::{json_response, ok_json, ApiError, ApiResult, Req};
 
 fn name_from_couch_id(segment: &str) -> Result<&str, ApiError> {
-    segment
-        .strip_prefix(COUCH_PREFIX)
-        .ok_or_else(|| ApiError::not_found(format!("expected /-/user/{COUCH_PREFIX}NAME")))
+    segment.strip_prefix(COUCH_PREFIX).ok_or_else(|| ApiError::not_found(format!("expected /-/user/{COUCH_PREFIX}NAME")))
 }
 
 #[derive(Deserialize)]
@@ -42,10 +40,7 @@ pub async fn login(mut req: Req, couch: &str) -> ApiResult {
         },
     )
     .await?;
-    Ok(json_response(
-        StatusCode::CREATED,
-        &json!({ "ok": true, "id": outcome.id, "rev": outcome.rev, "token": outcome.token }),
-    ))
+    Ok(json_response(StatusCode::CREATED, &json!({ "ok": true, "id": outcome.id, "rev": outcome.rev, "token": outcome.token })))
 }
 
 pub async fn show(req: Req, couch: &str) -> ApiResult {

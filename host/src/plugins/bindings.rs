@@ -51,8 +51,8 @@ pub mod hook {
     });
 }
 
-pub use auth::cairn::plugin::types;
 pub use auth::cairn::plugin::host::Level;
+pub use auth::cairn::plugin::types;
 
 /// The package version of the WIT contract this host implements.
 pub const WIT_PACKAGE: &str = "cairn:plugin";

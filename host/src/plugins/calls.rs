@@ -13,13 +13,23 @@ use super::types;
 const MAX_REASON: usize = 1024;
 
 impl LoadedPlugin {
-    pub async fn authorize(&self, action: types::Action, package: Option<&types::PackageRef>, caller: &types::Caller) -> Result<types::Decision, Fault> {
+    pub async fn authorize(
+        &self,
+        action: types::Action,
+        package: Option<&types::PackageRef>,
+        caller: &types::Caller,
+    ) -> Result<types::Decision, Fault> {
         let package: Option<wit::PackageRef> = package.cloned().map(Into::into);
         let decision = self.authorize_wit(action.into(), package.as_ref(), &caller.clone().into()).await?;
         Ok(decision.into())
     }
 
-    pub(super) async fn authorize_wit(&self, action: wit::Action, package: Option<&wit::PackageRef>, caller: &wit::Caller) -> Result<wit::Decision, Fault> {
+    pub(super) async fn authorize_wit(
+        &self,
+        action: wit::Action,
+        package: Option<&wit::PackageRef>,
+        caller: &wit::Caller,
+    ) -> Result<wit::Decision, Fault> {
         let started = Instant::now();
         let mut warm = self.take(started).await?;
         let outcome = match &warm.bound {
@@ -49,7 +59,6 @@ impl LoadedPlugin {
         })
     }
 
-
     /// The upstream's packument of `name` (validated as a JSON object naming it), or None.
     pub async fn packument(&self, name: &str) -> Result<Option<serde_json::Value>, Fault> {
         let started = Instant::now();
@@ -63,8 +72,8 @@ impl LoadedPlugin {
             Err(message) => Err(self.reported(message)),
             Ok(None) => Ok(None),
             Ok(Some(json)) => {
-                let value: serde_json::Value = serde_json::from_str(&json)
-                    .map_err(|e| Fault { message: format!("returned a malformed packument: {e}") })?;
+                let value: serde_json::Value =
+                    serde_json::from_str(&json).map_err(|e| Fault { message: format!("returned a malformed packument: {e}") })?;
                 if value.get("name").and_then(|n| n.as_str()) != Some(name) || !value.get("versions").is_some_and(|v| v.is_object()) {
                     return Err(Fault { message: format!("returned a packument that is not an object with name {name:?} and versions") });
                 }
@@ -119,7 +128,13 @@ impl LoadedPlugin {
     /// (instantiate + init + call) and on one reused instance.
     pub async fn bench_authorize(&self, calls: u32) -> Result<(Duration, Duration), Fault> {
         let package = wit::PackageRef { name: "@acme/bench".into(), scope: Some("@acme".into()), version: Some("1.0.0".into()) };
-        let caller = wit::Caller { user: Some("alice".into()), admin: false, token_readonly: false, token_automation: false, client_ip: "127.0.0.1".into() };
+        let caller = wit::Caller {
+            user: Some("alice".into()),
+            admin: false,
+            token_readonly: false,
+            token_automation: false,
+            client_ip: "127.0.0.1".into(),
+        };
         let started = Instant::now();
         for _ in 0..calls {
             let mut warm = self.instantiate().await?;

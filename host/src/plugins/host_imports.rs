@@ -78,7 +78,11 @@ impl upstream::cairn::plugin::fetch::Host for HostState {
         let outbound = Outbound::new(meta.timeout, meta.max_memory_bytes as u64);
         // User info in the URL is basic auth for that URL's origin only.
         let credentials = Credentials::for_registry(&request.url, None);
-        let mut req = outbound.request(method, &request.url).credentials(credentials.as_ref()).max_bytes(meta.max_memory_bytes as u64, "the plugin's memory limit").guard(&allowed);
+        let mut req = outbound
+            .request(method, &request.url)
+            .credentials(credentials.as_ref())
+            .max_bytes(meta.max_memory_bytes as u64, "the plugin's memory limit")
+            .guard(&allowed);
         for h in &request.headers {
             req = req.header(&h.name, &h.value);
         }

@@ -123,10 +123,19 @@ impl PluginRuntime {
         }
         let link_err = |e: wasmtime::Error| anyhow!("it cannot be linked (wrong world or contract version?): {e:#}");
         let pre = match pc.kind {
-            PluginKind::AuthPolicy => Pre::Auth(auth::AuthPolicyPre::new(self.linkers.auth.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?),
-            PluginKind::BlockRule => Pre::Block(block::BlockRulePre::new(self.linkers.block.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?),
-            PluginKind::UpstreamAdapter => Pre::Upstream(upstream::UpstreamAdapterPre::new(self.linkers.upstream.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?),
-            PluginKind::HookFormatter => Pre::Hook(hook::HookFormatterPre::new(self.linkers.hook.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?),
+            PluginKind::AuthPolicy => {
+                Pre::Auth(auth::AuthPolicyPre::new(self.linkers.auth.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?)
+            }
+            PluginKind::BlockRule => {
+                Pre::Block(block::BlockRulePre::new(self.linkers.block.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?)
+            }
+            PluginKind::UpstreamAdapter => Pre::Upstream(
+                upstream::UpstreamAdapterPre::new(self.linkers.upstream.instantiate_pre(&component).map_err(link_err)?)
+                    .map_err(link_err)?,
+            ),
+            PluginKind::HookFormatter => {
+                Pre::Hook(hook::HookFormatterPre::new(self.linkers.hook.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?)
+            }
         };
         let config_value = serde_json::to_value(&pc.config)?;
         let config = config_value.as_object().cloned().unwrap_or_default();

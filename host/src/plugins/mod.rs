@@ -94,7 +94,8 @@ impl Plugins {
             return Ok(());
         }
         // Converted once for all the policies.
-        let (action, package, caller) = (action.into(), package.map(bindings::types::PackageRef::from), bindings::types::Caller::from(caller));
+        let (action, package, caller) =
+            (action.into(), package.map(bindings::types::PackageRef::from), bindings::types::Caller::from(caller));
         {
             for plugin in policies {
                 match plugin.authorize_wit(action, package.as_ref(), &caller).await {
@@ -125,7 +126,9 @@ impl Plugins {
             for plugin in rules {
                 match plugin.check_wit(&info).await {
                     Ok(bindings::types::Verdict::Accept) => {}
-                    Ok(bindings::types::Verdict::Block(reason)) => return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason }),
+                    Ok(bindings::types::Verdict::Block(reason)) => {
+                        return Err(Refusal::Denied { plugin: plugin.name().to_string(), reason })
+                    }
                     Err(fault) => {
                         if plugin.on_error() == OnError::Deny {
                             return Err(Refusal::Failed { plugin: plugin.name().to_string(), message: fault.message });

@@ -55,10 +55,7 @@ impl LoadedPlugin {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(
-            &self.engine,
-            HostState { wasi, table: ResourceTable::new(), limits, meta: self.meta.clone(), stderr },
-        );
+        let mut store = Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, meta: self.meta.clone(), stderr });
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         store
@@ -138,7 +135,13 @@ impl LoadedPlugin {
     }
 
     /// Records the call's outcome and returns the instance to the pool unless it faulted.
-    pub(super) fn settle<R>(&self, started: Instant, mut warm: Warm, outcome: wasmtime::Result<R>, validate: impl FnOnce(&R) -> Result<(), String>) -> Result<R, Fault> {
+    pub(super) fn settle<R>(
+        &self,
+        started: Instant,
+        mut warm: Warm,
+        outcome: wasmtime::Result<R>,
+        validate: impl FnOnce(&R) -> Result<(), String>,
+    ) -> Result<R, Fault> {
         let result = match outcome {
             Ok(value) => match validate(&value) {
                 Ok(()) => Ok(value),

@@ -183,14 +183,7 @@ impl From<wit::Verdict> for Verdict {
 
 impl From<Event> for wit::Event {
     fn from(e: Event) -> Self {
-        wit::Event {
-            kind: e.kind,
-            package: e.package,
-            version: e.version,
-            actor: e.actor,
-            time: e.time,
-            payload_json: e.payload_json,
-        }
+        wit::Event { kind: e.kind, package: e.package, version: e.version, actor: e.actor, time: e.time, payload_json: e.payload_json }
     }
 }
 

@@ -28,7 +28,12 @@ pub struct Hook {
 /// Hand-written so that no log line can print the secret.
 impl std::fmt::Debug for Hook {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Hook").field("id", &self.id).field("owner", &self.owner).field("kind", &self.kind).field("name", &self.name).finish_non_exhaustive()
+        f.debug_struct("Hook")
+            .field("id", &self.id)
+            .field("owner", &self.owner)
+            .field("kind", &self.kind)
+            .field("name", &self.name)
+            .finish_non_exhaustive()
     }
 }
 
@@ -75,10 +80,19 @@ pub struct Delivery {
 /// How an attempt ended.
 #[derive(Debug, Clone)]
 pub enum Attempt {
-    Delivered { code: i64 },
+    Delivered {
+        code: i64,
+    },
     /// Pending again, not before `run_after`.
-    Retry { code: Option<i64>, error: String, run_after: i64 },
-    Failed { code: Option<i64>, error: String },
+    Retry {
+        code: Option<i64>,
+        error: String,
+        run_after: i64,
+    },
+    Failed {
+        code: Option<i64>,
+        error: String,
+    },
 }
 
 #[async_trait]

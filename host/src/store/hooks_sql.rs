@@ -8,7 +8,10 @@ macro_rules! hooks_sql {
         impl $store {
             /// The package's maintainers, as the transaction sees them.
             async fn package_owners(conn: &mut <$db as sqlx::Database>::Connection, name: &str) -> StoreResult<Vec<String>> {
-                let rows = sqlx::query("SELECT user_name FROM maintainers WHERE package = $1 ORDER BY user_name").bind(name).fetch_all(&mut *conn).await?;
+                let rows = sqlx::query("SELECT user_name FROM maintainers WHERE package = $1 ORDER BY user_name")
+                    .bind(name)
+                    .fetch_all(&mut *conn)
+                    .await?;
                 rows.iter().map(|r| Ok(r.try_get::<String, _>("user_name")?)).collect()
             }
 
@@ -33,7 +36,11 @@ macro_rules! hooks_sql {
             }
 
             /// What a change can alter, read before it is applied (to name its events after).
-            async fn event_snapshot(conn: &mut <$db as sqlx::Database>::Connection, name: &str, c: &PackageChange) -> StoreResult<$crate::store::hooks_sql::Snapshot> {
+            async fn event_snapshot(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                name: &str,
+                c: &PackageChange,
+            ) -> StoreResult<$crate::store::hooks_sql::Snapshot> {
                 let tags = sqlx::query("SELECT tag, version FROM dist_tags WHERE package = $1")
                     .bind(name)
                     .fetch_all(&mut *conn)
@@ -48,7 +55,12 @@ macro_rules! hooks_sql {
                 }
                 let starred = match &c.star {
                     Some((user, _)) => Some(
-                        sqlx::query("SELECT 1 FROM stars WHERE package = $1 AND user_name = $2").bind(name).bind(user).fetch_optional(&mut *conn).await?.is_some(),
+                        sqlx::query("SELECT 1 FROM stars WHERE package = $1 AND user_name = $2")
+                            .bind(name)
+                            .bind(user)
+                            .fetch_optional(&mut *conn)
+                            .await?
+                            .is_some(),
                     ),
                     None => None,
                 };
@@ -57,7 +69,11 @@ macro_rules! hooks_sql {
 
             /// The `deprecated` message of a stored version (None: not deprecated or gone).
             async fn deprecation(conn: &mut <$db as sqlx::Database>::Connection, name: &str, version: &str) -> StoreResult<Option<String>> {
-                let row = sqlx::query("SELECT manifest FROM versions WHERE package = $1 AND version = $2").bind(name).bind(version).fetch_optional(&mut *conn).await?;
+                let row = sqlx::query("SELECT manifest FROM versions WHERE package = $1 AND version = $2")
+                    .bind(name)
+                    .bind(version)
+                    .fetch_optional(&mut *conn)
+                    .await?;
                 let Some(row) = row else { return Ok(None) };
                 let manifest: serde_json::Value = serde_json::from_str(&row.try_get::<String, _>("manifest")?).unwrap_or_default();
                 Ok(manifest.get("deprecated").and_then(|d| d.as_str()).filter(|d| !d.is_empty()).map(str::to_string))
@@ -136,7 +152,12 @@ pub struct Snapshot {
 
 /// The events between two snapshots: unpublishes, tags, deprecations, owners,
 /// stars; `package:change` when nothing more specific changed.
-pub fn diff(before: &Snapshot, after: &Snapshot, removed: &[super::VersionRecord], star_user: Option<&str>) -> Vec<(&'static str, serde_json::Value)> {
+pub fn diff(
+    before: &Snapshot,
+    after: &Snapshot,
+    removed: &[super::VersionRecord],
+    star_user: Option<&str>,
+) -> Vec<(&'static str, serde_json::Value)> {
     use serde_json::json;
     let mut out = Vec::new();
     for v in removed {

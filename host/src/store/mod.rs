@@ -355,9 +355,7 @@ pub async fn open(url: &str, max_connections: u32) -> StoreResult<Arc<dyn Store>
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
         Arc::new(PostgresStore::connect(url, max_connections).await?)
     } else {
-        return Err(StoreError::Database(sqlx::Error::Configuration(
-            format!("unsupported database url {}", redact_url(url)).into(),
-        )));
+        return Err(StoreError::Database(sqlx::Error::Configuration(format!("unsupported database url {}", redact_url(url)).into())));
     };
     store.migrate().await?;
     Ok(store)

@@ -12,8 +12,8 @@ use sqlx::migrate::{Migration, MigrationType, Migrator};
 use sqlx::Row;
 
 use super::{
-    Block, Change, MergeFn, NewVersion, PackageChange, PackageRecord, ProxyTarball, PublishOutcome, Registry, Scope, Store,
-    StoreError, StoreResult, Task, Token, User, VersionRecord,
+    Block, Change, MergeFn, NewVersion, PackageChange, PackageRecord, ProxyTarball, PublishOutcome, Registry, Scope, Store, StoreError,
+    StoreResult, Task, Token, User, VersionRecord,
 };
 
 mod embedded {
@@ -1316,11 +1316,8 @@ impl PostgresStore {
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
         let options = PgConnectOptions::from_str(url)?;
-        let pool = PgPoolOptions::new()
-            .max_connections(max_connections)
-            .acquire_timeout(Duration::from_secs(10))
-            .connect_with(options)
-            .await?;
+        let pool =
+            PgPoolOptions::new().max_connections(max_connections).acquire_timeout(Duration::from_secs(10)).connect_with(options).await?;
         Ok(PostgresStore { pool, writes: tokio::sync::Mutex::new(()) })
     }
 }

@@ -110,9 +110,10 @@ fn main() -> ExitCode {
 // ---------------------------------------------------------------- ceiling
 
 fn accepts_gzip(req: &Request<Incoming>) -> bool {
-    req.headers().get_all(ACCEPT_ENCODING).iter().any(|v| {
-        v.to_str().unwrap_or("").split(',').any(|p| p.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip"))
-    })
+    req.headers()
+        .get_all(ACCEPT_ENCODING)
+        .iter()
+        .any(|v| v.to_str().unwrap_or("").split(',').any(|p| p.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip")))
 }
 
 async fn ceiling(args: Args) -> Result<()> {
@@ -151,12 +152,7 @@ async fn ceiling(args: Args) -> Result<()> {
 // ---------------------------------------------------------------- clients
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(64)
-        .no_proxy()
-        .build()
-        .expect("HTTP client")
+    reqwest::Client::builder().timeout(Duration::from_secs(60)).pool_max_idle_per_host(64).no_proxy().build().expect("HTTP client")
 }
 
 fn base(args: &Args) -> Result<String> {

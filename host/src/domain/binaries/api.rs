@@ -9,7 +9,8 @@ use crate::outbound;
 use super::node::{self, Item};
 
 /// What a name may not hold unescaped in a URL path (a directory's `/` stays).
-const SEGMENT: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
+const SEGMENT: &percent_encoding::AsciiSet =
+    &percent_encoding::CONTROLS.add(b' ').add(b'"').add(b'#').add(b'%').add(b'<').add(b'>').add(b'?').add(b'`').add(b'{').add(b'}');
 
 #[derive(Deserialize)]
 struct Entry {
@@ -27,7 +28,10 @@ struct Entry {
 /// Lists the directory at `url`; `None` when the upstream answers 404.
 pub async fn list(app: &App, url: &str) -> Result<Option<Vec<Item>>, outbound::Error> {
     let Some(body) = node::small(app, url).await? else { return Ok(None) };
-    let entries: Vec<Entry> = serde_json::from_slice(&body).map_err(|e| outbound::Error::Decode { what: format!("GET {}", crate::config::strip_userinfo(url)), why: format!("not a binary listing: {e}") })?;
+    let entries: Vec<Entry> = serde_json::from_slice(&body).map_err(|e| outbound::Error::Decode {
+        what: format!("GET {}", crate::config::strip_userinfo(url)),
+        why: format!("not a binary listing: {e}"),
+    })?;
     Ok(Some(entries.into_iter().filter_map(|e| item(e, url)).collect()))
 }
 
@@ -48,7 +52,13 @@ mod tests {
 
     #[test]
     fn reads_listings() {
-        let e = |name: &str, kind: &str, url: Option<&str>| Entry { name: name.into(), kind: kind.into(), size: Some(3), date: Some("d".into()), url: url.map(str::to_string) };
+        let e = |name: &str, kind: &str, url: Option<&str>| Entry {
+            name: name.into(),
+            kind: kind.into(),
+            size: Some(3),
+            date: Some("d".into()),
+            url: url.map(str::to_string),
+        };
         let dir = item(e("v1.0.0/", "dir", None), "http://up.test/-/binary/node/").unwrap();
         assert_eq!((dir.url.as_str(), dir.size), ("http://up.test/-/binary/node/v1.0.0/", None));
         let file = item(e("a b.tgz", "file", Some("http://cdn.test/x")), "http://up.test/-/binary/node/").unwrap();

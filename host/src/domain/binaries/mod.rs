@@ -31,7 +31,10 @@ pub fn binary<'a>(app: &'a App, category: &str) -> Result<&'a BinaryConfig> {
 /// What a path under `/-/binary/<category>/` names.
 pub enum Lookup {
     /// A directory (`/` or `/a/b/`) and its entries.
-    Dir { parent: String, entries: Vec<BinaryEntry> },
+    Dir {
+        parent: String,
+        entries: Vec<BinaryEntry>,
+    },
     File(BinaryEntry),
 }
 

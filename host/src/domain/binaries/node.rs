@@ -24,7 +24,13 @@ pub struct Item {
 /// `.`/`..`, no control characters.
 pub(super) fn usable(name: &str) -> bool {
     let bare = name.strip_suffix('/').unwrap_or(name);
-    !bare.is_empty() && bare != "." && bare != ".." && !bare.contains('/') && !bare.contains('\\') && !bare.chars().any(char::is_control) && name.len() <= 255
+    !bare.is_empty()
+        && bare != "."
+        && bare != ".."
+        && !bare.contains('/')
+        && !bare.contains('\\')
+        && !bare.chars().any(char::is_control)
+        && name.len() <= 255
 }
 
 /// The entries of an autoindex page whose address is `base` (ending with `/`).

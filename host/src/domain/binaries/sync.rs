@@ -78,7 +78,9 @@ fn newest_dir(items: &[Item]) -> Option<&str> {
     items
         .iter()
         .filter(|i| i.is_dir)
-        .filter_map(|i| nodejs_semver::Version::parse(i.name.trim_end_matches('/').trim_start_matches('v')).ok().map(|v| (v, i.name.as_str())))
+        .filter_map(|i| {
+            nodejs_semver::Version::parse(i.name.trim_end_matches('/').trim_start_matches('v')).ok().map(|v| (v, i.name.as_str()))
+        })
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, n)| n)
 }
@@ -90,7 +92,11 @@ fn sums_below(sums: &HashMap<String, String>, dir: &str) -> HashMap<String, Stri
 
 impl Walk<'_> {
     fn ignored(&self, item: &Item) -> bool {
-        let (patterns, name) = if item.is_dir { (&self.cfg.ignore_dirs, item.name.trim_end_matches('/')) } else { (&self.cfg.ignore_files, item.name.as_str()) };
+        let (patterns, name) = if item.is_dir {
+            (&self.cfg.ignore_dirs, item.name.trim_end_matches('/'))
+        } else {
+            (&self.cfg.ignore_files, item.name.as_str())
+        };
         patterns.iter().any(|p| super::glob_match(p, name))
     }
 
@@ -122,14 +128,20 @@ impl Walk<'_> {
             let sums = self.checksums(&parent, &items, inherited).await;
             let Some(sums) = sums else { return false };
             let category = self.cfg.category.clone();
-            let stored: HashMap<String, BinaryEntry> =
-                self.app.store.binary_entries(&category, &parent, None, i64::MAX).await.map(|v| v.into_iter().map(|e| (e.name.clone(), e)).collect()).unwrap_or_default();
+            let stored: HashMap<String, BinaryEntry> = self
+                .app
+                .store
+                .binary_entries(&category, &parent, None, i64::MAX)
+                .await
+                .map(|v| v.into_iter().map(|e| (e.name.clone(), e)).collect())
+                .unwrap_or_default();
             let newest = newest_dir(&items).map(str::to_string);
             let mut complete = true;
             let wanted: Vec<&Item> = items.iter().filter(|i| !self.ignored(i)).collect();
             for item in wanted {
                 let known = stored.get(&item.name);
-                let same = known.is_some_and(|k| k.date == item.date && (item.is_dir || Some(k.size as u64) == item.size || item.size.is_none()));
+                let same =
+                    known.is_some_and(|k| k.date == item.date && (item.is_dir || Some(k.size as u64) == item.size || item.size.is_none()));
                 let ok = if item.is_dir {
                     if same && newest.as_deref() != Some(item.name.as_str()) {
                         continue;
@@ -176,7 +188,15 @@ impl Walk<'_> {
         }
     }
 
-    fn entry(&self, parent: &str, item: &Item, known: Option<&BinaryEntry>, size: i64, sha256: Option<String>, blob_key: Option<String>) -> BinaryEntry {
+    fn entry(
+        &self,
+        parent: &str,
+        item: &Item,
+        known: Option<&BinaryEntry>,
+        size: i64,
+        sha256: Option<String>,
+        blob_key: Option<String>,
+    ) -> BinaryEntry {
         let now = now_ms();
         BinaryEntry {
             category: self.cfg.category.clone(),
@@ -282,7 +302,11 @@ fn verified(
                     Some((Ok(chunk), Some((inner, hasher, n))))
                 }
                 Some(Err(e)) => {
-                    let kind = if matches!(e, crate::outbound::Error::TooLarge { .. }) { std::io::ErrorKind::InvalidData } else { std::io::ErrorKind::Other };
+                    let kind = if matches!(e, crate::outbound::Error::TooLarge { .. }) {
+                        std::io::ErrorKind::InvalidData
+                    } else {
+                        std::io::ErrorKind::Other
+                    };
                     Some((Err(std::io::Error::new(kind, e.to_string())), None))
                 }
                 None => {

@@ -110,7 +110,15 @@ pub fn backoff_ms(base: u64, attempts: i64) -> i64 {
 }
 
 /// Sends `d` once; the outcome as the store records it.
-pub async fn attempt(client: &reqwest::Client, policy: &TargetPolicy, hook: &Hook, d: &Delivery, max_attempts: i64, base_ms: u64, now: impl Fn() -> i64) -> Attempt {
+pub async fn attempt(
+    client: &reqwest::Client,
+    policy: &TargetPolicy,
+    hook: &Hook,
+    d: &Delivery,
+    max_attempts: i64,
+    base_ms: u64,
+    now: impl Fn() -> i64,
+) -> Attempt {
     match send(client, policy, hook, d).await {
         Outcome::Ok(code) => Attempt::Delivered { code },
         Outcome::Transient(code, error) if d.attempts < max_attempts => {
@@ -126,7 +134,10 @@ mod tests {
     #[test]
     fn signature_is_hex_hmac_sha256() {
         // RFC 4231 test case 2.
-        assert_eq!(super::signature("Jefe", b"what do ya want for nothing?"), "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");
+        assert_eq!(
+            super::signature("Jefe", b"what do ya want for nothing?"),
+            "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
+        );
     }
 
     #[test]

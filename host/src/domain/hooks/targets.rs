@@ -77,10 +77,8 @@ impl TargetPolicy {
             self.check_all(host, &addrs)?;
             return Ok(addrs.to_vec());
         }
-        let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host_only, port))
-            .await
-            .map_err(|e| Refused(format!("{host} does not resolve: {e}")))?
-            .collect();
+        let addrs: Vec<SocketAddr> =
+            tokio::net::lookup_host((host_only, port)).await.map_err(|e| Refused(format!("{host} does not resolve: {e}")))?.collect();
         self.check_all(host, &addrs)?;
         Ok(addrs)
     }
@@ -115,7 +113,20 @@ mod tests {
     #[test]
     fn private_addresses_are_refused_unless_allowed() {
         let none = TargetPolicy::default();
-        for ip in ["127.0.0.1", "10.1.2.3", "192.168.0.1", "172.16.0.1", "169.254.169.254", "0.0.0.0", "100.64.0.1", "::1", "::", "fe80::1", "fd00::1", "::ffff:127.0.0.1"] {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "192.168.0.1",
+            "172.16.0.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "::1",
+            "::",
+            "fe80::1",
+            "fd00::1",
+            "::ffff:127.0.0.1",
+        ] {
             assert!(!none.permits(ip.parse().unwrap()), "{ip}");
         }
         for ip in ["93.184.216.34", "2606:4700::1", "8.8.8.8"] {

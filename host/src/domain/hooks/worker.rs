@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use crate::domain::App;
 use crate::domain::packument::{self, Lookup};
+use crate::domain::App;
 use crate::store::hooks::{Hook, HookEvent, NewDelivery};
 use crate::store::now_ms;
 
@@ -97,7 +97,11 @@ async fn fan_out(app: &App, event: &HookEvent) -> crate::domain::Result<bool> {
     if !hooks.is_empty() {
         let payload = payload(app, &event.package).await?;
         for hook in &hooks {
-            deliveries.push(NewDelivery { id: uuid::Uuid::new_v4().simple().to_string(), hook_id: hook.id.clone(), body: body(event, hook, &payload) });
+            deliveries.push(NewDelivery {
+                id: uuid::Uuid::new_v4().simple().to_string(),
+                hook_id: hook.id.clone(),
+                body: body(event, hook, &payload),
+            });
         }
     }
     let done = app.store.fan_out(event, &deliveries, now_ms()).await?;

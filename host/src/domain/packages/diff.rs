@@ -79,7 +79,13 @@ pub struct TagChange {
 /// The document's `dist-tags` (without them: the stored tags that remain)
 /// against the stored ones. `remaining` are the versions left after the
 /// change, `removed` the ones it removes.
-pub fn tags(current: &[(String, String)], doc_tags: Option<&Map<String, Value>>, remaining: &[&str], removed: &[String], doc: Doc) -> Result<TagChange> {
+pub fn tags(
+    current: &[(String, String)],
+    doc_tags: Option<&Map<String, Value>>,
+    remaining: &[&str],
+    removed: &[String],
+    doc: Doc,
+) -> Result<TagChange> {
     let wanted = match doc_tags {
         Some(t) => wanted_tags(t, remaining, removed, doc)?,
         None => current.iter().filter(|(_, v)| remaining.contains(&v.as_str())).cloned().collect(),

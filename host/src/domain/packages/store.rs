@@ -5,8 +5,8 @@
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
-use crate::domain::App;
 use crate::blob::BlobError;
+use crate::domain::App;
 use crate::store::{NewVersion, PublishOutcome, StoreError};
 use crate::util::random_bytes;
 
@@ -40,7 +40,14 @@ fn blob_key(name: &str, file: &str) -> String {
 /// The manifest of `name@version` as stored here: its readme taken out (and
 /// returned), `_id` set, and `dist` (the given one) pointing at the tarball
 /// here with the integrity and shasum of the bytes here.
-pub fn stored_manifest(name: &str, version: &str, mut manifest: Map<String, Value>, mut dist: Map<String, Value>, integrity: &str, shasum: String) -> (Map<String, Value>, Option<String>) {
+pub fn stored_manifest(
+    name: &str,
+    version: &str,
+    mut manifest: Map<String, Value>,
+    mut dist: Map<String, Value>,
+    integrity: &str,
+    shasum: String,
+) -> (Map<String, Value>, Option<String>) {
     let readme = manifest.remove("readme").and_then(|r| r.as_str().map(str::to_string));
     manifest.insert("_id".into(), Value::String(format!("{name}@{version}")));
     dist.insert("integrity".into(), Value::String(integrity.to_string()));

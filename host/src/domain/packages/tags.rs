@@ -45,12 +45,8 @@ pub async fn remove_dist_tag(app: &App, caller: &Identity, name: &str, tag: &str
         return Ok(());
     }
     policy::authorize_caller(app, Action::DistTag, Some((name, None)), caller).await?;
-    let change = PackageChange {
-        new_rev: next_rev(Some(&record.rev)),
-        now: now_ms(),
-        remove_tags: vec![tag.to_string()],
-        ..Default::default()
-    };
+    let change =
+        PackageChange { new_rev: next_rev(Some(&record.rev)), now: now_ms(), remove_tags: vec![tag.to_string()], ..Default::default() };
     app.store.update_package(name, &change).await?;
     app.packuments.invalidate(name);
     Ok(())

@@ -33,7 +33,12 @@ pub async fn delete_tarball(app: &App, caller: &Identity, name: &str, file: &str
     if record.versions.len() == 1 {
         return remove_package(app, name, Some(&record.rev)).await;
     }
-    let change = PackageChange { new_rev: next_rev(Some(&record.rev)), now: now_ms(), remove_versions: vec![v.version.clone()], ..Default::default() };
+    let change = PackageChange {
+        new_rev: next_rev(Some(&record.rev)),
+        now: now_ms(),
+        remove_versions: vec![v.version.clone()],
+        ..Default::default()
+    };
     let removed = app.store.update_package(name, &change).await;
     app.packuments.invalidate(name);
     let Some(removed) = removed? else {

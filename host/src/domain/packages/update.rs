@@ -94,7 +94,8 @@ pub async fn update(app: &App, caller: &Identity, url_name: &str, rev: Option<&s
 /// whether the change needs a maintainer (a change besides the star).
 async fn authorize_change(app: &App, caller: &Identity, record: &PackageRecord, change: &mut PackageChange) -> Result<bool> {
     let tags_changed = !change.set_tags.is_empty() || !change.remove_tags.is_empty();
-    let needs_maintainer = !change.remove_versions.is_empty() || !change.deprecations.is_empty() || change.maintainers.is_some() || tags_changed;
+    let needs_maintainer =
+        !change.remove_versions.is_empty() || !change.deprecations.is_empty() || change.maintainers.is_some() || tags_changed;
     if needs_maintainer {
         require_maintainer(record, caller)?;
     }

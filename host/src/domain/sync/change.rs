@@ -15,18 +15,24 @@ use super::TaskLog;
 pub(super) async fn apply(source: &Source<'_>, record: &PackageRecord, log: &mut TaskLog) -> Result<(), SyncError> {
     let (app, name) = (source.app, source.name);
     let doc = Doc::Upstream { user_prefix: &source.registry.user_prefix };
-    let mut change = PackageChange { expected_rev: Some(record.rev.clone()), new_rev: next_rev(Some(&record.rev)), now: now_ms(), ..Default::default() };
+    let mut change =
+        PackageChange { expected_rev: Some(record.rev.clone()), new_rev: next_rev(Some(&record.rev)), now: now_ms(), ..Default::default() };
     let deprecations = diff::deprecations(record, source.versions, doc)?;
     change.deprecations = deprecations.changed;
     // Versions gone upstream are removed only with `sync_delete_mode = delete`.
     if app.config.sync_delete_mode == SyncDeleteMode::Delete {
         change.remove_versions = deprecations.missing;
     }
-    let remaining: Vec<&str> = record.versions.iter().map(|v| v.version.as_str()).filter(|v| !change.remove_versions.iter().any(|r| r == v)).collect();
+    let remaining: Vec<&str> =
+        record.versions.iter().map(|v| v.version.as_str()).filter(|v| !change.remove_versions.iter().any(|r| r == v)).collect();
     let tags = diff::tags(&record.tags, Some(source.tags), &remaining, &change.remove_versions, doc)?;
     (change.set_tags, change.remove_tags) = (tags.set, tags.remove);
     change.maintainers = diff::maintainers(record, source.doc.get("maintainers"), doc)?;
-    let meaningful = !change.remove_versions.is_empty() || !change.deprecations.is_empty() || !change.set_tags.is_empty() || !change.remove_tags.is_empty() || change.maintainers.is_some();
+    let meaningful = !change.remove_versions.is_empty()
+        || !change.deprecations.is_empty()
+        || !change.set_tags.is_empty()
+        || !change.remove_tags.is_empty()
+        || change.maintainers.is_some();
     if !meaningful {
         return Ok(());
     }

@@ -14,8 +14,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::domain::App;
 use crate::config::SyncMode;
+use crate::domain::App;
 use crate::store::{now_ms, Task};
 use crate::util::iso_ms;
 

@@ -7,9 +7,9 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value};
 
-use crate::domain::App;
 use crate::config::SyncDeleteMode;
 use crate::domain::upstream::{Fetched, Upstream, UpstreamError};
+use crate::domain::App;
 use crate::domain::{names, registries, Error};
 use crate::store::{now_ms, Block, PackageChange, PackageRecord, Registry};
 use crate::util::next_rev;
@@ -183,7 +183,13 @@ fn dependencies(source: &Source<'_>, wanted: &[String]) -> BTreeSet<String> {
 
 /// Stores the wanted versions that are missing (or all of them with
 /// `forceSyncHistory`). A version that fails does not stop the others.
-async fn store_versions(source: &Source<'_>, local: Option<&PackageRecord>, wanted: &[String], options: &SyncOptions, log: &mut TaskLog) -> Result<Progress, SyncError> {
+async fn store_versions(
+    source: &Source<'_>,
+    local: Option<&PackageRecord>,
+    wanted: &[String],
+    options: &SyncOptions,
+    log: &mut TaskLog,
+) -> Result<Progress, SyncError> {
     let present: BTreeSet<String> = local.iter().flat_map(|p| p.versions.iter().map(|v| v.version.clone())).collect();
     let mut rev = local.map(|p| p.rev.clone());
     let up_latest = source.tags.get("latest").and_then(Value::as_str).map(str::to_string);
@@ -226,7 +232,12 @@ async fn store_versions(source: &Source<'_>, local: Option<&PackageRecord>, want
 /// forceSyncHistory: removes the local copy of `version` (and its
 /// tombstone) so the upstream's replaces it.
 async fn replace_version(app: &Arc<App>, name: &str, version: &str, rev: &mut Option<String>) -> Result<(), SyncError> {
-    let change = PackageChange { new_rev: next_rev(rev.as_deref()), now: now_ms(), remove_versions: vec![version.to_string()], ..Default::default() };
+    let change = PackageChange {
+        new_rev: next_rev(rev.as_deref()),
+        now: now_ms(),
+        remove_versions: vec![version.to_string()],
+        ..Default::default()
+    };
     if let Some(removed) = app.store.update_package(name, &change).await? {
         *rev = Some(change.new_rev.clone());
         for v in removed {

@@ -21,7 +21,13 @@ fn parse_time(doc: &Value, version: &str) -> Option<i64> {
 }
 
 /// Downloads, verifies, checks and stores one version. Returns the new rev.
-pub(super) async fn sync_version(source: &Source<'_>, version: &str, rev: Option<&str>, tags: Vec<String>, log: &mut TaskLog) -> Result<String, SyncError> {
+pub(super) async fn sync_version(
+    source: &Source<'_>,
+    version: &str,
+    rev: Option<&str>,
+    tags: Vec<String>,
+    log: &mut TaskLog,
+) -> Result<String, SyncError> {
     let (name, registry) = (source.name, source.registry);
     let manifest = &source.versions[version];
     let (bytes, dist, integrity) = download(source, version, manifest).await?;

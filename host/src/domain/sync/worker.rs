@@ -74,7 +74,13 @@ pub async fn run_task(app: Arc<App>, worker: &str, task: Task) {
     let beat = heartbeats(&app, &task.id, worker);
     let mut log = TaskLog::new(app.clone(), &task.id).await;
     let options: SyncOptions = serde_json::from_str(&task.data).unwrap_or_default();
-    log.line(format!("sync {} (attempt {}, worker {worker}){}", task.target, task.attempts, options.tips.as_deref().map(|t| format!(": {t}")).unwrap_or_default())).await;
+    log.line(format!(
+        "sync {} (attempt {}, worker {worker}){}",
+        task.target,
+        task.attempts,
+        options.tips.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
+    ))
+    .await;
     let result = if task.kind == crate::domain::binaries::TASK_TYPE {
         crate::domain::binaries::sync::run(&app, &task.target, &mut log).await
     } else {
