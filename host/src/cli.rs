@@ -37,8 +37,11 @@ enum Command {
     /// Queue syncs of packages from their upstream and follow them until they finish.
     Sync {
         /// Package names.
-        #[arg(required = true)]
+        #[arg(required_unless_present = "binaries")]
         names: Vec<String>,
+        /// Sync this binary mirror (a `[[binaries]]` category); repeatable.
+        #[arg(long = "binary")]
+        binaries: Vec<String>,
         /// Do not queue the packages' dependencies.
         #[arg(long)]
         nodeps: bool,
@@ -138,7 +141,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("migrations applied");
             Ok(())
         }
-        Command::Sync { names, nodeps, registry, versions, force_history, config } => {
+        Command::Sync { names, binaries, nodeps, registry, versions, force_history, config } => {
             let config = load(config.as_ref())?;
             let app = server::build_app(config).await?;
             let options = crate::domain::sync::SyncOptions {
@@ -149,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 tips: Some("cairn sync".into()),
                 ..Default::default()
             };
-            let ok = crate::sync_cli::run(app.clone(), &names, options).await;
+            let ok = crate::sync_cli::run(app.clone(), &names, &binaries, options).await;
             app.store.close().await;
             ok
         }

@@ -78,6 +78,8 @@ pub struct Config {
     pub changes_poll_ms: u64,
     /// Upstream registries (seeded into the database at start).
     pub registries: Vec<RegistryConfig>,
+    /// Binary mirrors served under `/-/binary/<category>/`.
+    pub binaries: Vec<BinaryConfig>,
     /// The file this configuration came from (for plugin paths and reloads).
     #[serde(skip)]
     pub config_path: Option<PathBuf>,
@@ -126,6 +128,40 @@ pub struct RegistryConfig {
     pub scopes: Vec<String>,
     /// Prefix of maintainer names synced from this registry. Default `<name>:`.
     pub user_prefix: Option<String>,
+}
+
+/// One binary mirror (`[[binaries]]`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BinaryConfig {
+    /// The URL segment: `/-/binary/<category>/`.
+    pub category: String,
+    #[serde(default)]
+    pub description: String,
+    /// The source: `node` (autoindex HTML of a Node.js-style dist site) or
+    /// `api` (another Cairn's `/-/binary/<category>/`).
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The upstream directory the tree is read from (ends with `/`).
+    pub dist_url: String,
+    #[serde(default)]
+    pub repo_url: String,
+    /// Seconds between scheduled syncs; 0: only on request.
+    #[serde(default)]
+    pub sync_interval_secs: u64,
+    /// Glob patterns (`*` and `?`) of directory names not mirrored.
+    #[serde(default)]
+    pub ignore_dirs: Vec<String>,
+    /// Glob patterns of file names not mirrored.
+    #[serde(default)]
+    pub ignore_files: Vec<String>,
+    /// Largest file mirrored, in bytes.
+    #[serde(default = "default_max_file_bytes")]
+    pub max_file_bytes: u64,
+}
+
+fn default_max_file_bytes() -> u64 {
+    1 << 30
 }
 
 fn default_registry_type() -> String {
@@ -312,6 +348,7 @@ impl Default for Config {
             upstream_outage_secs: 30,
             changes_poll_ms: 1000,
             registries: Vec::new(),
+            binaries: Vec::new(),
         }
     }
 }
@@ -354,6 +391,32 @@ pub enum ConfigError {
 }
 
 impl Config {
+    fn validate_binaries(&mut self) -> Result<(), ConfigError> {
+        let mut seen = std::collections::HashSet::new();
+        for b in &mut self.binaries {
+            let ok_name = !b.category.is_empty()
+                && b.category.len() <= 100
+                && b.category.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+                && !b.category.starts_with('.');
+            if !ok_name || !seen.insert(b.category.clone()) {
+                return Err(ConfigError::Invalid(format!(
+                    "[[binaries]] category {:?} must be unique letters, digits, '-', '_' or '.'",
+                    b.category
+                )));
+            }
+            if !matches!(b.kind.as_str(), "node" | "api") {
+                return Err(ConfigError::Invalid(format!("binary {}: type {:?} is not a known source (node, api)", b.category, b.kind)));
+            }
+            if !(b.dist_url.starts_with("http://") || b.dist_url.starts_with("https://")) {
+                return Err(ConfigError::Invalid(format!("binary {}: dist_url must start with http:// or https://", b.category)));
+            }
+            if !b.dist_url.ends_with('/') {
+                b.dist_url.push('/');
+            }
+        }
+        Ok(())
+    }
+
     fn validate_hooks(&self) -> Result<(), ConfigError> {
         let h = &self.hooks;
         if h.workers > 64 || h.max_attempts == 0 || !(1..=600_000).contains(&h.timeout_ms) || h.max_per_user == 0 {
@@ -460,6 +523,7 @@ impl Config {
             return Err(ConfigError::Invalid("sync_workers must be 0-64 and sync_max_attempts at least 1".into()));
         }
         self.validate_hooks()?;
+        self.validate_binaries()?;
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {

@@ -521,6 +521,30 @@ impl Response {
         }
     }
 
+    /// The body as a stream of chunks, never held whole; the stream ends in
+    /// [`Error::TooLarge`] as soon as the bytes pass the cap.
+    pub fn into_stream(self) -> impl futures_util::Stream<Item = Result<Bytes, Error>> + Send {
+        let (max, cap) = (self.max_bytes, self.cap);
+        let early = self.inner.content_length().is_some_and(|n| n > max);
+        futures_util::stream::unfold(Some((self, 0u64, early)), move |state| async move {
+            let (mut resp, read, early) = state?;
+            let too_big = |what: String| Error::TooLarge { what, cap, limit: max };
+            if early {
+                return Some((Err(too_big(resp.what)), None));
+            }
+            match resp.inner.chunk().await {
+                Ok(Some(chunk)) if read + chunk.len() as u64 > max => Some((Err(too_big(resp.what)), None)),
+                Ok(Some(chunk)) => {
+                    let read = read + chunk.len() as u64;
+                    Some((Ok(chunk), Some((resp, read, false))))
+                }
+                Ok(None) => None,
+                Err(e) if e.is_timeout() => Some((Err(Error::Timeout { what: resp.what }), None)),
+                Err(e) => Some((Err(Error::Body { why: without_url(&e), what: resp.what }), None)),
+            }
+        })
+    }
+
     /// The body (capped) as JSON.
     pub async fn json<T: serde::de::DeserializeOwned>(self) -> Result<T, Error> {
         let what = self.what.clone();

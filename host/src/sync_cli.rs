@@ -1,4 +1,4 @@
-//! `cairn sync NAME...`: queue syncs, work on the queue in this process (a
+//! `cairn sync NAME... [--binary CATEGORY...]`: queue syncs, work on the queue in this process (a
 //! running server on the same database may claim tasks too), and show a
 //! progress line per task until all of them finish.
 
@@ -11,8 +11,16 @@ use crate::domain::sync::{self, SyncOptions, TaskState};
 use crate::domain::App;
 use crate::store::now_ms;
 
-pub async fn run(app: Arc<App>, names: &[String], options: SyncOptions) -> anyhow::Result<()> {
+pub async fn run(app: Arc<App>, names: &[String], binaries: &[String], options: SyncOptions) -> anyhow::Result<()> {
     let mut tasks = Vec::new();
+    for category in binaries {
+        let queued = match crate::domain::binaries::binary(&app, category) {
+            Ok(_) => crate::domain::binaries::enqueue(&app, category, Some("cli")).await,
+            Err(e) => Err(e),
+        };
+        let task = queued.map_err(|e| anyhow::anyhow!("cannot queue binary {category}: {e}"))?;
+        tasks.push((format!("binary {category}"), task.id));
+    }
     for name in names {
         let task = sync::enqueue(&app, name, &options, true, Some("cli")).await.map_err(|e| anyhow::anyhow!("cannot queue {name}: {e}"))?;
         tasks.push((name.clone(), task.id));

@@ -58,6 +58,7 @@ conformance!(
     concurrent_package_writes_never_deadlock,
     deprecations_apply_to_the_current_manifest,
     referenced_blobs_are_found,
+    binary_entries_round_trip,
 );
 
 fn user(name: &str) -> User {
@@ -424,4 +425,44 @@ async fn referenced_blobs_are_found(s: &dyn Store) {
     assert_eq!(found, ["proxy/up/up-1.0.0-ab.tgz", "tarballs/pkg/pkg-1.0.0.tgz"]);
     let many: Vec<String> = (0..450).map(|i| format!("tarballs/none/{i}")).chain(keys).collect();
     assert_eq!(s.referenced_blobs(&many).await.unwrap().len(), 2, "more keys than one query takes");
+}
+
+fn binary_entry(parent: &str, name: &str, key: Option<&str>, at: i64) -> cairn::store::BinaryEntry {
+    cairn::store::BinaryEntry {
+        category: "node".into(),
+        parent: parent.into(),
+        name: name.into(),
+        id: format!("id-{name}"),
+        is_dir: name.ends_with('/'),
+        size: if key.is_some() { 3 } else { 0 },
+        date: "01-Jan-2024 10:00".into(),
+        sha256: key.map(|_| "ab".repeat(32)),
+        blob_key: key.map(str::to_string),
+        created_at: at,
+        updated_at: at,
+    }
+}
+
+async fn binary_entries_round_trip(s: &dyn Store) {
+    assert_eq!(s.put_binary_entry(&binary_entry("/", "v1.0.0/", None, 10)).await.unwrap(), None);
+    assert_eq!(s.put_binary_entry(&binary_entry("/v1.0.0/", "a.tgz", Some("binaries/node/k1"), 20)).await.unwrap(), None);
+    assert_eq!(s.put_binary_entry(&binary_entry("/v1.0.0/", "b.tgz", Some("binaries/node/k2"), 30)).await.unwrap(), None);
+    // Replacing a file answers the blob key it no longer names, and keeps id and created_at.
+    let mut newer = binary_entry("/v1.0.0/", "a.tgz", Some("binaries/node/k3"), 40);
+    newer.id = "other".into();
+    newer.created_at = 40;
+    assert_eq!(s.put_binary_entry(&newer).await.unwrap().as_deref(), Some("binaries/node/k1"));
+    let a = s.binary_entry("node", "/v1.0.0/", "a.tgz").await.unwrap().unwrap();
+    assert_eq!((a.id.as_str(), a.created_at, a.updated_at, a.blob_key.as_deref()), ("id-a.tgz", 20, 40, Some("binaries/node/k3")));
+    assert_eq!(s.put_binary_entry(&newer).await.unwrap(), None, "the same key is not answered as replaced");
+    let all = s.binary_entries("node", "/v1.0.0/", None, 1000).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["a.tgz", "b.tgz"]);
+    let since = s.binary_entries("node", "/v1.0.0/", Some(30), 1000).await.unwrap();
+    assert_eq!(since.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["b.tgz", "a.tgz"], "oldest first");
+    assert_eq!(s.binary_entries("node", "/v1.0.0/", Some(0), 1).await.unwrap().len(), 1);
+    assert!(s.binary_entry("node", "/", "nope/").await.unwrap().is_none());
+    assert!(s.binary_entries("other", "/", None, 10).await.unwrap().is_empty());
+    let mut found = s.referenced_blobs(&["binaries/node/k1".into(), "binaries/node/k3".into()]).await.unwrap();
+    found.sort();
+    assert_eq!(found, ["binaries/node/k3"]);
 }

@@ -103,6 +103,44 @@ impl BlobStore for LocalBlobStore {
         self.write(key, data, false).await
     }
 
+    async fn put_stream(&self, key: &str, mut stream: super::ByteStream) -> Result<u64, BlobError> {
+        let dest = self.path(key)?;
+        let parent = dest.parent().expect("a key has a parent under root").to_path_buf();
+        tokio::fs::create_dir_all(&parent).await?;
+        let tmp = self.root.join(".tmp").join(uuid::Uuid::new_v4().to_string());
+        let result = async {
+            let mut file = tokio::fs::File::create(&tmp).await?;
+            let mut size = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                size += chunk.len() as u64;
+                file.write_all(&chunk).await?;
+            }
+            file.sync_all().await?;
+            drop(file);
+            tokio::fs::rename(&tmp, &dest).await?;
+            sync_dir(&parent).await?;
+            Ok::<u64, std::io::Error>(size)
+        }
+        .await;
+        if result.is_err() {
+            let _ = tokio::fs::remove_file(&tmp).await;
+        }
+        Ok(result?)
+    }
+
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Option<Blob>, BlobError> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let mut file = match tokio::fs::File::open(self.path(key)?).await {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        file.seek(std::io::SeekFrom::Start(start)).await?;
+        let stream = tokio_util::io::ReaderStream::with_capacity(file.take(len), 64 * 1024).boxed();
+        Ok(Some(Blob { size: len, stream }))
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Blob>, BlobError> {
         let path = self.path(key)?;
         let file = match tokio::fs::File::open(&path).await {

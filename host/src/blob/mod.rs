@@ -56,6 +56,36 @@ pub trait BlobStore: Send + Sync + 'static {
     async fn put_cache(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
         self.put(key, data).await
     }
+    /// Stores what `stream` yields under `key`, durably and atomically; when
+    /// the stream ends in an error nothing is stored. Returns the size.
+    async fn put_stream(&self, key: &str, stream: ByteStream) -> Result<u64, BlobError> {
+        use futures_util::TryStreamExt;
+        let chunks: Vec<Bytes> = stream.try_collect().await?;
+        let data = Bytes::from(chunks.concat());
+        let size = data.len() as u64;
+        self.put(key, data).await?;
+        Ok(size)
+    }
+    /// `len` bytes of the blob from `start` (which the caller keeps within
+    /// the size); `None` when absent.
+    async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Option<Blob>, BlobError> {
+        use futures_util::StreamExt;
+        let Some(blob) = self.get(key).await? else { return Ok(None) };
+        let mut pos = 0u64;
+        let stream = blob.stream.filter_map(move |chunk| {
+            let out = chunk.map(|c| {
+                let (from, to) = (pos, pos + c.len() as u64);
+                pos = to;
+                let (a, b) = (start.clamp(from, to), (start + len).clamp(from, to));
+                c.slice((a - from) as usize..(b - from) as usize)
+            });
+            std::future::ready(match out {
+                Ok(c) if c.is_empty() => None,
+                other => Some(other),
+            })
+        });
+        Ok(Some(Blob { size: len, stream: Box::pin(stream) }))
+    }
     /// Opens the blob for streaming; `None` when absent.
     async fn get(&self, key: &str) -> Result<Option<Blob>, BlobError>;
     /// The blob's size; `None` when absent.

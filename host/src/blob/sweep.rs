@@ -15,7 +15,7 @@ use crate::store::Store;
 use super::BlobStore;
 
 /// The key prefixes of blobs that rows reference.
-const SWEPT_PREFIXES: &[&str] = &["tarballs/", "proxy/"];
+const SWEPT_PREFIXES: &[&str] = &["tarballs/", "proxy/", "binaries/"];
 
 /// Removes the unreferenced blobs older than `min_age`; how many were removed.
 pub async fn sweep(store: &dyn Store, blobs: &dyn BlobStore, min_age: Duration) -> anyhow::Result<usize> {

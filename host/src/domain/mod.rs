@@ -5,6 +5,7 @@
 
 mod app;
 pub mod auth;
+pub mod binaries;
 pub mod changes;
 pub mod downloads;
 pub mod hooks;

@@ -5,6 +5,7 @@
 //! only declares the modules and re-exports what handlers and the server use.
 
 mod admin;
+mod binaries;
 mod downloads;
 pub mod error;
 mod hooks;

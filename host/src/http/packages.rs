@@ -1,10 +1,7 @@
 //! The npm package routes: packuments, versions, tarballs, publish and the
 //! write flows npm drives through `PUT`/`DELETE` on the package document.
 
-use futures_util::TryStreamExt;
 use http::{header, HeaderValue, Method, StatusCode};
-use http_body_util::{BodyExt, StreamBody};
-use hyper::body::Frame;
 use serde_json::{json, Value};
 
 use crate::blob::Blob;
@@ -13,6 +10,7 @@ use crate::domain::packages;
 use crate::domain::packument::Doc;
 use crate::domain::reads::{self, Reader};
 
+use super::response::{blob_response, FileHeaders};
 use super::{json_response, ok_json, ApiError, ApiResult, Req, Response};
 
 pub const ABBREVIATED: &str = "application/vnd.npm.install-v1+json";
@@ -113,22 +111,16 @@ pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
 
 /// The response for a tarball read: streamed, counted as a download unless HEAD.
 fn tarball_response(req: &Req, name: &str, version: &str, integrity: &str, blob: Blob) -> ApiResult {
-    let body = if req.method == Method::HEAD {
-        super::full(bytes::Bytes::new())
-    } else {
+    if req.method != Method::HEAD {
         req.app.downloads.count(name, version);
-        StreamBody::new(blob.stream.map_ok(Frame::data)).boxed_unsync()
-    };
-    let mut resp = http::Response::new(body);
-    let h = resp.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/octet-stream"));
-    h.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=31536000, immutable"));
-    h.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{integrity}\"")) {
-        h.insert(header::ETAG, v);
     }
-    Ok(resp)
+    let headers = FileHeaders {
+        content_type: "application/octet-stream",
+        cache_control: "public, max-age=31536000, immutable",
+        etag: integrity,
+        last_modified: None,
+    };
+    Ok(blob_response(&req.method, blob, &headers))
 }
 
 fn check_name(name: &str) -> Result<(), ApiError> {

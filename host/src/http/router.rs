@@ -19,7 +19,7 @@ use crate::domain::App;
 use crate::domain::{auth, Identity};
 
 use super::request::{decode_segment, parse_query, refuse_oversized, too_large, BodySlot};
-use super::{admin, downloads, hooks, meta, package_admin, packages, registries, search, sync, tokens, users};
+use super::{admin, binaries, downloads, hooks, meta, package_admin, packages, registries, search, sync, tokens, users};
 use super::{ApiError, ApiResult, Req, Response};
 
 /// Routes that authenticate themselves from the body (login), so a stale token
@@ -148,6 +148,12 @@ async fn route(req: Req) -> ApiResult {
 
         (&Method::GET, ["-", "v1", "search"]) => search::search(req).await,
         (&Method::GET, ["-", "_view", "starredByUser"]) => search::starred_by_user(req).await,
+
+        (&Method::GET | &Method::HEAD, ["-", "binary"]) => binaries::list(req).await,
+        (&Method::POST, ["-", "binary", name, "sync"]) => binaries::create_sync(req, name).await,
+        (&Method::GET, ["-", "binary", name, "syncs", id]) => binaries::show_sync(req, name, id).await,
+        (&Method::GET, ["-", "binary", name, "syncs", id, "log"]) => binaries::sync_log(req, name, id).await,
+        (&Method::GET | &Method::HEAD, ["-", "binary", name, rest @ ..]) => binaries::browse(req, name, rest).await,
 
         (_, ["-", "package", rest @ ..]) => {
             let Some((name, tail)) = split_name(rest) else { return no_route() };

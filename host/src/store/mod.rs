@@ -19,6 +19,8 @@
 pub mod hooks;
 #[macro_use]
 mod hooks_sql;
+#[macro_use]
+pub mod binaries;
 mod sql;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use async_trait::async_trait;
 
 use crate::config::redact_url;
 
+pub use binaries::{BinaryEntry, BinaryStore};
 pub use hooks::HookStore;
 pub use sql::{PostgresStore, SqliteStore};
 
@@ -245,7 +248,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: HookStore + Send + Sync + 'static {
+pub trait Store: HookStore + BinaryStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

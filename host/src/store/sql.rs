@@ -1226,7 +1226,8 @@ macro_rules! sql_store {
                     let list = (1..=chunk.len()).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ");
                     let sql = format!(
                         "SELECT tarball_key AS k FROM versions WHERE tarball_key IN ({list}) \
-                         UNION SELECT blob_key AS k FROM proxy_tarballs WHERE blob_key IN ({list})"
+                         UNION SELECT blob_key AS k FROM proxy_tarballs WHERE blob_key IN ({list}) \
+                         UNION SELECT blob_key AS k FROM binaries WHERE blob_key IN ({list})"
                     );
                     let mut q = sqlx::query(&sql);
                     for key in chunk {
@@ -1287,6 +1288,8 @@ sql_store!(SqliteStore, sqlx::Sqlite, sqlx::SqlitePool, "sqlite", embedded::SQLI
 sql_store!(PostgresStore, sqlx::Postgres, sqlx::PgPool, "postgres", embedded::POSTGRES, "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
 hooks_sql!(SqliteStore, sqlx::Sqlite, "sqlite", "", "");
 hooks_sql!(PostgresStore, sqlx::Postgres, "postgres", "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
+binaries_sql!(SqliteStore, sqlx::Sqlite);
+binaries_sql!(PostgresStore, sqlx::Postgres);
 
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file: WAL journal, foreign keys on,

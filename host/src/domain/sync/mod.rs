@@ -22,6 +22,7 @@ use crate::util::iso_ms;
 use super::policy::{self, Action};
 use super::{names, Error, Identity, Result};
 
+pub(crate) use package::SyncError;
 pub use worker::{run_task, start_workers};
 
 pub const TASK_TYPE: &str = "package";
@@ -195,7 +196,7 @@ pub async fn find_task(app: &App, name: &str, id: &str) -> Result<Task> {
 
 /// A task's log, kept in memory and rewritten to the blob store after every
 /// line, so it can be read while the task runs.
-struct TaskLog {
+pub(crate) struct TaskLog {
     app: Arc<App>,
     key: String,
     text: String,
@@ -209,7 +210,7 @@ impl TaskLog {
         TaskLog { app, key, text }
     }
 
-    async fn line(&mut self, message: impl AsRef<str>) {
+    pub(crate) async fn line(&mut self, message: impl AsRef<str>) {
         // Task logs are readable over HTTP: upstream URLs lose their credentials.
         self.text.push_str(&format!("[{}] {}\n", iso_ms(now_ms()), crate::config::redact_url(message.as_ref())));
         if let Err(e) = self.app.blobs.put_cache(&self.key, bytes::Bytes::from(self.text.clone())).await {

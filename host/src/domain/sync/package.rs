@@ -18,7 +18,7 @@ use super::{change, enqueue, version, SyncOptions, TaskLog};
 
 /// How a sync failed: `Retry` puts the task back (upstream or storage
 /// trouble), `Fail` ends it.
-pub(super) enum SyncError {
+pub(crate) enum SyncError {
     Retry(String),
     Fail(String),
 }

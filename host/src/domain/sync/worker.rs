@@ -10,7 +10,7 @@ use crate::store::{now_ms, StoreResult, Task};
 use super::package::{sync_package, SyncError};
 use super::{SyncOptions, TaskLog, TaskState};
 
-/// Starts `sync_workers` workers, the stale-task recovery loop and the changes followers.
+/// Starts `sync_workers` workers, the binary sync schedules, the stale-task recovery loop and the changes followers.
 pub fn start_workers(app: Arc<App>, worker_prefix: &str) -> Vec<tokio::task::JoinHandle<()>> {
     let mut handles = Vec::new();
     for i in 0..app.config.sync_workers {
@@ -18,6 +18,7 @@ pub fn start_workers(app: Arc<App>, worker_prefix: &str) -> Vec<tokio::task::Joi
         let worker = format!("{worker_prefix}-{i}");
         handles.push(tokio::spawn(async move { worker_loop(app, worker).await }));
     }
+    handles.extend(crate::domain::binaries::sync::start_schedules(&app));
     handles.push(tokio::spawn(recovery_loop(app)));
     handles
 }
@@ -80,7 +81,11 @@ pub async fn run_task(app: Arc<App>, worker: &str, task: Task) {
         options.tips.as_deref().map(|t| format!(": {t}")).unwrap_or_default()
     ))
     .await;
-    let result = sync_package(&app, &task.target, &options, &mut log).await;
+    let result = if task.kind == crate::domain::binaries::TASK_TYPE {
+        crate::domain::binaries::sync::run(&app, &task.target, &mut log).await
+    } else {
+        sync_package(&app, &task.target, &options, &mut log).await
+    };
     beat.abort();
     if let Err(e) = settle(&app, &task, result, &mut log).await {
         tracing::error!(error = %e, task = task.id, "recording a sync task's end failed");
