@@ -176,32 +176,18 @@ pub async fn seed(app: &App, configured: &[RegistryConfig]) -> Result<()> {
             app.store.create_registry(&registry).await?;
         }
         for scope in &rc.scopes {
+            // A scope routed elsewhere moves to this registry.
             match app.store.scope_by_name(scope).await? {
-                Some(s) if s.registry_id == registry.id => {}
+                Some(s) if s.registry_id == registry.id => continue,
                 Some(s) => {
                     app.store.delete_scope(&s.id).await?;
-                    app.store
-                        .create_scope(&Scope {
-                            id: uuid::Uuid::new_v4().simple().to_string(),
-                            name: scope.clone(),
-                            registry_id: registry.id.clone(),
-                            created_at: now,
-                            updated_at: now,
-                        })
-                        .await?;
                 }
-                None => {
-                    app.store
-                        .create_scope(&Scope {
-                            id: uuid::Uuid::new_v4().simple().to_string(),
-                            name: scope.clone(),
-                            registry_id: registry.id.clone(),
-                            created_at: now,
-                            updated_at: now,
-                        })
-                        .await?;
-                }
+                None => {}
             }
+            let id = uuid::Uuid::new_v4().simple().to_string();
+            app.store
+                .create_scope(&Scope { id, name: scope.clone(), registry_id: registry.id.clone(), created_at: now, updated_at: now })
+                .await?;
         }
     }
     Ok(())

@@ -10,9 +10,8 @@ pub mod sync;
 
 use crate::config::BinaryConfig;
 use crate::domain::App;
-use crate::store::{now_ms, BinaryEntry, Task};
+use crate::store::{BinaryEntry, Task};
 
-use super::sync::TaskState;
 use super::{Error, Identity, Result};
 
 /// The task kind of a binary sync in the shared task queue; the target is the category.
@@ -92,24 +91,7 @@ pub async fn request_sync(app: &App, caller: Option<&Identity>, category: &str) 
 /// Queues a sync without permission checks (CLI, schedules). A waiting task
 /// of the same binary absorbs it.
 pub async fn enqueue(app: &App, category: &str, author: Option<&str>) -> Result<Task> {
-    let now = now_ms();
-    let task = Task {
-        id: uuid::Uuid::new_v4().simple().to_string(),
-        kind: TASK_TYPE.into(),
-        target: category.to_string(),
-        state: TaskState::Waiting.as_str().into(),
-        priority: 0,
-        data: "{}".into(),
-        attempts: 0,
-        error: None,
-        author: author.map(str::to_string),
-        claimed_by: None,
-        run_after: now,
-        heartbeat_at: None,
-        created_at: now,
-        updated_at: now,
-        finished_at: None,
-    };
+    let task = super::sync::waiting_task(TASK_TYPE, category, 0, "{}".into(), author);
     let queued = app.store.enqueue_task(&task, &|existing, _| existing.to_string()).await?;
     app.sync_wakeup.notify_waiters();
     Ok(queued)

@@ -149,14 +149,24 @@ pub async fn request(app: &App, caller: Option<&Identity>, client_ip: std::net::
 
 /// Queues a sync without permission checks (dependencies, changes feed, CLI).
 pub async fn enqueue(app: &App, name: &str, options: &SyncOptions, urgent: bool, author: Option<&str>) -> Result<Task> {
+    let data = serde_json::to_string(options).expect("options serialize");
+    let task = waiting_task(TASK_TYPE, name, if urgent { 10 } else { 0 }, data, author);
+    let queued = app.store.enqueue_task(&task, &merge).await?;
+    app.sync_wakeup.notify_waiters();
+    Ok(queued)
+}
+
+/// A new task of `kind` for `target`, waiting to run now (every queue user
+/// builds its tasks here, so a new field is set in one place).
+pub fn waiting_task(kind: &str, target: &str, priority: i64, data: String, author: Option<&str>) -> Task {
     let now = now_ms();
-    let task = Task {
+    Task {
         id: uuid::Uuid::new_v4().simple().to_string(),
-        kind: TASK_TYPE.into(),
-        target: name.to_string(),
+        kind: kind.into(),
+        target: target.to_string(),
         state: TaskState::Waiting.as_str().into(),
-        priority: if urgent { 10 } else { 0 },
-        data: serde_json::to_string(options).expect("options serialize"),
+        priority,
+        data,
         attempts: 0,
         error: None,
         author: author.map(str::to_string),
@@ -166,10 +176,7 @@ pub async fn enqueue(app: &App, name: &str, options: &SyncOptions, urgent: bool,
         created_at: now,
         updated_at: now,
         finished_at: None,
-    };
-    let queued = app.store.enqueue_task(&task, &merge).await?;
-    app.sync_wakeup.notify_waiters();
-    Ok(queued)
+    }
 }
 
 pub fn log_key(task_id: &str) -> String {
