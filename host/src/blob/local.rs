@@ -67,43 +67,10 @@ async fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 impl LocalBlobStore {
-    async fn write(&self, key: &str, data: Bytes, durable: bool) -> Result<(), BlobError> {
-        let dest = self.path(key)?;
-        let parent = dest.parent().expect("a key has a parent under root").to_path_buf();
-        tokio::fs::create_dir_all(&parent).await?;
-        let tmp = self.root.join(".tmp").join(uuid::Uuid::new_v4().to_string());
-        let result = async {
-            let mut file = tokio::fs::File::create(&tmp).await?;
-            file.write_all(&data).await?;
-            if durable {
-                file.sync_all().await?;
-            }
-            drop(file);
-            tokio::fs::rename(&tmp, &dest).await?;
-            if durable {
-                sync_dir(&parent).await?;
-            }
-            Ok::<(), std::io::Error>(())
-        }
-        .await;
-        if result.is_err() {
-            let _ = tokio::fs::remove_file(&tmp).await;
-        }
-        Ok(result?)
-    }
-}
-
-#[async_trait]
-impl BlobStore for LocalBlobStore {
-    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
-        self.write(key, data, true).await
-    }
-
-    async fn put_cache(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
-        self.write(key, data, false).await
-    }
-
-    async fn put_stream(&self, key: &str, mut stream: super::ByteStream) -> Result<u64, BlobError> {
+    /// The one way a blob is written: into a temp file, then renamed over the
+    /// key, so a reader sees the whole blob or none; `durable` adds the fsyncs
+    /// of the file and of its directory. Returns the bytes written.
+    async fn write(&self, key: &str, mut stream: super::ByteStream, durable: bool) -> Result<u64, BlobError> {
         let dest = self.path(key)?;
         let parent = dest.parent().expect("a key has a parent under root").to_path_buf();
         tokio::fs::create_dir_all(&parent).await?;
@@ -116,10 +83,14 @@ impl BlobStore for LocalBlobStore {
                 size += chunk.len() as u64;
                 file.write_all(&chunk).await?;
             }
-            file.sync_all().await?;
+            if durable {
+                file.sync_all().await?;
+            }
             drop(file);
             tokio::fs::rename(&tmp, &dest).await?;
-            sync_dir(&parent).await?;
+            if durable {
+                sync_dir(&parent).await?;
+            }
             Ok::<u64, std::io::Error>(size)
         }
         .await;
@@ -127,6 +98,25 @@ impl BlobStore for LocalBlobStore {
             let _ = tokio::fs::remove_file(&tmp).await;
         }
         Ok(result?)
+    }
+}
+
+fn one_chunk(data: Bytes) -> super::ByteStream {
+    futures_util::stream::once(async move { Ok(data) }).boxed()
+}
+
+#[async_trait]
+impl BlobStore for LocalBlobStore {
+    async fn put(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+        self.write(key, one_chunk(data), true).await.map(drop)
+    }
+
+    async fn put_cache(&self, key: &str, data: Bytes) -> Result<(), BlobError> {
+        self.write(key, one_chunk(data), false).await.map(drop)
+    }
+
+    async fn put_stream(&self, key: &str, stream: super::ByteStream) -> Result<u64, BlobError> {
+        self.write(key, stream, true).await
     }
 
     async fn get_range(&self, key: &str, start: u64, len: u64) -> Result<Option<Blob>, BlobError> {

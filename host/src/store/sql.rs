@@ -126,6 +126,17 @@ macro_rules! sql_store {
                 }
             }
 
+            /// The package's versions, oldest first.
+            async fn package_versions(conn: &mut <$db as sqlx::Database>::Connection, name: &str) -> StoreResult<Vec<VersionRecord>> {
+                sqlx::query("SELECT * FROM versions WHERE package = $1 ORDER BY created_at, version")
+                    .bind(name)
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .iter()
+                    .map(Self::version_from_row)
+                    .collect()
+            }
+
             /// Locks the package's row: the first lock of every transaction that
             /// writes a package, so two writers never wait for each other in
             /// opposite orders. Its rev and registry, `None` when there is no such package.
@@ -420,13 +431,7 @@ macro_rules! sql_store {
                 if expected_rev.is_some_and(|expected| expected != rev) {
                     return Ok(None);
                 }
-                let versions = sqlx::query("SELECT * FROM versions WHERE package = $1")
-                    .bind(name)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(Self::version_from_row)
-                    .collect::<StoreResult<Vec<_>>>()?;
+                let versions = Self::package_versions(&mut *tx, name).await?;
                 let owners = Self::package_owners(&mut *tx, name).await?;
                 sqlx::query("DELETE FROM packages WHERE name = $1").bind(name).execute(&mut *tx).await?;
                 let now = super::now_ms();
@@ -701,13 +706,7 @@ macro_rules! sql_store {
                 else {
                     return Ok(None);
                 };
-                let versions = sqlx::query("SELECT * FROM versions WHERE package = $1 ORDER BY created_at, version")
-                    .bind(name)
-                    .fetch_all(&mut *tx)
-                    .await?
-                    .iter()
-                    .map(Self::version_from_row)
-                    .collect::<StoreResult<Vec<_>>>()?;
+                let versions = Self::package_versions(&mut *tx, name).await?;
                 let tags = sqlx::query("SELECT tag, version FROM dist_tags WHERE package = $1 ORDER BY CASE WHEN tag = 'latest' THEN 0 ELSE 1 END, seq, tag")
                     .bind(name)
                     .fetch_all(&mut *tx)
