@@ -98,7 +98,13 @@ pub struct PackumentCache {
     /// Names whose expired entry one request is revalidating; the others keep
     /// serving the entry meanwhile (no rebuild stampede).
     revalidating: Mutex<HashSet<String>>,
+    /// Bumped by every invalidation of a name hashing to the slot. A document
+    /// built from a read that began before an invalidation of its name is not
+    /// kept: a reader racing a write must not cache what the write replaced.
+    generations: Box<[AtomicU64]>,
 }
+
+const GENERATION_SLOTS: usize = 256;
 
 /// What the cache holds for a name.
 enum Hit {
@@ -114,11 +120,24 @@ enum Hit {
 impl PackumentCache {
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: u64) -> Self {
         let entries = bounded_cache(max_entries, max_bytes, |name, entry: &Arc<Cached>| name.len() + entry.weight);
-        PackumentCache { entries, ttl, revalidating: Mutex::new(HashSet::new()) }
+        let generations = (0..GENERATION_SLOTS).map(|_| AtomicU64::new(0)).collect();
+        PackumentCache { entries, ttl, revalidating: Mutex::new(HashSet::new()), generations }
     }
 
     pub fn invalidate(&self, name: &str) {
+        self.generation_slot(name).fetch_add(1, Ordering::SeqCst);
         self.entries.remove(name);
+    }
+
+    fn generation_slot(&self, name: &str) -> &AtomicU64 {
+        // FNV-1a: cheap, and only spreads names over the slots.
+        let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));
+        &self.generations[(hash % GENERATION_SLOTS as u64) as usize]
+    }
+
+    /// The generation to hand to [`PackumentCache::put`], read before storage is.
+    fn generation(&self, name: &str) -> u64 {
+        self.generation_slot(name).load(Ordering::SeqCst)
     }
 
     fn hit(&self, name: &str) -> Hit {
@@ -134,8 +153,19 @@ impl PackumentCache {
         self.revalidating.lock().expect("cache lock").remove(name);
     }
 
-    pub(crate) fn put(&self, entry: Arc<Cached>) {
-        self.entries.insert(entry.name.clone(), entry);
+    /// Keeps `entry`, built from storage read after `generation` was taken,
+    /// unless its name was invalidated since. Checked again after the insert:
+    /// an invalidation between the check and the insert removes it then.
+    fn put(&self, entry: Arc<Cached>, generation: u64) {
+        let slot = self.generation_slot(&entry.name);
+        if slot.load(Ordering::SeqCst) != generation {
+            return;
+        }
+        let name = entry.name.clone();
+        self.entries.insert(name.clone(), entry);
+        if slot.load(Ordering::SeqCst) != generation {
+            self.entries.remove(&name);
+        }
     }
 
     /// Entries and their weight in bytes.
@@ -166,12 +196,13 @@ pub async fn lookup(app: &App, name: &str, fresh: bool) -> Result<Lookup> {
             Hit::Miss => {}
         }
     }
+    let generation = app.packuments.generation(name);
     let blocked = app.store.block(name).await?;
     let Some(record) = app.store.package(name).await? else {
         return Ok(Lookup::Missing(blocked));
     };
     let entry = Arc::new(build(&record, blocked, &app.config.public_url));
-    app.packuments.put(entry.clone());
+    app.packuments.put(entry.clone(), generation);
     Ok(Lookup::Found(entry))
 }
 
@@ -410,7 +441,7 @@ mod tests {
     fn the_cache_is_bounded_by_entries_and_by_bytes() {
         let cache = PackumentCache::new(Duration::from_secs(60), 4, 1 << 20);
         for i in 0..100 {
-            cache.put(entry(&format!("small-{i}"), 10));
+            cache.put(entry(&format!("small-{i}"), 10), 0);
         }
         let (entries, _) = cache.usage();
         assert!(entries <= 4, "{entries} entries kept, 4 allowed");
@@ -419,11 +450,30 @@ mod tests {
         let big = entry("big-0", 100_000);
         assert!(big.weight() > 200_000, "weight {} counts documents, gzips and the value", big.weight());
         for i in 0..50 {
-            cache.put(entry(&format!("big-{i}"), 100_000));
+            cache.put(entry(&format!("big-{i}"), 100_000), 0);
         }
         let (entries, bytes) = cache.usage();
         assert!(bytes <= 1 << 20, "{bytes} bytes kept in {entries} entries, 1 MiB allowed");
         assert!(entries >= 1);
+    }
+
+    /// A reader that read storage before a write's invalidation must not
+    /// cache what it built: the write's change would stay invisible until the TTL.
+    #[test]
+    fn a_build_older_than_an_invalidation_is_not_kept() {
+        let cache = PackumentCache::new(Duration::from_secs(60), 100, 1 << 20);
+        let before = cache.generation("busy");
+        cache.invalidate("busy");
+        cache.put(entry("busy", 10), before);
+        assert!(matches!(cache.hit("busy"), Hit::Miss), "a document built before the invalidation was cached");
+
+        let after = cache.generation("busy");
+        cache.put(entry("busy", 10), after);
+        assert!(matches!(cache.hit("busy"), Hit::Fresh(_)));
+        let other = cache.generation("other");
+        cache.invalidate("busy");
+        cache.put(entry("other", 10), other);
+        assert!(matches!(cache.hit("busy"), Hit::Miss));
     }
 
     #[test]
