@@ -53,6 +53,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     let reloader = spawn_sighup_reloader(app.clone());
     let graceful = GracefulShutdown::new();
     let flusher = spawn_flusher(app.clone());
+    // Listening for other nodes' changes before the first request is served.
+    let cluster = crate::domain::cluster::start(app.clone()).await;
     tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
     let mut workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
     workers.extend(crate::domain::hooks::worker::start(app.clone()));
@@ -107,6 +109,9 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     flusher.abort();
     reloader.abort();
     follower.abort();
+    if let Some(cluster) = cluster {
+        cluster.abort();
+    }
     sweeper.abort();
     for w in workers {
         w.abort();

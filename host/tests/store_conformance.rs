@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use cairn::store::{self, NewVersion, PackageChange, PublishOutcome, Store, StoreError, Task, Token, User, VersionRecord};
+use cairn::store::{self, ChangeSignal, NewVersion, PackageChange, PublishOutcome, Store, StoreError, Task, Token, User, VersionRecord};
 use cairn_e2e::pg::TempDatabase;
 
 struct Fixture {
@@ -59,6 +59,7 @@ conformance!(
     deprecations_apply_to_the_current_manifest,
     referenced_blobs_are_found,
     binary_entries_round_trip,
+    committed_package_changes_are_signalled,
 );
 
 fn user(name: &str) -> User {
@@ -465,4 +466,23 @@ async fn binary_entries_round_trip(s: &dyn Store) {
     let mut found = s.referenced_blobs(&["binaries/node/k1".into(), "binaries/node/k3".into()]).await.unwrap();
     found.sort();
     assert_eq!(found, ["binaries/node/k3"]);
+}
+
+/// Where the backend has change signals (PostgreSQL), a committed publish and
+/// a committed removal are each signalled with the package's name; a refused
+/// publish (its transaction rolled back) is not.
+async fn committed_package_changes_are_signalled(s: &dyn Store) {
+    let Some(mut signals) = s.change_signals().await.unwrap() else {
+        assert_eq!(s.backend(), "sqlite", "only SQLite has no change signals");
+        return;
+    };
+    s.publish(&new_version("1.0.0", "ann", "1-a")).await.unwrap();
+    assert_eq!(next_signal(&mut signals).await, ChangeSignal::Package("pkg".into()));
+    assert_eq!(s.publish(&new_version("1.1.0", "bob", "2-b")).await.unwrap(), PublishOutcome::NotMaintainer);
+    s.delete_package("pkg", None).await.unwrap();
+    assert_eq!(next_signal(&mut signals).await, ChangeSignal::Package("pkg".into()), "the refused publish sent nothing; the removal did");
+}
+
+async fn next_signal(signals: &mut tokio::sync::mpsc::Receiver<ChangeSignal>) -> ChangeSignal {
+    tokio::time::timeout(std::time::Duration::from_secs(5), signals.recv()).await.expect("a signal within 5 s").expect("open")
 }

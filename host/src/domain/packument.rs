@@ -129,6 +129,14 @@ impl PackumentCache {
         self.entries.remove(name);
     }
 
+    /// Drops every entry (changes may have been missed).
+    pub fn clear(&self) {
+        for slot in self.generations.iter() {
+            slot.fetch_add(1, Ordering::SeqCst);
+        }
+        self.entries.clear();
+    }
+
     fn generation_slot(&self, name: &str) -> &AtomicU64 {
         // FNV-1a: cheap, and only spreads names over the slots.
         let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3));

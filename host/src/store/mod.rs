@@ -21,6 +21,7 @@ pub mod hooks;
 mod hooks_sql;
 #[macro_use]
 pub mod binaries;
+mod notify;
 mod sql;
 
 use std::sync::Arc;
@@ -32,6 +33,16 @@ use crate::config::redact_url;
 pub use binaries::{BinaryEntry, BinaryStore};
 pub use hooks::HookStore;
 pub use sql::{PostgresStore, SqliteStore};
+
+/// A change another process made, told by the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChangeSignal {
+    /// Something a packument is built from changed for this package.
+    Package(String),
+    /// Signals may have been missed (the connection was lost, or the consumer
+    /// fell behind): treat everything as changed.
+    Lost,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
@@ -256,6 +267,10 @@ pub trait Store: HookStore + BinaryStore + Send + Sync + 'static {
     /// Waits for open connections to finish and closes the pool.
     async fn close(&self);
     async fn ping(&self) -> StoreResult<()>;
+    /// Changes committed by any process sharing the database (this one
+    /// included), as they commit; `None` where the backend has no such feed
+    /// (SQLite: one process per file).
+    async fn change_signals(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<ChangeSignal>>>;
 
     /// Fails with `Conflict` when the name is taken.
     async fn create_user(&self, user: &User) -> StoreResult<()>;

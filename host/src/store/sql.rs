@@ -579,6 +579,10 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn change_signals(&self) -> StoreResult<Option<tokio::sync::mpsc::Receiver<super::ChangeSignal>>> {
+                Self::listen(&self.pool).await
+            }
+
             async fn create_user(&self, user: &User) -> StoreResult<()> {
                 let _turn = self.write_turn().await;
                 sqlx::query(

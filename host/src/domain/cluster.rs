@@ -1,0 +1,32 @@
+//! Nodes sharing one database: what another node changed is dropped from this
+//! node's caches as it commits (the store's change signals), so a publish on
+//! one node is visible on all of them at once; the packument TTL stays only as
+//! a safety net. Tokens and blocks need nothing here: they are read from the
+//! database on every request.
+
+use std::sync::Arc;
+
+use crate::domain::App;
+use crate::store::ChangeSignal;
+
+/// Follows the store's change signals until the server stops; `None` when the
+/// backend has none (SQLite) or listening could not start (logged: the TTL
+/// still bounds staleness).
+pub async fn start(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
+    let mut signals = match app.store.change_signals().await {
+        Ok(Some(rx)) => rx,
+        Ok(None) => return None,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot listen for other nodes' changes; cached documents may lag by the cache TTL");
+            return None;
+        }
+    };
+    Some(tokio::spawn(async move {
+        while let Some(signal) = signals.recv().await {
+            match signal {
+                ChangeSignal::Package(name) => app.packuments.invalidate(&name),
+                ChangeSignal::Lost => app.packuments.clear(),
+            }
+        }
+    }))
+}
