@@ -40,6 +40,10 @@ pub struct Config {
     /// 404s) may hold together; with the entry counts, whichever bound is
     /// reached first evicts the least used entries.
     pub cache_max_bytes: u64,
+    /// Bytes of small tarballs kept in memory (hot installs read the same
+    /// files over and over); 0 turns it off. Files over 1/16 of it (at most
+    /// 1 MiB) are always streamed from the blob store.
+    pub tarball_cache_bytes: u64,
     /// Seconds between flushes of buffered download counts.
     pub downloads_flush_secs: u64,
     /// Tarball blobs no row references are removed once older than this.
@@ -327,6 +331,7 @@ impl Default for Config {
             packument_cache_ttl_secs: 5,
             packument_cache_entries: 10_000,
             cache_max_bytes: 256 * 1024 * 1024,
+            tarball_cache_bytes: 64 * 1024 * 1024,
             downloads_flush_secs: 30,
             blob_sweep_min_age_secs: 3600,
             blob_sweep_interval_secs: 3600,

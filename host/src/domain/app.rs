@@ -18,6 +18,8 @@ pub struct App {
     /// Failed password logins, per account and client address.
     pub login_limiter: crate::domain::login_limit::LoginLimiter,
     pub packuments: PackumentCache,
+    /// Small tarballs in memory, by blob key.
+    pub hot_tarballs: crate::domain::hot_tarballs::HotTarballs,
     pub downloads: DownloadCounter,
     pub plugins: Plugins,
     /// Wakes idle sync workers when a task is queued.
@@ -50,6 +52,7 @@ impl App {
             config.auth.login_max_failures_per_ip,
             std::time::Duration::from_secs(config.auth.login_window_secs),
         );
+        let hot_tarballs = crate::domain::hot_tarballs::HotTarballs::new(config.tarball_cache_bytes);
         Arc::new(App {
             config,
             store,
@@ -57,6 +60,7 @@ impl App {
             token_usage: TokenUsage::default(),
             login_limiter,
             packuments,
+            hot_tarballs,
             downloads: DownloadCounter::default(),
             plugins,
             sync_wakeup: tokio::sync::Notify::new(),

@@ -10,6 +10,7 @@ pub mod changes;
 pub mod cluster;
 pub mod downloads;
 pub mod hooks;
+pub mod hot_tarballs;
 pub mod integrity;
 pub mod login_limit;
 pub mod names;

@@ -5,7 +5,7 @@
 //! database, entries also expire after `packument_cache_ttl_secs`. The cache is
 //! bounded by entries and by bytes (`packument_cache_entries`, `cache_max_bytes`).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,10 +35,22 @@ pub struct Cached {
     /// The full document as a value, for version reads.
     pub value: Value,
     pub blocked: Option<Block>,
+    /// The stored tarballs, by file name (empty for proxied documents): a
+    /// tarball read on a cache hit needs no query.
+    pub tarballs: HashMap<String, TarballRef>,
     /// When the entry was last known to match storage (ms since `EPOCH`).
     checked: AtomicU64,
     /// Roughly the bytes this entry holds (documents, gzips and the value).
     weight: usize,
+}
+
+/// A stored tarball, as a read needs it.
+#[derive(Debug, Clone)]
+pub struct TarballRef {
+    pub version: String,
+    pub key: String,
+    pub integrity: String,
+    pub size: u64,
 }
 
 /// A process-local clock for cache ages.
@@ -310,6 +322,7 @@ impl Cached {
             abbreviated: doc(&abbreviated),
             value: full,
             blocked: None,
+            tarballs: HashMap::new(),
             checked: AtomicU64::new(clock_ms()),
             weight: 0,
         }
@@ -324,7 +337,12 @@ impl Cached {
     /// Sets `weight` from what the entry holds.
     fn weighed(mut self) -> Cached {
         let docs = [&self.full, &self.abbreviated].iter().map(|d| d.body.len() + d.gzip.len() + d.etag.len()).sum::<usize>();
-        self.weight = std::mem::size_of::<Cached>() + self.name.len() + self.rev.len() + docs + value_bytes(&self.value);
+        let tarballs = self
+            .tarballs
+            .iter()
+            .map(|(file, t)| file.len() + t.version.len() + t.key.len() + t.integrity.len() + std::mem::size_of::<TarballRef>() + 32)
+            .sum::<usize>();
+        self.weight = std::mem::size_of::<Cached>() + self.name.len() + self.rev.len() + docs + value_bytes(&self.value) + tarballs;
         self
     }
 }
@@ -339,6 +357,16 @@ fn value_bytes(value: &Value) -> usize {
         Value::Object(map) => map.iter().map(|(k, v)| k.capacity() + 16 + std::mem::size_of::<String>() + value_bytes(v)).sum(),
         _ => 0,
     }
+}
+
+/// The stored tarballs of `record`, by file name.
+fn tarball_refs(record: &PackageRecord) -> HashMap<String, TarballRef> {
+    let by_file = |v: &crate::store::VersionRecord| {
+        let size = u64::try_from(v.size).unwrap_or(0);
+        let t = TarballRef { version: v.version.clone(), key: v.tarball_key.clone(), integrity: v.integrity.clone(), size };
+        (v.tarball_file.clone(), t)
+    };
+    record.versions.iter().map(by_file).collect()
 }
 
 pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -> Cached {
@@ -396,6 +424,7 @@ pub fn build(record: &PackageRecord, blocked: Option<Block>, public_url: &str) -
         abbreviated: doc(&abbreviated),
         value: full,
         blocked,
+        tarballs: tarball_refs(record),
         checked: AtomicU64::new(clock_ms()),
         weight: 0,
     }

@@ -146,25 +146,47 @@ fn version_in_file<'f>(name: &str, file: &'f str) -> Option<&'f str> {
 
 /// The tarball `file` of `name`: authorized (with the version its file name
 /// names) before the lookup; then the local copy, or in proxy mode the
-/// upstream's, stored as it is first downloaded.
+/// upstream's, stored as it is first downloaded. A local tarball is found
+/// through the cached packument (its block state and files: no query on a
+/// hit) and read from memory when small and hot.
 pub async fn tarball(app: &App, reader: Reader<'_>, name: &str, file: &str) -> Result<TarballRead> {
     admit(app, reader, name, version_in_file(name, file)).await?;
+    let missing = || Error::NotFound(format!("tarball {file} of {name} not found"));
+    match packument::lookup(app, name, false).await? {
+        Lookup::Found(entry) => {
+            refuse_blocked(entry.blocked.as_ref())?;
+            if let Some(t) = entry.tarballs.get(file) {
+                if let Some(blob) = app.hot_tarballs.get(app.blobs.as_ref(), &t.key, t.size).await? {
+                    return Ok(TarballRead { version: t.version.clone(), integrity: t.integrity.clone(), blob });
+                }
+            }
+            // Not in the cached document, or its blob is gone: the document may
+            // predate a write another node made (its signal not here yet), so
+            // storage decides.
+            stored_tarball(app, name, file).await?.ok_or_else(missing)
+        }
+        Lookup::Missing(block) => {
+            refuse_blocked(block.as_ref())?;
+            if !proxy::enabled(app) {
+                return Err(missing());
+            }
+            let t = proxy::tarball(app, name, file).await?.ok_or_else(missing)?;
+            Ok(TarballRead { version: t.version, integrity: t.integrity, blob: t.blob })
+        }
+    }
+}
+
+/// The tarball `file` of `name` as storage has it now.
+async fn stored_tarball(app: &App, name: &str, file: &str) -> Result<Option<TarballRead>> {
     if let Some(block) = app.store.block(name).await? {
         refuse_blocked(Some(&block))?;
     }
-    let missing = || Error::NotFound(format!("tarball {file} of {name} not found"));
-    if let Some(version) = app.store.version_by_file(name, file).await? {
-        let Some(blob) = app.blobs.get(&version.tarball_key).await? else {
-            tracing::error!(package = name, file, key = version.tarball_key, "tarball row without its blob");
-            return Err(missing());
-        };
-        return Ok(TarballRead { version: version.version, integrity: version.integrity, blob });
-    }
-    if !proxy::enabled(app) || app.store.package_rev(name).await?.is_some() {
-        return Err(missing());
-    }
-    let t = proxy::tarball(app, name, file).await?.ok_or_else(missing)?;
-    Ok(TarballRead { version: t.version, integrity: t.integrity, blob: t.blob })
+    let Some(version) = app.store.version_by_file(name, file).await? else { return Ok(None) };
+    let Some(blob) = app.hot_tarballs.get(app.blobs.as_ref(), &version.tarball_key, u64::try_from(version.size).unwrap_or(0)).await? else {
+        tracing::error!(package = name, file, key = version.tarball_key, "tarball row without its blob");
+        return Ok(None);
+    };
+    Ok(Some(TarballRead { version: version.version, integrity: version.integrity, blob }))
 }
 
 /// The dist-tags of `name` (of the proxied packument in proxy mode, when it is not here).
