@@ -1,6 +1,6 @@
 //! Change signals between processes sharing one database: PostgreSQL's
 //! LISTEN/NOTIFY on channel `cairn_package`, fed by the triggers of migration
-//! 0010 (every committed change to what a packument is built from). SQLite
+//! 0011 (every committed change to what a packument is built from). SQLite
 //! has one process per file, so it has none.
 
 use sqlx::postgres::PgListener;
