@@ -8,15 +8,20 @@
 #   3. sync rate of a 1,000-file tree (10 directories x 100 files of 4 KiB).
 # Works from any directory:   tests/bench/binaries.sh
 # Builds the release binary into $CARGO_TARGET_DIR (default: target).
-# Knobs: BENCH_PORT (default 17501, uses 2 ports).
+# Knobs: BENCH_PORT (default 17501, uses 2 ports); BENCH_CAIRN (a cairn binary
+# to use instead of building one).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 port=${BENCH_PORT:-17501}
 log() { echo "binaries.sh: $*" >&2; }
 target=${CARGO_TARGET_DIR:-target}
 case "$target" in /*) ;; *) target="$repo/$target" ;; esac
-(cd "$repo" && cargo build --release -p cairn --bin cairn) >&2
-cairn="$target/release/cairn"
+if [ -n "${BENCH_CAIRN:-}" ]; then
+  cairn=$BENCH_CAIRN
+else
+  (cd "$repo" && cargo build --release -p cairn --bin cairn) >&2
+  cairn="$target/release/cairn"
+fi
 
 work=$(mktemp -d)
 pids=""
@@ -68,7 +73,7 @@ echo 'bench-password-1' | "$cairn" user create admin --admin --password-stdin --
 CAIRN_LISTEN=127.0.0.1:$port "$cairn" serve --config "$work/cairn.toml" 2>"$work/cairn.log" & cpid=$!; pids="$pids $cpid"
 C=http://127.0.0.1:$port
 for _ in $(seq 1 300); do curl -fs -o /dev/null "$C/-/ping" && break; sleep 0.1; done
-token=$(curl -fs -X PUT -H 'content-type: application/json' -d '{"name":"admin","password":"bench-password-1"}' \
+token=$(curl -fs -X PUT -H 'content-type: application/json' -d '{"_id":"org.couchdb.user:admin","name":"admin","password":"bench-password-1","type":"user"}' \
   "$C/-/user/org.couchdb.user:admin" | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 rss() { awk -v k="$1:" '$1 == k { print $2 }' "/proc/$cpid/status"; } # KiB
 sync() { # category; prints seconds
