@@ -142,14 +142,24 @@ pub struct BinaryConfig {
     pub category: String,
     #[serde(default)]
     pub description: String,
-    /// The source: `node` (autoindex HTML of a Node.js-style dist site) or
-    /// `api` (another Cairn's `/-/binary/<category>/`).
+    /// The source: `node` (autoindex HTML of a Node.js-style dist site),
+    /// `bucket` (S3/GCS ListObjects XML), `github` (a repository's releases)
+    /// or `api` (another Cairn's `/-/binary/<category>/`).
     #[serde(rename = "type")]
     pub kind: String,
-    /// The upstream directory the tree is read from (ends with `/`).
+    /// The upstream directory the tree is read from (ends with `/`); for
+    /// `bucket` the bucket's URL. `github`: optional, shown only (default:
+    /// the releases URL of `api_url`).
+    #[serde(default)]
     pub dist_url: String,
     #[serde(default)]
     pub repo_url: String,
+    /// `github`: the API base URL (required; no public host is assumed).
+    #[serde(default)]
+    pub api_url: String,
+    /// `github`: `owner/name`; default: the last two path segments of `repo_url`.
+    #[serde(default)]
+    pub repo: String,
     /// Seconds between scheduled syncs; 0: only on request.
     #[serde(default)]
     pub sync_interval_secs: u64,
@@ -162,6 +172,40 @@ pub struct BinaryConfig {
     /// Largest file mirrored, in bytes.
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
+}
+
+fn is_http_url(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+impl BinaryConfig {
+    /// A `github` source: `api_url` required, `repo` taken from `repo_url`
+    /// when not given, `dist_url` (shown only) defaulting to the releases URL.
+    fn github_defaults(&mut self) -> Result<(), ConfigError> {
+        let category = self.category.clone();
+        let invalid = move |why: &str| ConfigError::Invalid(format!("binary {category}: {why}"));
+        if !is_http_url(&self.api_url) {
+            return Err(invalid("a github source needs api_url, starting with http:// or https://"));
+        }
+        while self.api_url.ends_with('/') {
+            self.api_url.pop();
+        }
+        if self.repo.is_empty() {
+            let path = self.repo_url.split_once("://").map_or("", |(_, rest)| rest.split_once('/').map_or("", |(_, p)| p));
+            let parts: Vec<&str> = path.trim_end_matches('/').trim_end_matches(".git").split('/').filter(|p| !p.is_empty()).collect();
+            if parts.len() >= 2 {
+                self.repo = parts[parts.len() - 2..].join("/");
+            }
+        }
+        let ok_part = |p: &str| !p.is_empty() && p != "." && p != ".." && p.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !self.repo.split_once('/').is_some_and(|(o, n)| ok_part(o) && ok_part(n)) {
+            return Err(invalid("a github source needs repo = \"owner/name\" (or a repo_url ending in /owner/name)"));
+        }
+        if self.dist_url.is_empty() {
+            self.dist_url = format!("{}/repos/{}/releases/", self.api_url, self.repo);
+        }
+        Ok(())
+    }
 }
 
 fn default_max_file_bytes() -> u64 {
@@ -409,10 +453,16 @@ impl Config {
                     b.category
                 )));
             }
-            if !matches!(b.kind.as_str(), "node" | "api") {
-                return Err(ConfigError::Invalid(format!("binary {}: type {:?} is not a known source (node, api)", b.category, b.kind)));
+            if !matches!(b.kind.as_str(), "node" | "bucket" | "github" | "api") {
+                return Err(ConfigError::Invalid(format!(
+                    "binary {}: type {:?} is not a known source (node, bucket, github, api)",
+                    b.category, b.kind
+                )));
             }
-            if !(b.dist_url.starts_with("http://") || b.dist_url.starts_with("https://")) {
+            if b.kind == "github" {
+                b.github_defaults()?;
+            }
+            if !is_http_url(&b.dist_url) {
                 return Err(ConfigError::Invalid(format!("binary {}: dist_url must start with http:// or https://", b.category)));
             }
             if !b.dist_url.ends_with('/') {

@@ -277,6 +277,7 @@ async fn task_queue_claims_merges_and_recovers(s: &dyn Store) {
     assert_ne!(again.id, first.id);
     let second = s.claim_task("w2", 10).await.unwrap().unwrap();
     assert_eq!(second.id, other.id);
+    assert!(s.claim_task("w4", 10).await.unwrap().is_none(), "a task whose target runs waits for it");
     // A worker that stops sending heartbeats loses its task back to the queue (here merged into the newer one).
     s.heartbeat_task(&second.id, "w2", 100).await.unwrap();
     assert_eq!(s.recover_stale_tasks(50, 200).await.unwrap(), 1, "w1's task is stale, w2's is not");
@@ -463,6 +464,17 @@ async fn binary_entries_round_trip(s: &dyn Store) {
     assert_eq!(s.binary_entries("node", "/v1.0.0/", Some(0), 1).await.unwrap().len(), 1);
     assert!(s.binary_entry("node", "/", "nope/").await.unwrap().is_none());
     assert!(s.binary_entries("other", "/", None, 10).await.unwrap().is_empty());
+    // A row written below a directory moves the directory's `updated_at` (every level), never back.
+    let dir = s.binary_entry("node", "/", "v1.0.0/").await.unwrap().unwrap();
+    assert_eq!(dir.updated_at, 40, "moved by the files written below it");
+    s.put_binary_entry(&binary_entry("/v1.0.0/", "docs/", None, 45)).await.unwrap();
+    s.put_binary_entry(&binary_entry("/v1.0.0/docs/", "r.txt", Some("binaries/node/k4"), 50)).await.unwrap();
+    assert_eq!(s.binary_entry("node", "/", "v1.0.0/").await.unwrap().unwrap().updated_at, 50);
+    assert_eq!(s.binary_entry("node", "/v1.0.0/", "docs/").await.unwrap().unwrap().updated_at, 50);
+    s.put_binary_entry(&binary_entry("/v1.0.0/", "old.txt", Some("binaries/node/k5"), 5)).await.unwrap();
+    assert_eq!(s.binary_entry("node", "/", "v1.0.0/").await.unwrap().unwrap().updated_at, 50);
+    let since = s.binary_entries("node", "/", Some(50), 10).await.unwrap();
+    assert_eq!(since.iter().map(|e| e.name.as_str()).collect::<Vec<_>>(), ["v1.0.0/"]);
     let mut found = s.referenced_blobs(&["binaries/node/k1".into(), "binaries/node/k3".into()]).await.unwrap();
     found.sort();
     assert_eq!(found, ["binaries/node/k3"]);

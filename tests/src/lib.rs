@@ -5,6 +5,7 @@
 //! through [`both_backends!`].
 
 pub mod clients;
+pub mod fake_http;
 pub mod fuzz;
 pub mod hook_receiver;
 pub mod pg;

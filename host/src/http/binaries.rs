@@ -1,6 +1,7 @@
 //! The binary mirror: `/-/binary/` (the configured binaries), directory
 //! listings and files under `/-/binary/:name/...` (files with ETag, HEAD,
-//! Range and If-None-Match), and its sync tasks.
+//! Range and If-None-Match), and its sync tasks. Listings are HTML pages
+//! (`binaries_html`) for a client that prefers `text/html`.
 
 use http::{header, HeaderValue, Method, StatusCode};
 use serde_json::{json, Value};
@@ -10,6 +11,7 @@ use crate::domain::sync;
 use crate::store::{BinaryEntry, Task};
 use crate::util::iso_ms;
 
+use super::binaries_html;
 use super::response::{blob_response, FileHeaders};
 use super::{full, json_response, ok_json, ApiError, ApiResult, Req, Response};
 
@@ -19,6 +21,9 @@ fn base(req: &Req, category: &str) -> String {
 
 /// `GET /-/binary/`.
 pub async fn list(req: Req) -> ApiResult {
+    if binaries_html::wants_html(&req) {
+        return Ok(binaries_html::index(&req.app.config.public_url, &req.app.config.binaries));
+    }
     let list: Vec<Value> = req
         .app
         .config
@@ -29,7 +34,7 @@ pub async fn list(req: Req) -> ApiResult {
                 "distUrl": crate::config::strip_userinfo(&b.dist_url), "repoUrl": b.repo_url, "type": "dir", "url": format!("{}/", base(&req, &b.category))})
         })
         .collect();
-    ok_json(Value::Array(list))
+    Ok(with_header(ok_json(Value::Array(list))?, header::VARY, "Accept".into()))
 }
 
 fn entry_json(req: &Req, e: &BinaryEntry) -> Value {
@@ -67,12 +72,15 @@ fn limit(req: &Req) -> Result<Option<i64>, ApiError> {
 pub async fn browse(req: Req, category: &str, path: &[&str]) -> ApiResult {
     let found = binaries::lookup(&req.app, category, path, since(&req)?, limit(&req)?).await?;
     match found {
+        Lookup::Dir { parent, entries } if binaries_html::wants_html(&req) => {
+            Ok(binaries_html::dir(&req.app.config.public_url, category, &parent, &entries))
+        }
         Lookup::Dir { entries, .. } => {
             let mut list: Vec<Value> = entries.iter().map(|e| entry_json(&req, e)).collect();
             if req.method == Method::HEAD {
                 list.clear();
             }
-            ok_json(Value::Array(list))
+            Ok(with_header(ok_json(Value::Array(list))?, header::VARY, "Accept".into()))
         }
         Lookup::File(entry) => file(&req, &entry).await,
     }

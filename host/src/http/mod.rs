@@ -6,6 +6,7 @@
 
 mod admin;
 mod binaries;
+mod binaries_html;
 mod downloads;
 pub mod error;
 mod hooks;

@@ -30,9 +30,24 @@ pub trait BinaryStore {
     /// modified at or after it (milliseconds), oldest first, at most `limit`.
     async fn binary_entries(&self, category: &str, parent: &str, since: Option<i64>, limit: i64) -> StoreResult<Vec<BinaryEntry>>;
     async fn binary_entry(&self, category: &str, parent: &str, name: &str) -> StoreResult<Option<BinaryEntry>>;
-    /// Inserts or replaces the entry (keeping its `id` and `created_at`);
-    /// returns the blob key the replaced row named, if another.
+    /// Inserts or replaces the entry (keeping its `id` and `created_at`), and
+    /// moves the `updated_at` of every directory row above it to the entry's
+    /// (in the same transaction, so `since` listings of a parent show a
+    /// directory that changed below); returns the blob key the replaced row
+    /// named, if another.
     async fn put_binary_entry(&self, e: &BinaryEntry) -> StoreResult<Option<String>>;
+}
+
+/// The directory rows above entries of `parent` (`/a/b/`: `("/", "a/")`,
+/// `("/a/", "b/")`).
+pub fn ancestors(parent: &str) -> Vec<(String, String)> {
+    let segments: Vec<&str> = parent.split('/').filter(|s| !s.is_empty()).collect();
+    (0..segments.len())
+        .map(|i| {
+            let above: String = segments[..i].iter().map(|s| format!("{s}/")).collect();
+            (format!("/{above}"), format!("{}/", segments[i]))
+        })
+        .collect()
 }
 
 /// `binaries_sql!(Store, Db)`: `impl BinaryStore` for one backend.
@@ -122,6 +137,15 @@ macro_rules! binaries_sql {
                 .bind(e.updated_at)
                 .execute(&mut *tx)
                 .await?;
+                for (parent, name) in $crate::store::binaries::ancestors(&e.parent) {
+                    sqlx::query("UPDATE binaries SET updated_at = $1 WHERE category = $2 AND parent = $3 AND name = $4 AND updated_at < $1")
+                        .bind(e.updated_at)
+                        .bind(&e.category)
+                        .bind(parent)
+                        .bind(name)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(old.flatten().filter(|k| Some(k) != e.blob_key.as_ref()))
             }

@@ -1051,17 +1051,26 @@ macro_rules! sql_store {
 
             async fn claim_task(&self, worker: &str, now: i64) -> StoreResult<Option<Task>> {
                 let _turn = self.write_turn().await;
+                // A task whose target already runs waits (the unique index `tasks_one_running`
+                // refuses the second of two simultaneous claims: no claim this time).
                 let row = sqlx::query(&format!(
                     "UPDATE tasks SET state = 'processing', claimed_by = $1, attempts = attempts + 1, heartbeat_at = $2, updated_at = $2 \
-                     WHERE id = (SELECT id FROM tasks WHERE state = 'waiting' AND run_after <= $2 \
+                     WHERE id = (SELECT id FROM tasks t WHERE state = 'waiting' AND run_after <= $2 \
+                     AND NOT EXISTS (SELECT 1 FROM tasks r WHERE r.state = 'processing' AND r.type = t.type AND r.target = t.target) \
                      ORDER BY priority DESC, created_at LIMIT 1 {}) AND state = 'waiting' RETURNING *",
                     $skip_locked
                 ))
                 .bind(worker)
                 .bind(now)
                 .fetch_optional(&self.pool)
-                .await?;
-                row.as_ref().map(Self::task_from_row).transpose()
+                .await;
+                match row {
+                    Ok(row) => row.as_ref().map(Self::task_from_row).transpose(),
+                    Err(e) => match map_unique(e, String::new) {
+                        StoreError::Conflict(_) => Ok(None),
+                        e => Err(e),
+                    },
+                }
             }
 
             async fn heartbeat_task(&self, id: &str, worker: &str, now: i64) -> StoreResult<()> {

@@ -1,10 +1,13 @@
 //! The binary mirror: the API rules (which binaries exist, which paths are
 //! valid, what a path names, who may sync), the sources that read an
 //! upstream tree (`node`: the autoindex HTML of a Node.js-style dist site;
+//! `bucket`: S3/GCS ListObjects XML; `github`: a repository's releases;
 //! `api`: another Cairn's `/-/binary/<category>/` JSON) and the sync that
 //! walks one (`sync`).
 
 pub mod api;
+pub mod bucket;
+pub mod github;
 pub mod node;
 pub mod sync;
 

@@ -3,7 +3,11 @@
 //! listed again), verify every file (advertised size, `SHASUMS256.txt` where
 //! the directory has one) while streaming it to the blob store, and record a
 //! directory only once every child succeeded, so an interrupted or failed
-//! sync resumes where it stopped.
+//! sync resumes where it stopped. An `api` source asks only for what changed
+//! on a resync (`since` the upstream's clock at the start of the last
+//! complete sync, kept in the root's own row: parent `""`, name `/`), in the
+//! directories it already has; the store moves a directory's `modified`
+//! with every row written below it, so a changed directory is listed.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -17,9 +21,12 @@ use crate::blob::{BlobError, ByteStream};
 use crate::config::BinaryConfig;
 use crate::domain::sync::{SyncError, TaskLog};
 use crate::domain::App;
+use crate::outbound;
 use crate::store::{now_ms, BinaryEntry};
 
 use super::node::{self, Item};
+
+const SHASUMS: &str = "SHASUMS256.txt";
 
 /// What the walk did so far.
 #[derive(Default)]
@@ -37,20 +44,49 @@ struct Walk<'a> {
     cfg: BinaryConfig,
     log: &'a mut TaskLog,
     stats: Stats,
+    /// `api`: the upstream's clock when it answered the first listing.
+    upstream_date: Option<i64>,
+}
+
+/// A listed directory: its entries, and whether they are only what changed.
+struct Listing {
+    items: Vec<Item>,
+    incremental: bool,
+    /// An unchanged `SHASUMS256.txt` left out of an incremental listing,
+    /// read to check the changed files.
+    sums: Option<Item>,
 }
 
 /// Runs the sync of `category`; the summary line, or why it must run again.
 pub(crate) async fn run(app: &Arc<App>, category: &str, log: &mut TaskLog) -> Result<String, SyncError> {
     let cfg = super::binary(app, category).map_err(|e| SyncError::Fail(e.to_string()))?.clone();
     log.line(format!("binary {category}: walking {}", cfg.dist_url)).await;
-    let mut walk = Walk { app: app.clone(), cfg, log, stats: Stats::default() };
-    let complete = walk.dir("/".into(), HashMap::new()).await;
+    let since = if cfg.kind == "api" { last_complete(app, category).await } else { None };
+    if let Some(since) = since {
+        log.line(format!("asking only for what changed since {}", crate::util::iso_ms(since))).await;
+    }
+    let mut walk = Walk { app: app.clone(), cfg, log, stats: Stats::default(), upstream_date: None };
+    let complete = walk.dir("/".into(), HashMap::new(), since).await;
+    if complete {
+        walk.record_complete().await;
+    }
     let s = &walk.stats;
     let summary = format!("{} files fetched ({} bytes), {} rejected, {} failed", s.fetched, s.bytes, s.rejected, s.failed);
     if !complete && s.retryable {
         return Err(SyncError::Retry(format!("incomplete: {summary}")));
     }
     Ok(if complete { summary } else { format!("incomplete: {summary}") })
+}
+
+/// Slack for rows the upstream stamped before, but committed after, it
+/// answered a listing (and for its `Date` counting whole seconds).
+const SINCE_MARGIN_MS: i64 = 5_000;
+
+/// The root's own row: when (the upstream's clock, ms) the last complete
+/// sync started, less [`SINCE_MARGIN_MS`].
+async fn last_complete(app: &App, category: &str) -> Option<i64> {
+    let root = app.store.binary_entry(category, "", "/").await.ok()??;
+    root.date.parse::<i64>().ok().map(|ms| ms - SINCE_MARGIN_MS)
 }
 
 /// Queues a sync of every binary with a `sync_interval_secs`, at start and
@@ -105,16 +141,42 @@ impl Walk<'_> {
         self.stats.retryable |= retryable;
     }
 
-    /// Syncs the directory `parent` (`/` or `/a/b/`); true when every child succeeded.
-    fn dir(&mut self, parent: String, inherited: HashMap<String, String>) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
+    /// Lists `parent` with the source of this binary (`since`: only what
+    /// changed, where the source can tell).
+    async fn list(&mut self, parent: &str, since: Option<i64>) -> Result<Option<Listing>, outbound::Error> {
+        let url = format!("{}{}", self.cfg.dist_url, &parent[1..]);
+        let full = |items: Option<Vec<Item>>| items.map(|items| Listing { items, incremental: false, sums: None });
+        match self.cfg.kind.as_str() {
+            "api" => {
+                let Some(changes) = super::api::changes(&self.app, &url, since).await? else { return Ok(None) };
+                self.upstream_date = self.upstream_date.or(changes.date);
+                let unlisted = changes.incremental && !changes.items.iter().any(|i| i.name == SHASUMS);
+                let sums = unlisted.then(|| Item {
+                    name: SHASUMS.into(),
+                    is_dir: false,
+                    size: None,
+                    date: String::new(),
+                    url: format!("{url}{SHASUMS}"),
+                });
+                Ok(Some(Listing { items: changes.items, incremental: changes.incremental, sums }))
+            }
+            "bucket" => Ok(full(super::bucket::list(&self.app, &self.cfg, parent).await?)),
+            "github" => Ok(full(super::github::list(&self.app, &self.cfg, parent).await?)),
+            _ => Ok(full(node::list(&self.app, &url).await?)),
+        }
+    }
+
+    /// Syncs the directory `parent` (`/` or `/a/b/`); true when every child
+    /// succeeded. `since`: list only what changed (a directory mirrored before).
+    fn dir(
+        &mut self,
+        parent: String,
+        inherited: HashMap<String, String>,
+        since: Option<i64>,
+    ) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
-            let url = format!("{}{}", self.cfg.dist_url, &parent[1..]);
-            let listed = match self.cfg.kind.as_str() {
-                "api" => super::api::list(&self.app, &url).await,
-                _ => node::list(&self.app, &url).await,
-            };
-            let items = match listed {
-                Ok(Some(items)) => items,
+            let Listing { items, incremental, sums } = match self.list(&parent, since).await {
+                Ok(Some(listing)) => listing,
                 Ok(None) => {
                     self.log.line(format!("{parent}: the upstream answered 404, skipped")).await;
                     return true;
@@ -125,8 +187,6 @@ impl Walk<'_> {
                     return false;
                 }
             };
-            let sums = self.checksums(&parent, &items, inherited).await;
-            let Some(sums) = sums else { return false };
             let category = self.cfg.category.clone();
             let stored: HashMap<String, BinaryEntry> = self
                 .app
@@ -135,19 +195,29 @@ impl Walk<'_> {
                 .await
                 .map(|v| v.into_iter().map(|e| (e.name.clone(), e)).collect())
                 .unwrap_or_default();
+            // An unchanged checksum list is read only when files changed beside it.
+            let sums = sums.filter(|_| stored.contains_key(SHASUMS) && items.iter().any(|i| !i.is_dir));
+            let sums_item = items.iter().find(|i| i.name == SHASUMS).or(sums.as_ref());
+            let Some(sums) = self.checksums(&parent, sums_item, inherited).await else { return false };
             let newest = newest_dir(&items).map(str::to_string);
             let mut complete = true;
             let wanted: Vec<&Item> = items.iter().filter(|i| !self.ignored(i)).collect();
             for item in wanted {
                 let known = stored.get(&item.name);
-                let same =
-                    known.is_some_and(|k| k.date == item.date && (item.is_dir || Some(k.size as u64) == item.size || item.size.is_none()));
+                let same = known.is_some_and(|k| {
+                    // A directory without a date (a bucket prefix) is listed every time.
+                    let size_same =
+                        if item.is_dir { !item.date.is_empty() } else { Some(k.size as u64) == item.size || item.size.is_none() };
+                    k.date == item.date && size_same
+                });
                 let ok = if item.is_dir {
-                    if same && newest.as_deref() != Some(item.name.as_str()) {
+                    // Listed as changed, or possibly changed: walk it.
+                    if same && !incremental && newest.as_deref() != Some(item.name.as_str()) {
                         continue;
                     }
                     let child = format!("{parent}{}", item.name);
-                    self.dir(child, sums_below(&sums, &item.name)).await && self.record_dir(&parent, item, known).await
+                    let since = since.filter(|_| known.is_some());
+                    self.dir(child, sums_below(&sums, &item.name), since).await && self.record_dir(&parent, item, known).await
                 } else {
                     same || self.file(&parent, item, sums.get(&item.name).map(String::as_str), known).await
                 };
@@ -159,8 +229,13 @@ impl Walk<'_> {
 
     /// The checksums of this directory: its own `SHASUMS256.txt`, else those
     /// inherited from above. `None` when the listed checksum file cannot be read.
-    async fn checksums(&mut self, parent: &str, items: &[Item], inherited: HashMap<String, String>) -> Option<HashMap<String, String>> {
-        let Some(item) = items.iter().find(|i| i.name == "SHASUMS256.txt") else { return Some(inherited) };
+    async fn checksums(
+        &mut self,
+        parent: &str,
+        item: Option<&Item>,
+        inherited: HashMap<String, String>,
+    ) -> Option<HashMap<String, String>> {
+        let Some(item) = item else { return Some(inherited) };
         match node::small(&self.app, &item.url).await {
             Ok(Some(text)) => Some(node::parse_shasums(&String::from_utf8_lossy(&text)).into_iter().collect()),
             Ok(None) => Some(inherited),
@@ -169,6 +244,18 @@ impl Walk<'_> {
                 self.failed(e.is_retryable());
                 None
             }
+        }
+    }
+
+    /// Records that the whole tree was walked, and the upstream's clock when
+    /// it started (the `since` of the next `api` sync).
+    async fn record_complete(&mut self) {
+        let Some(date) = self.upstream_date.filter(|_| self.cfg.kind == "api") else { return };
+        let root = Item { name: "/".into(), is_dir: true, size: None, date: date.to_string(), url: String::new() };
+        let known = self.app.store.binary_entry(&self.cfg.category, "", "/").await.ok().flatten();
+        let e = self.entry("", &root, known.as_ref(), 0, None, None);
+        if let Err(e) = self.app.store.put_binary_entry(&e).await {
+            self.log.line(format!("recording the sync's time failed: {e}")).await;
         }
     }
 
