@@ -18,8 +18,14 @@ impl TestApp {
     /// The default configuration (no plugins, unscoped packages allowed, no
     /// other scope open), with its data dir and database in a temp dir.
     pub async fn new() -> TestApp {
+        TestApp::with_toml("").await
+    }
+
+    /// Like `new`, with the configuration `toml` (its data dir replaced).
+    pub async fn with_toml(toml: &str) -> TestApp {
         let dir = tempfile::tempdir().expect("temp dir");
-        let config = Config { data_dir: dir.path().to_path_buf(), ..Config::default() };
+        let config = Config::from_toml(toml).expect("test configuration");
+        let config = Config { data_dir: dir.path().to_path_buf(), ..config };
         let app = cairn::server::build_app(config).await.expect("build_app");
         TestApp { app, _dir: dir }
     }

@@ -134,3 +134,37 @@ async fn a_readonly_identity_cannot_write() {
     let err = auth::check_write(Some(&readonly)).err();
     assert!(matches!(err, Some(Error::Forbidden(_))), "{err:?}");
 }
+
+/// A plain binary directory listing is the whole directory, as a dist site's
+/// index is (a mirror of a directory with over 1,000 entries must see them
+/// all); `since` listings and an explicit `limit` page at most 1,000.
+#[tokio::test]
+async fn a_plain_binary_listing_is_the_whole_directory() {
+    use cairn::domain::binaries::{self, Lookup};
+    use cairn::store::BinaryEntry;
+    let t = TestApp::with_toml("[[binaries]]\ncategory = \"big\"\ntype = \"node\"\ndist_url = \"http://127.0.0.1:9/dist/\"\n").await;
+    for i in 0..1005 {
+        let entry = BinaryEntry {
+            category: "big".into(),
+            parent: "/".into(),
+            name: format!("f{i:04}.bin"),
+            id: String::new(),
+            is_dir: false,
+            size: 1,
+            date: "2026-11-30T00:00:00Z".into(),
+            sha256: None,
+            blob_key: Some(format!("binaries/big/f{i}")),
+            created_at: 1,
+            updated_at: 1 + i,
+        };
+        t.app.store.put_binary_entry(&entry).await.unwrap();
+    }
+    let count = |found: Lookup| match found {
+        Lookup::Dir { entries, .. } => entries.len(),
+        Lookup::File(_) => panic!("a directory"),
+    };
+    assert_eq!(count(binaries::lookup(&t.app, "big", &[], None, None).await.unwrap()), 1005);
+    assert_eq!(count(binaries::lookup(&t.app, "big", &[], None, Some(10)).await.unwrap()), 10);
+    assert_eq!(count(binaries::lookup(&t.app, "big", &[], Some(0), None).await.unwrap()), 1000);
+    assert_eq!(count(binaries::lookup(&t.app, "big", &[], Some(1000), None).await.unwrap()), 6, "updated_at 1000..=1005");
+}

@@ -25,6 +25,9 @@ pub const MAX_PATH_BYTES: usize = 1024;
 
 /// Most entries a listing answers.
 pub const MAX_LIMIT: i64 = 1000;
+/// Entries a plain directory listing answers at most (a bound on memory,
+/// far above any real dist directory).
+pub const MAX_DIR_ENTRIES: i64 = 100_000;
 
 pub fn binary<'a>(app: &'a App, category: &str) -> Result<&'a BinaryConfig> {
     app.config.binaries.iter().find(|b| b.category == category).ok_or_else(|| Error::NotFound(format!("binary {category:?} not found")))
@@ -62,7 +65,12 @@ fn dir_path(segments: &[&str]) -> String {
 pub async fn lookup(app: &App, category: &str, segments: &[&str], since: Option<i64>, limit: Option<i64>) -> Result<Lookup> {
     binary(app, category)?;
     check_path(segments)?;
-    let limit = limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT);
+    // A plain listing is the whole directory (as a dist site's index is);
+    // `since` listings page, at most MAX_LIMIT at a time.
+    let limit = match (since, limit) {
+        (None, None) => MAX_DIR_ENTRIES,
+        (_, limit) => limit.unwrap_or(MAX_LIMIT).clamp(1, MAX_LIMIT),
+    };
     if let Some((last, parents)) = segments.split_last() {
         let parent = dir_path(parents);
         if let Some(file) = app.store.binary_entry(category, &parent, last).await?.filter(|e| !e.is_dir) {

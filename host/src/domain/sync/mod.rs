@@ -10,7 +10,7 @@ mod version;
 mod worker;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use serde::{Deserialize, Serialize};
 
@@ -201,28 +201,88 @@ pub async fn find_task(app: &App, name: &str, id: &str) -> Result<Task> {
     }
 }
 
-/// A task's log, kept in memory and rewritten to the blob store after every
-/// line, so it can be read while the task runs.
+/// A task's log, kept in memory and written to the blob store at most every
+/// `LOG_WRITE_EVERY` while lines come in (a background writer catches the
+/// last line before a long step) and at the end: readable while the task
+/// runs, without rewriting a growing file on every line.
 pub(crate) struct TaskLog {
+    shared: Arc<Mutex<LogText>>,
+    writer: tokio::task::JoinHandle<()>,
     app: Arc<App>,
     key: String,
-    text: String,
 }
+
+#[derive(Default)]
+struct LogText {
+    text: String,
+    /// Lines added since the last write.
+    dirty: bool,
+    /// When the log was last written.
+    written: Option<std::time::Instant>,
+}
+
+const LOG_WRITE_EVERY: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl TaskLog {
     async fn new(app: Arc<App>, task_id: &str) -> TaskLog {
         let key = log_key(task_id);
         // A retried task continues its log.
         let text = read_log(&app, task_id).await.unwrap_or_default();
-        TaskLog { app, key, text }
+        let shared = Arc::new(Mutex::new(LogText { text, dirty: false, written: None }));
+        let writer = {
+            let (app, key, shared) = (app.clone(), key.clone(), shared.clone());
+            tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(LOG_WRITE_EVERY).await;
+                    write_log(&app, &key, &shared).await;
+                }
+            })
+        };
+        TaskLog { shared, writer, app, key }
     }
 
     pub(crate) async fn line(&mut self, message: impl AsRef<str>) {
         // Task logs are readable over HTTP: upstream URLs lose their credentials.
-        self.text.push_str(&format!("[{}] {}\n", iso_ms(now_ms()), crate::config::redact_url(message.as_ref())));
-        if let Err(e) = self.app.blobs.put_cache(&self.key, bytes::Bytes::from(self.text.clone())).await {
-            tracing::warn!(error = %e, key = self.key, "writing a sync log failed");
+        let line = format!("[{}] {}\n", iso_ms(now_ms()), crate::config::redact_url(message.as_ref()));
+        let due = {
+            let mut log = self.shared.lock().expect("log lock");
+            log.text.push_str(&line);
+            log.dirty = true;
+            log.written.is_none_or(|at| at.elapsed() >= LOG_WRITE_EVERY)
+        };
+        // The first line, and lines after a quiet spell, are written at once.
+        if due {
+            write_log(&self.app, &self.key, &self.shared).await;
         }
+    }
+
+    /// Writes what is not written yet and stops the background writer.
+    pub(crate) async fn finish(self) {
+        self.writer.abort();
+        write_log(&self.app, &self.key, &self.shared).await;
+    }
+}
+
+impl Drop for TaskLog {
+    /// A task aborted mid-run (shutdown) stops its writer too.
+    fn drop(&mut self) {
+        self.writer.abort();
+    }
+}
+
+async fn write_log(app: &App, key: &str, shared: &Mutex<LogText>) {
+    let text = {
+        let mut log = shared.lock().expect("log lock");
+        if !log.dirty {
+            return;
+        }
+        log.dirty = false;
+        log.written = Some(std::time::Instant::now());
+        bytes::Bytes::from(log.text.clone())
+    };
+    if let Err(e) = app.blobs.put_cache(key, text).await {
+        tracing::warn!(error = %e, key, "writing a sync log failed");
+        shared.lock().expect("log lock").dirty = true;
     }
 }
 

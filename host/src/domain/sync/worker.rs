@@ -87,7 +87,7 @@ pub async fn run_task(app: Arc<App>, worker: &str, task: Task) {
         sync_package(&app, &task.target, &options, &mut log).await
     };
     beat.abort();
-    if let Err(e) = settle(&app, &task, result, &mut log).await {
+    if let Err(e) = settle(&app, &task, result, log).await {
         tracing::error!(error = %e, task = task.id, "recording a sync task's end failed");
     }
     app.sync_done.notify_waiters();
@@ -95,20 +95,25 @@ pub async fn run_task(app: Arc<App>, worker: &str, task: Task) {
 
 /// Records the end of a run: success, back in the queue with exponential
 /// backoff (retryable failures, while attempts remain), or error.
-async fn settle(app: &App, task: &Task, result: Result<String, SyncError>, log: &mut TaskLog) -> StoreResult<()> {
+/// The log is complete before the task's end state is: a reader that sees
+/// the task finished reads its whole log.
+async fn settle(app: &App, task: &Task, result: Result<String, SyncError>, mut log: TaskLog) -> StoreResult<()> {
     let now = now_ms();
     match result {
         Ok(summary) => {
             log.line(format!("done: {summary}")).await;
+            log.finish().await;
             app.store.finish_task(&task.id, TaskState::Success.as_str(), None, now).await
         }
         Err(SyncError::Retry(message)) if (task.attempts as u32) < app.config.sync_max_attempts => {
             let backoff = (1000i64 << task.attempts.clamp(0, 8)).min(300_000);
             log.line(format!("upstream problem: {message}; retrying in {} s", backoff / 1000)).await;
+            log.finish().await;
             app.store.retry_task(&task.id, now + backoff, &message, now).await
         }
         Err(SyncError::Retry(message)) | Err(SyncError::Fail(message)) => {
             log.line(format!("failed: {message}")).await;
+            log.finish().await;
             app.store.finish_task(&task.id, TaskState::Error.as_str(), Some(&message), now).await
         }
     }
