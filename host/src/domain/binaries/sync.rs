@@ -35,6 +35,10 @@ struct Stats {
 struct Walk<'a> {
     app: Arc<App>,
     cfg: BinaryConfig,
+    /// A plugin source (`type` names a plugin), else None.
+    plugin: Option<Arc<super::plugin::Source>>,
+    /// Checksums the plugin gave with its last listing (name → hex).
+    given_sums: HashMap<String, String>,
     log: &'a mut TaskLog,
     stats: Stats,
 }
@@ -42,8 +46,12 @@ struct Walk<'a> {
 /// Runs the sync of `category`; the summary line, or why it must run again.
 pub(crate) async fn run(app: &Arc<App>, category: &str, log: &mut TaskLog) -> Result<String, SyncError> {
     let cfg = super::binary(app, category).map_err(|e| SyncError::Fail(e.to_string()))?.clone();
-    log.line(format!("binary {category}: walking {}", cfg.dist_url)).await;
-    let mut walk = Walk { app: app.clone(), cfg, log, stats: Stats::default() };
+    let plugin = super::plugin::source(app, &cfg).map_err(SyncError::Fail)?.map(Arc::new);
+    match &plugin {
+        Some(p) => log.line(format!("binary {category}: walking plugin {}", p.name())).await,
+        None => log.line(format!("binary {category}: walking {}", cfg.dist_url)).await,
+    }
+    let mut walk = Walk { app: app.clone(), cfg, plugin, given_sums: HashMap::new(), log, stats: Stats::default() };
     let complete = walk.dir("/".into(), HashMap::new()).await;
     let s = &walk.stats;
     let summary = format!("{} files fetched ({} bytes), {} rejected, {} failed", s.fetched, s.bytes, s.rejected, s.failed);
@@ -100,6 +108,13 @@ impl Walk<'_> {
         patterns.iter().any(|p| super::glob_match(p, name))
     }
 
+    /// Where downloads may go: anywhere for a built-in source; a plugin
+    /// source's URLs only to its `allowed_hosts` (every redirect hop too).
+    fn guard(&self) -> impl Fn(&url::Url) -> Result<(), String> + Send + Sync + 'static {
+        let plugin = self.plugin.clone();
+        move |url| plugin.as_ref().map_or(Ok(()), |p| p.may_fetch(url))
+    }
+
     fn failed(&mut self, retryable: bool) {
         self.stats.failed += 1;
         self.stats.retryable |= retryable;
@@ -109,9 +124,10 @@ impl Walk<'_> {
     fn dir(&mut self, parent: String, inherited: HashMap<String, String>) -> Pin<Box<dyn Future<Output = bool> + Send + '_>> {
         Box::pin(async move {
             let url = format!("{}{}", self.cfg.dist_url, &parent[1..]);
-            let listed = match self.cfg.kind.as_str() {
-                "api" => super::api::list(&self.app, &url).await,
-                _ => node::list(&self.app, &url).await,
+            let listed = match (&self.plugin, self.cfg.kind.as_str()) {
+                (Some(p), _) => p.list(&parent, &mut self.given_sums).await,
+                (None, "api") => super::api::list(&self.app, &url).await,
+                (None, _) => node::list(&self.app, &url).await,
             };
             let items = match listed {
                 Ok(Some(items)) => items,
@@ -126,7 +142,9 @@ impl Walk<'_> {
                 }
             };
             let sums = self.checksums(&parent, &items, inherited).await;
-            let Some(sums) = sums else { return false };
+            let Some(mut sums) = sums else { return false };
+            // The source's own checksums win over a SHASUMS256.txt.
+            sums.extend(std::mem::take(&mut self.given_sums));
             let category = self.cfg.category.clone();
             let stored: HashMap<String, BinaryEntry> = self
                 .app
@@ -161,7 +179,8 @@ impl Walk<'_> {
     /// inherited from above. `None` when the listed checksum file cannot be read.
     async fn checksums(&mut self, parent: &str, items: &[Item], inherited: HashMap<String, String>) -> Option<HashMap<String, String>> {
         let Some(item) = items.iter().find(|i| i.name == "SHASUMS256.txt") else { return Some(inherited) };
-        match node::small(&self.app, &item.url).await {
+        let guard = self.guard();
+        match node::small_guarded(&self.app, &item.url, &guard).await {
             Ok(Some(text)) => Some(node::parse_shasums(&String::from_utf8_lossy(&text)).into_iter().collect()),
             Ok(None) => Some(inherited),
             Err(e) => {
@@ -221,7 +240,9 @@ impl Walk<'_> {
             self.stats.rejected += 1;
             return false;
         }
-        let resp = match self.app.outbound.get(&item.url).max_bytes(self.cfg.max_file_bytes, "max_file_bytes").send().await {
+        let guard = self.guard();
+        let req = self.app.outbound.get(&item.url).max_bytes(self.cfg.max_file_bytes, "max_file_bytes").guard(&guard);
+        let resp = match req.send().await {
             Ok(r) if r.status() == 404 => {
                 self.log.line(format!("{path}: the upstream answered 404, skipped")).await;
                 return true;
