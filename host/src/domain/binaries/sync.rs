@@ -335,7 +335,7 @@ fn verified(
                     let why = if size.is_some_and(|s| s != n) {
                         Some(format!("{n} bytes received, {} advertised", size.unwrap_or(0)))
                     } else if sha256.as_ref().is_some_and(|s| *s != hex) {
-                        Some(format!("sha256 {hex} differs from SHASUMS256.txt"))
+                        Some(format!("sha256 {hex} differs from the listed checksum (SHASUMS256.txt or the source's)"))
                     } else {
                         None
                     };
