@@ -372,6 +372,12 @@ fn plugin_check_describes_components() {
     let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(cairn_bin()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly"));
+    // A build against the previous contract version is usable, and says so.
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plugins/chat_hook-0.1.0.wasm");
+    let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(&old).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("hook-formatter") && stdout.contains("cairn:plugin@0.1.0 (this Cairn: 0.1.1)"), "{stdout}");
 }
 
 /// A throwaway npm project with its own config, publishing to `server` as the token's user.
