@@ -556,16 +556,22 @@ async fn plugin_sources_fetch_only_from_allowed_hosts(backend: Backend) {
 }
 
 /// A `type` that is neither a built-in source nor an upstream-adapter plugin
-/// exporting `binary-source` stops the server at start, saying why.
+/// exporting `binary-source` stops the server at start, saying why; so does a
+/// registry whose `type` is a binary source.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugin_sources_are_checked_at_start() {
     let npm_upstream = format!(
         "[[plugins]]\nname = \"npm-up\"\nkind = \"upstream-adapter\"\npath = {:?}\n[plugins.config]\nregistry = \"http://127.0.0.1:9/\"\n",
         plugin("npm_upstream").display().to_string()
     );
+    let node_dist = node_dist_plugin("127.0.0.1:9", "http://127.0.0.1:9/dist/");
     let cases = [
         (binary_toml("nope", "http://127.0.0.1:9/dist/", ""), "neither a known source"),
         (format!("{}\n{npm_upstream}", binary_toml("npm-up", "", "")), "does not export cairn:plugin/binary-source"),
+        (
+            format!("[[registries]]\nname = \"up\"\nhost = \"http://127.0.0.1:9\"\ntype = \"node-dist\"\n\n{node_dist}"),
+            "is a binary source (binary-source-adapter), it serves no packages",
+        ),
     ];
     for (tail, needle) in cases {
         let Err(log) = Server::try_start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await else { panic!("started with {tail}") };

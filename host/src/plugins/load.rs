@@ -191,10 +191,16 @@ impl PluginRuntime {
             tracing::info!(plugin = %pc.name, kind = pc.kind.as_str(), hash = %&plugin.hash[..12], took_ms = started.elapsed().as_secs_f64() * 1000.0, "plugin loaded");
             plugins.push(Arc::new(plugin));
         }
-        // A `[[binaries]]` source naming a plugin needs its `binary-source` export.
+        // A `[[binaries]]` source naming a plugin needs its `binary-source`
+        // export; a `[[registries]]` type naming one, its `adapter`.
         for b in config.binaries.iter().filter(|b| config.is_plugin_source(b)) {
             if !plugins.iter().any(|p| p.name() == b.kind && p.is_binary_source()) {
                 bail!("binary {:?}: plugin {:?} does not export {WIT_PACKAGE}/binary-source (built against 0.1.0?)", b.category, b.kind);
+            }
+        }
+        for r in &config.registries {
+            if plugins.iter().any(|p| p.name() == r.kind && p.is_binary_source()) {
+                bail!("registry {:?}: plugin {:?} is a binary source (binary-source-adapter), it serves no packages", r.name, r.kind);
             }
         }
         Ok(PluginSet { plugins, loaded_at: chrono::Utc::now() })
