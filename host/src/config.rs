@@ -143,13 +143,15 @@ pub struct BinaryConfig {
     #[serde(default)]
     pub description: String,
     /// The source: `node` (autoindex HTML of a Node.js-style dist site),
-    /// `bucket` (S3/GCS ListObjects XML), `github` (a repository's releases)
-    /// or `api` (another Cairn's `/-/binary/<category>/`).
+    /// `bucket` (S3/GCS ListObjects XML), `github` (a repository's releases),
+    /// `api` (another Cairn's `/-/binary/<category>/`), or the name of an
+    /// upstream-adapter plugin exporting `binary-source` (see [`BUILT_IN_SOURCES`]).
     #[serde(rename = "type")]
     pub kind: String,
     /// The upstream directory the tree is read from (ends with `/`); for
     /// `bucket` the bucket's URL. `github`: optional, shown only (default:
-    /// the releases URL of `api_url`).
+    /// the releases URL of `api_url`). Optional for a plugin source (which
+    /// reads its own configuration). Shown as `distUrl`.
     #[serde(default)]
     pub dist_url: String,
     #[serde(default)]
@@ -206,6 +208,21 @@ impl BinaryConfig {
         }
         Ok(())
     }
+}
+
+/// The `[[binaries]] type`s built in; any other must name an upstream-adapter plugin.
+pub const BUILT_IN_SOURCES: &[&str] = &["node", "bucket", "github", "api"];
+
+impl Config {
+    /// Whether `binary`'s source is a plugin (its `type` names a configured
+    /// upstream-adapter plugin and no built-in source).
+    pub fn is_plugin_source(&self, binary: &BinaryConfig) -> bool {
+        names_plugin_source(&self.plugins, &binary.kind)
+    }
+}
+
+fn names_plugin_source(plugins: &[PluginConfig], kind: &str) -> bool {
+    !BUILT_IN_SOURCES.contains(&kind) && plugins.iter().any(|p| p.name == kind && p.kind == PluginKind::UpstreamAdapter)
 }
 
 fn default_max_file_bytes() -> u64 {
@@ -442,6 +459,7 @@ pub enum ConfigError {
 impl Config {
     fn validate_binaries(&mut self) -> Result<(), ConfigError> {
         let mut seen = std::collections::HashSet::new();
+        let plugins = &self.plugins;
         for b in &mut self.binaries {
             let ok_name = !b.category.is_empty()
                 && b.category.len() <= 100
@@ -453,11 +471,17 @@ impl Config {
                     b.category
                 )));
             }
-            if !matches!(b.kind.as_str(), "node" | "bucket" | "github" | "api") {
+            let plugin = names_plugin_source(plugins, &b.kind);
+            if !BUILT_IN_SOURCES.contains(&b.kind.as_str()) && !plugin {
                 return Err(ConfigError::Invalid(format!(
-                    "binary {}: type {:?} is not a known source (node, bucket, github, api)",
-                    b.category, b.kind
+                    "binary {}: type {:?} is neither a known source ({}) nor a configured upstream-adapter plugin",
+                    b.category,
+                    b.kind,
+                    BUILT_IN_SOURCES.join(", ")
                 )));
+            }
+            if plugin && b.dist_url.is_empty() {
+                continue;
             }
             if b.kind == "github" {
                 b.github_defaults()?;

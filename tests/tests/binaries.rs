@@ -1,14 +1,16 @@
 //! The binary mirror: `/-/binary/` listings and files (ETag, HEAD, Range,
 //! If-None-Match), path validation, and syncs from a fake Node.js-style dist
 //! site on loopback (autoindex pages, `SHASUMS256.txt`, a file whose checksum
-//! is wrong), including an incremental second sync.
+//! is wrong), including an incremental second sync. The tests of the
+//! Node.js-style source run once per implementation of it: the built-in
+//! `node` source and the `node_dist.wasm` plugin (a `binary-source` plugin).
 
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
 use cairn_e2e::publish::{poll, PW};
-use cairn_e2e::{assert_error, both_backends, Backend, Method, Server, ServerOptions, StatusCode};
+use cairn_e2e::{assert_error, both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::server::conn::http1;
@@ -19,11 +21,46 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-both_backends!(
+both_backends!(cairn_mirrors_cairn, plugin_sources_fetch_only_from_allowed_hosts);
+
+/// The implementations of the Node.js-style source.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Source {
+    /// `type = "node"`.
+    BuiltIn,
+    /// `type = "node-dist"`, the `node_dist.wasm` plugin.
+    Plugin,
+}
+
+/// Each test on both backends, with each implementation of the source.
+macro_rules! node_sources {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            use super::{Backend, Source};
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$name(Backend::Sqlite, Source::BuiltIn).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$name(Backend::Postgres, Source::BuiltIn).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn plugin_sqlite() {
+                super::$name(Backend::Sqlite, Source::Plugin).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn plugin_postgres() {
+                super::$name(Backend::Postgres, Source::Plugin).await
+            }
+        }
+    )*};
+}
+
+node_sources!(
     browse_and_download,
     sync_is_incremental_and_verified,
     paths_and_permissions,
-    cairn_mirrors_cairn,
     cli_sync,
     scheduled_sync,
     orphan_binary_blobs_are_swept,
@@ -41,6 +78,8 @@ struct Dist {
     hits: Arc<Mutex<HashMap<String, usize>>>,
     /// Paths answered only after this pause, once.
     delays: Arc<Mutex<HashMap<String, std::time::Duration>>>,
+    /// Paths answered with a redirect to another URL.
+    redirects: Arc<Mutex<HashMap<String, String>>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -57,23 +96,28 @@ impl Dist {
         let files: Files = Arc::default();
         let hits: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
         let delays: Arc<Mutex<HashMap<String, std::time::Duration>>> = Arc::default();
-        let (f, h, w) = (files.clone(), hits.clone(), delays.clone());
+        let redirects: Arc<Mutex<HashMap<String, String>>> = Arc::default();
+        let (f, h, w, r) = (files.clone(), hits.clone(), delays.clone(), redirects.clone());
         let task = tokio::spawn(async move {
             while let Ok((stream, _)) = listener.accept().await {
-                let (f, h, w) = (f.clone(), h.clone(), w.clone());
+                let (f, h, w, r) = (f.clone(), h.clone(), w.clone(), r.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |req: Request<Incoming>| {
                         let path = req.uri().path().to_string();
                         *h.lock().unwrap().entry(path.clone()).or_default() += 1;
                         let body = f.lock().unwrap().get(&path).cloned();
                         let delay = w.lock().unwrap().remove(&path);
+                        let redirect = r.lock().unwrap().get(&path).cloned();
                         async move {
                             if let Some(d) = delay {
                                 tokio::time::sleep(d).await;
                             }
-                            let resp = match body {
-                                Some(b) => Response::new(Full::new(Bytes::from(b))),
-                                None => Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found"))).unwrap(),
+                            let resp = match (redirect, body) {
+                                (Some(to), _) => {
+                                    Response::builder().status(302).header("location", to).body(Full::new(Bytes::new())).unwrap()
+                                }
+                                (None, Some(b)) => Response::new(Full::new(Bytes::from(b))),
+                                (None, None) => Response::builder().status(404).body(Full::new(Bytes::from_static(b"not found"))).unwrap(),
                             };
                             Ok::<_, Infallible>(resp)
                         }
@@ -82,7 +126,12 @@ impl Dist {
                 });
             }
         });
-        Dist { base, files, hits, delays, task }
+        Dist { base, files, hits, delays, redirects, task }
+    }
+
+    /// Answers `path` with a redirect to `to`.
+    fn redirect(&self, path: &str, to: &str) {
+        self.redirects.lock().unwrap().insert(format!("/dist/{path}"), to.to_string());
     }
 
     fn put(&self, path: &str, body: Vec<u8>) {
@@ -155,15 +204,43 @@ fn publish_tree(d: &Dist, bad_sum_wrong: bool, v2: Vec<u8>, v2_date: &str) -> Tr
     Tree { good, bad, v2 }
 }
 
-async fn server(backend: Backend, d: &Dist) -> Server {
-    server_of(backend, "node", &d.base, "").await
+async fn server(backend: Backend, src: Source, d: &Dist) -> Server {
+    Server::start_with(ServerOptions::new(backend).tail(&node_toml(src, &d.base, ""))).await
+}
+
+/// The `[[binaries]]` entry `node` (`extra` goes into it) reading the dist site
+/// at `dist_url` through `src`, and for the plugin its `[[plugins]]` entry.
+fn node_toml(src: Source, dist_url: &str, extra: &str) -> String {
+    let kind = match src {
+        Source::BuiltIn => "node",
+        Source::Plugin => "node-dist",
+    };
+    let binary = binary_toml(kind, dist_url, extra);
+    match src {
+        Source::BuiltIn => binary,
+        Source::Plugin => {
+            let host = dist_url.split('/').nth(2).expect("a host in dist_url");
+            format!("{binary}\n{}", node_dist_plugin(host, dist_url))
+        }
+    }
+}
+
+/// The `node-dist` plugin reading `dist_url`, allowed to reach `host` only.
+fn node_dist_plugin(host: &str, dist_url: &str) -> String {
+    format!(
+        "[[plugins]]\nname = \"node-dist\"\nkind = \"upstream-adapter\"\npath = {:?}\ntimeout_ms = 10000\nallowed_hosts = [{host:?}]\n[plugins.config]\ndist_url = {dist_url:?}\n",
+        plugin("node_dist").display().to_string()
+    )
+}
+
+fn binary_toml(kind: &str, dist_url: &str, extra: &str) -> String {
+    format!(
+        "[[binaries]]\ncategory = \"node\"\ndescription = \"Node.js runtime\"\ntype = {kind:?}\ndist_url = {dist_url:?}\nrepo_url = \"https://example.test/node\"\nignore_files = [\"*.pdb\"]\n{extra}\n"
+    )
 }
 
 async fn server_of(backend: Backend, kind: &str, dist_url: &str, extra: &str) -> Server {
-    let tail = format!(
-        "[[binaries]]\ncategory = \"node\"\ndescription = \"Node.js runtime\"\ntype = {kind:?}\ndist_url = {dist_url:?}\nrepo_url = \"https://example.test/node\"\nignore_files = [\"*.pdb\"]\n{extra}\n"
-    );
-    Server::start_with(ServerOptions::new(backend).tail(&tail)).await
+    Server::start_with(ServerOptions::new(backend).tail(&binary_toml(kind, dist_url, extra))).await
 }
 
 /// Queues a sync as `token` and waits for it to end; (task, log).
@@ -210,10 +287,10 @@ async fn raw_status(s: &Server, path: &str) -> u16 {
 
 // ------------------------------------------------------------------ tests
 
-async fn browse_and_download(backend: Backend) {
+async fn browse_and_download(backend: Backend, src: Source) {
     let d = Dist::start().await;
     let tree = publish_tree(&d, true, bytes_of(3, 5000), D1);
-    let s = server(backend, &d).await;
+    let s = server(backend, src, &d).await;
     let admin = s.add_admin("admin", PW).await;
 
     let (status, list) = s.get("/-/binary/", None).await;
@@ -285,10 +362,10 @@ async fn browse_and_download(backend: Backend) {
     assert_error(status, &body, 400);
 }
 
-async fn sync_is_incremental_and_verified(backend: Backend) {
+async fn sync_is_incremental_and_verified(backend: Backend, src: Source) {
     let d = Dist::start().await;
     publish_tree(&d, true, bytes_of(3, 5000), D1);
-    let s = server(backend, &d).await;
+    let s = server(backend, src, &d).await;
     let admin = s.add_admin("admin", PW).await;
     sync(&s, &admin).await;
     assert_eq!((d.hits("v1.0.0/node-v1.0.0.tar.gz"), d.hits("v1.0.0/docs/readme.txt"), d.hits("v2.0.0/node-v2.0.0.tar.gz")), (1, 1, 1));
@@ -314,10 +391,10 @@ async fn sync_is_incremental_and_verified(backend: Backend) {
     assert!(log.contains("0 files fetched"), "{log}");
 }
 
-async fn paths_and_permissions(backend: Backend) {
+async fn paths_and_permissions(backend: Backend, src: Source) {
     let d = Dist::start().await;
     publish_tree(&d, true, bytes_of(3, 10), D1);
-    let s = server(backend, &d).await;
+    let s = server(backend, src, &d).await;
     let bob = s.add_user("bob", PW).await;
     let (status, body) = s.call(Method::POST, "/-/binary/node/sync", Some(&bob), None).await;
     assert_error(status, &body, 403);
@@ -340,7 +417,7 @@ async fn paths_and_permissions(backend: Backend) {
 async fn cairn_mirrors_cairn(backend: Backend) {
     let d = Dist::start().await;
     let tree = publish_tree(&d, false, bytes_of(3, 5000), D1);
-    let up = server(backend, &d).await;
+    let up = server(backend, Source::BuiltIn, &d).await;
     let up_admin = up.add_admin("admin", PW).await;
     let (task, log) = sync(&up, &up_admin).await;
     assert_eq!(task["state"], "success", "{log}");
@@ -360,10 +437,10 @@ async fn cairn_mirrors_cairn(backend: Backend) {
 }
 
 /// `cairn sync --binary node` queues the sync, runs it and waits for it.
-async fn cli_sync(backend: Backend) {
+async fn cli_sync(backend: Backend, src: Source) {
     let d = Dist::start().await;
     publish_tree(&d, false, bytes_of(3, 5000), D1);
-    let s = server(backend, &d).await;
+    let s = server(backend, src, &d).await;
     let out = s.cli(&["sync", "--binary", "node"], "").await;
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let (_, root) = s.get("/-/binary/node/", None).await;
@@ -374,10 +451,10 @@ async fn cli_sync(backend: Backend) {
 }
 
 /// `sync_interval_secs` queues syncs by itself.
-async fn scheduled_sync(backend: Backend) {
+async fn scheduled_sync(backend: Backend, src: Source) {
     let d = Dist::start().await;
     publish_tree(&d, false, bytes_of(3, 5000), D1);
-    let s = server_of(backend, "node", &d.base, "sync_interval_secs = 1").await;
+    let s = Server::start_with(ServerOptions::new(backend).tail(&node_toml(src, &d.base, "sync_interval_secs = 1"))).await;
     let synced = poll(60, || async {
         let (_, root) = s.get("/-/binary/node/", None).await;
         (names(&root).len() == 3).then_some(())
@@ -401,10 +478,10 @@ fn age_file(path: &std::path::Path, hours: u32) {
 
 /// A binary blob no row references (a crash between blob and row) is swept;
 /// the mirrored files stay.
-async fn orphan_binary_blobs_are_swept(backend: Backend) {
+async fn orphan_binary_blobs_are_swept(backend: Backend, src: Source) {
     let d = Dist::start().await;
     let tree = publish_tree(&d, false, bytes_of(3, 5000), D1);
-    let mut s = server(backend, &d).await;
+    let mut s = server(backend, src, &d).await;
     let admin = s.add_admin("admin", PW).await;
     sync(&s, &admin).await;
     s.stop_with("KILL").await;
@@ -424,11 +501,11 @@ async fn orphan_binary_blobs_are_swept(backend: Backend) {
 
 /// kill -9 in the middle of a sync: after the restart the task is recovered
 /// and resumes; what was complete is not fetched again.
-async fn resumes_after_kill(backend: Backend) {
+async fn resumes_after_kill(backend: Backend, src: Source) {
     let d = Dist::start().await;
     let tree = publish_tree(&d, false, bytes_of(3, 5000), D1);
     d.delay("v2.0.0/node-v2.0.0.tar.gz", std::time::Duration::from_secs(30));
-    let tail = format!("[[binaries]]\ncategory = \"node\"\ntype = \"node\"\ndist_url = {:?}\n", d.base);
+    let tail = node_toml(src, &d.base, "");
     let mut s = Server::start_with(ServerOptions::new(backend).toml("sync_task_timeout_secs = 2").tail(&tail)).await;
     let admin = s.add_admin("admin", PW).await;
     let (status, body) = s.call(Method::POST, "/-/binary/node/sync", Some(&admin), None).await;
@@ -448,4 +525,56 @@ async fn resumes_after_kill(backend: Backend) {
     assert_eq!(d.hits("v2.0.0/node-v2.0.0.tar.gz"), 2);
     let resp = fetch(&s, "/-/binary/node/v2.0.0/node-v2.0.0.tar.gz", &[], Method::GET).await;
     assert_eq!(resp.bytes().await.unwrap().as_ref(), tree.v2.as_slice());
+}
+
+/// A plugin source's files are downloaded by the host, and only from the
+/// plugin's `allowed_hosts`: a file that redirects to another host is refused
+/// (the built-in source follows it), the rest of the tree is mirrored.
+async fn plugin_sources_fetch_only_from_allowed_hosts(backend: Backend) {
+    let (d, elsewhere) = (Dist::start().await, Dist::start().await);
+    let tree = publish_tree(&d, false, bytes_of(3, 5000), D1);
+    elsewhere.put("v2.tgz", tree.v2.clone());
+    d.redirect("v2.0.0/node-v2.0.0.tar.gz", &format!("{}v2.tgz", elsewhere.base));
+    let s = server(backend, Source::Plugin, &d).await;
+    let admin = s.add_admin("admin", PW).await;
+    let (task, log) = sync(&s, &admin).await;
+    assert_eq!(task["state"], "success", "{log}");
+    assert!(log.contains("walking plugin node-dist"), "{log}");
+    assert!(log.contains("v2.0.0/node-v2.0.0.tar.gz") && log.contains("not in allowed_hosts of plugin node-dist"), "{log}");
+    assert_eq!(elsewhere.hits("v2.tgz"), 0, "nothing was fetched from a host the plugin may not reach");
+    let (_, root) = s.get("/-/binary/node/", None).await;
+    assert_eq!(names(&root), ["index.json", "v1.0.0/"], "v2.0.0/ is incomplete");
+    let resp = fetch(&s, "/-/binary/node/v1.0.0/node-v1.0.0.tar.gz", &[], Method::GET).await;
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), tree.good.as_slice());
+    // The built-in source follows the redirect.
+    let builtin = server(Backend::Sqlite, Source::BuiltIn, &d).await;
+    let admin = builtin.add_admin("admin", PW).await;
+    let (_, log) = sync(&builtin, &admin).await;
+    assert_eq!(elsewhere.hits("v2.tgz"), 1, "{log}");
+    let resp = fetch(&builtin, "/-/binary/node/v2.0.0/node-v2.0.0.tar.gz", &[], Method::GET).await;
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), tree.v2.as_slice());
+}
+
+/// A `type` that is neither a built-in source nor an upstream-adapter plugin
+/// exporting `binary-source` stops the server at start, saying why; so does a
+/// registry whose `type` is a binary source.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugin_sources_are_checked_at_start() {
+    let npm_upstream = format!(
+        "[[plugins]]\nname = \"npm-up\"\nkind = \"upstream-adapter\"\npath = {:?}\n[plugins.config]\nregistry = \"http://127.0.0.1:9/\"\n",
+        plugin("npm_upstream").display().to_string()
+    );
+    let node_dist = node_dist_plugin("127.0.0.1:9", "http://127.0.0.1:9/dist/");
+    let cases = [
+        (binary_toml("nope", "http://127.0.0.1:9/dist/", ""), "neither a known source"),
+        (format!("{}\n{npm_upstream}", binary_toml("npm-up", "", "")), "does not export cairn:plugin/binary-source"),
+        (
+            format!("[[registries]]\nname = \"up\"\nhost = \"http://127.0.0.1:9\"\ntype = \"node-dist\"\n\n{node_dist}"),
+            "is a binary source (binary-source-adapter), it serves no packages",
+        ),
+    ];
+    for (tail, needle) in cases {
+        let Err(log) = Server::try_start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await else { panic!("started with {tail}") };
+        assert!(log.contains(needle), "expected {needle:?} in:\n{log}");
+    }
 }

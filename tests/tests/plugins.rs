@@ -182,7 +182,7 @@ async fn hook_formatter_and_upstream_adapters_are_called_through_the_server() {
     assert_eq!(entries.len(), 4);
     let chat = entries.iter().find(|p| p["name"] == json!("chat")).unwrap();
     assert_eq!(chat["kind"], json!("hook-formatter"));
-    assert_eq!(chat["wit_version"], json!("0.1.0"));
+    assert_eq!(chat["wit_version"], json!("0.1.1"));
     assert_eq!(chat["calls"], json!(1));
     assert_eq!(chat["hash"].as_str().unwrap().len(), 64);
     assert!(chat["p50_ms"].is_number() && chat["p99_ms"].is_number(), "{chat}");
@@ -356,12 +356,15 @@ fn plugin_check_describes_components() {
     let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(plugin("block_rules")).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(stdout.contains("kind:        block-rule") && stdout.contains("cairn:plugin@0.1.0"), "{stdout}");
+    assert!(stdout.contains("kind:        block-rule") && stdout.contains("cairn:plugin@0.1.1"), "{stdout}");
     for (file, kind) in [
         ("scope_policy", "auth-policy"),
         ("static_index", "upstream-adapter"),
         ("npm_upstream", "upstream-adapter"),
         ("chat_hook", "hook-formatter"),
+        ("cloudevents_hook", "hook-formatter"),
+        ("hostile_hook", "hook-formatter"),
+        ("node_dist", "upstream-adapter"),
     ] {
         let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(plugin(file)).output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains(kind), "{file}");
@@ -369,6 +372,12 @@ fn plugin_check_describes_components() {
     let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(cairn_bin()).output().unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a WebAssembly"));
+    // A build against the previous contract version is usable, and says so.
+    let old = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plugins/chat_hook-0.1.0.wasm");
+    let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(&old).output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("hook-formatter") && stdout.contains("cairn:plugin@0.1.0 (this Cairn: 0.1.1)"), "{stdout}");
 }
 
 /// A throwaway npm project with its own config, publishing to `server` as the token's user.
@@ -440,16 +449,30 @@ impl Drop for StaticServer {
 /// A registry whose `type` names an upstream-adapter plugin syncs through it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sync_through_an_upstream_adapter_plugin() {
+    sync_through(&plugin("npm_upstream")).await
+}
+
+/// The same with `npm_upstream.wasm` as built against `cairn:plugin@0.1.0`
+/// (a committed build): older adapters still load, link and sync.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_through_an_adapter_built_against_0_1_0() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/plugins/npm_upstream-0.1.0.wasm");
+    sync_through(&path).await
+}
+
+async fn sync_through(adapter: &std::path::Path) {
     let upstream = Server::start(Backend::Sqlite).await;
     let alice = upstream.add_user("alice", PW).await;
     for v in ["1.0.0", "1.1.0"] {
         let p = publish_with(&upstream, Some(&alice), "via-plugin", v, json!({}), None).await;
         assert_eq!(p.status, StatusCode::CREATED);
     }
-    let allowed = format!("allowed_hosts = [\"127.0.0.1:{}\"]\n{RELAXED}", upstream.addr.port());
     let tail = format!(
-        "{}\n[[registries]]\nname = \"through-plugin\"\nhost = {:?}\ntype = \"npm-up\"\ndefault = true\n",
-        plugin_toml("npm-up", "upstream-adapter", "npm_upstream", &allowed, &format!("registry = {:?}", upstream.base)),
+        "[[plugins]]\nname = \"npm-up\"\nkind = \"upstream-adapter\"\npath = {:?}\nallowed_hosts = [\"127.0.0.1:{}\"]\n{RELAXED}\n\
+         [plugins.config]\nregistry = {:?}\n\n[[registries]]\nname = \"through-plugin\"\nhost = {:?}\ntype = \"npm-up\"\ndefault = true\n",
+        adapter.display().to_string(),
+        upstream.addr.port(),
+        upstream.base,
         upstream.base
     );
     let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;

@@ -88,9 +88,12 @@ struct BlockInput {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct UpstreamInput {
+    #[serde(default)]
     package: String,
     version: Option<String>,
     url: Option<String>,
+    /// A directory of the plugin's binary source (0.1.1) to list instead.
+    binary_path: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -102,6 +105,8 @@ struct HookInput {
     actor: Option<String>,
     #[serde(default)]
     payload: Value,
+    /// The package document a rich formatter gets (0.1.1).
+    document: Option<Value>,
 }
 
 /// `POST /-/admin/plugins/:name/test`: calls one plugin with the given input
@@ -150,41 +155,67 @@ pub async fn test(mut req: Req, name: &str) -> ApiResult {
                 types::Verdict::Block(reason) => ok_json(json!({"verdict": "block", "reason": reason})),
             }
         }
-        PluginKind::UpstreamAdapter => {
-            let input: UpstreamInput = serde_json::from_value(body)?;
-            let answer: Result<Value, Fault> = async {
-                match (input.version, input.url) {
-                    (Some(version), Some(url)) => {
-                        let bytes = plugin.tarball(&input.package, &version, &url).await?;
-                        let sha512 = <sha2::Sha512 as sha2::Digest>::digest(&bytes);
-                        Ok(json!({
-                            "tarball_size": bytes.len(),
-                            "integrity": format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(sha512)),
-                        }))
-                    }
-                    _ => Ok(json!({"packument": plugin.packument(&input.package).await?})),
-                }
-            }
-            .await;
-            let answer = answer.map_err(|f| fault(&plugin, f))?;
-            ok_json(answer)
-        }
+        PluginKind::UpstreamAdapter => test_upstream(&plugin, serde_json::from_value(body)?).await,
         PluginKind::HookFormatter => {
-            let input: HookInput = serde_json::from_value(body)?;
-            let event = types::Event {
-                kind: input.kind,
-                package: input.package,
-                version: input.version,
-                actor: input.actor,
-                time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-                payload_json: input.payload.to_string(),
-            };
-            let out = plugin.format(&event).await.map_err(|f| fault(&plugin, f))?;
-            ok_json(json!({
-                "content_type": out.content_type,
-                "headers": out.headers.iter().map(|h| json!([h.name, h.value])).collect::<Vec<_>>(),
-                "body": String::from_utf8_lossy(&out.body),
-            }))
+            let user = req.caller()?.name.clone();
+            test_formatter(&plugin, serde_json::from_value(body)?, &user, &req.app.config.public_url).await
         }
     }
+}
+
+async fn test_upstream(plugin: &LoadedPlugin, input: UpstreamInput) -> ApiResult {
+    let answer: Result<Value, Fault> = async {
+        match (input.binary_path, input.version, input.url) {
+            (Some(path), _, _) => {
+                let entries = plugin.binary_list(&path).await?;
+                let entries = entries.map(|list| {
+                    list.into_iter()
+                        .map(|e| json!({"name": e.name, "is_dir": e.is_dir, "url": e.url, "size": e.size, "date": e.date, "checksum": e.checksum}))
+                        .collect::<Vec<_>>()
+                });
+                Ok(json!({ "entries": entries }))
+            }
+            (None, Some(version), Some(url)) => {
+                let bytes = plugin.tarball(&input.package, &version, &url).await?;
+                let sha512 = <sha2::Sha512 as sha2::Digest>::digest(&bytes);
+                Ok(json!({
+                    "tarball_size": bytes.len(),
+                    "integrity": format!("sha512-{}", base64::engine::general_purpose::STANDARD.encode(sha512)),
+                }))
+            }
+            _ => Ok(json!({"packument": plugin.packument(&input.package).await?})),
+        }
+    }
+    .await;
+    ok_json(answer.map_err(|f| fault(plugin, f))?)
+}
+
+/// A formatter's answer to `input`, with a context as if `user` owned a package hook on it.
+async fn test_formatter(plugin: &LoadedPlugin, input: HookInput, user: &str, public_url: &str) -> ApiResult {
+    let registry_url = public_url.trim_end_matches('/').to_string();
+    let context = types::HookContext {
+        delivery_id: "test".into(),
+        attempt: 1,
+        hook_id: "test".into(),
+        hook_owner: user.to_string(),
+        hook_type: "package".into(),
+        hook_name: input.package.clone(),
+        package_url: format!("{registry_url}/{}", input.package),
+        registry_url,
+        package_json: input.document.map(|d| d.to_string()),
+    };
+    let event = types::Event {
+        kind: input.kind,
+        package: input.package,
+        version: input.version,
+        actor: input.actor,
+        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        payload_json: input.payload.to_string(),
+    };
+    let out = plugin.format(&event, &context).await.map_err(|f| fault(plugin, f))?;
+    ok_json(json!({
+        "content_type": out.content_type,
+        "headers": out.headers.iter().map(|h| json!([h.name, h.value])).collect::<Vec<_>>(),
+        "body": String::from_utf8_lossy(&out.body),
+    }))
 }

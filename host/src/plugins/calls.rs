@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use super::bindings::types as wit;
 use super::plugin::{Fault, LoadedPlugin};
-use super::pool::{Bound, Warm};
+use super::pool::{Bound, Pre, Warm};
 use super::types;
 
 const MAX_REASON: usize = 1024;
@@ -65,6 +65,7 @@ impl LoadedPlugin {
         let mut warm = self.take(started).await?;
         let outcome = match &warm.bound {
             Bound::Upstream(b) => b.cairn_plugin_adapter().call_packument(&mut warm.store, name).await,
+            Bound::BinarySource(_) => Err(wasmtime::Error::msg("a binary source (binary-source-adapter) serves no packages")),
             _ => Err(wasmtime::Error::msg("not an upstream-adapter plugin")),
         };
         let raw = self.settle(started, warm, outcome, |_| Ok(()))?;
@@ -87,6 +88,7 @@ impl LoadedPlugin {
         let mut warm = self.take(started).await?;
         let outcome = match &warm.bound {
             Bound::Upstream(b) => b.cairn_plugin_adapter().call_tarball(&mut warm.store, name, version, url).await,
+            Bound::BinarySource(_) => Err(wasmtime::Error::msg("a binary source (binary-source-adapter) serves no packages")),
             _ => Err(wasmtime::Error::msg("not an upstream-adapter plugin")),
         };
         let raw = self.settle(started, warm, outcome, |_| Ok(()))?;
@@ -100,12 +102,16 @@ impl LoadedPlugin {
         tracing::warn!(plugin = %self.meta.name, error = %message, "plugin reported an error");
         Fault { message: format!("reported an error: {message}") }
     }
-    pub async fn format(&self, event: &types::Event) -> Result<types::Outbound, Fault> {
+    /// The request a hook formatter makes of `event`. A formatter built for
+    /// `rich-formatter` (0.1.1) also gets `context`; one built for 0.1.0's
+    /// `formatter` gets the event alone.
+    pub async fn format(&self, event: &types::Event, context: &types::HookContext) -> Result<types::Outbound, Fault> {
         let event: wit::Event = event.clone().into();
         let started = Instant::now();
         let mut warm = self.take(started).await?;
         let outcome = match &warm.bound {
             Bound::Hook(b) => b.cairn_plugin_formatter().call_format(&mut warm.store, &event).await,
+            Bound::RichHook(b) => b.cairn_plugin_rich_formatter().call_format(&mut warm.store, &event, &context.clone().into()).await,
             _ => Err(wasmtime::Error::msg("not a hook-formatter plugin")),
         };
         let raw = self.settle(started, warm, outcome, |r| match r {
@@ -120,6 +126,32 @@ impl LoadedPlugin {
             Err(_) => Ok(()),
         })?;
         raw.map(Into::into).map_err(|message| self.reported(message))
+    }
+
+    /// Whether this upstream adapter is a binary source (`binary-source-adapter`, 0.1.1).
+    pub fn is_binary_source(&self) -> bool {
+        matches!(self.pre, Pre::BinarySource(_))
+    }
+
+    /// The entries of the binary source's directory `path` (`/` or `/a/b/`),
+    /// or None when the upstream has none. Entries are checked: one path
+    /// segment each (a directory's ending with `/`), unique, and an http(s)
+    /// `url` for files.
+    pub async fn binary_list(&self, path: &str) -> Result<Option<Vec<types::BinaryEntry>>, Fault> {
+        let started = Instant::now();
+        let mut warm = self.take(started).await?;
+        let outcome = match &warm.bound {
+            Bound::BinarySource(b) => b.cairn_plugin_binary_source().call_list(&mut warm.store, path).await,
+            _ => Err(wasmtime::Error::msg("not a binary-source plugin")),
+        };
+        let raw = self.settle(started, warm, outcome, |r| match r {
+            Ok(Some(entries)) => check_entries(entries),
+            _ => Ok(()),
+        })?;
+        match raw {
+            Ok(entries) => Ok(entries.map(|e| e.into_iter().map(Into::into).collect())),
+            Err(message) => Err(self.reported(message)),
+        }
     }
 }
 
@@ -171,6 +203,34 @@ fn check_reason(reason: &str) -> Result<(), String> {
     }
     if reason.chars().any(|c| c.is_control()) {
         return Err("a reason may not contain control characters".into());
+    }
+    Ok(())
+}
+
+/// A binary source's listing: names of one segment (`/`-terminated for
+/// directories, never `.` or `..`), each once, files with an http(s) `url`,
+/// checksums as `sha256:<64 hex>`.
+fn check_entries(entries: &[wit::BinaryEntry]) -> Result<(), String> {
+    let mut seen = std::collections::HashSet::new();
+    for e in entries {
+        let bare = e.name.strip_suffix('/').unwrap_or(&e.name);
+        let segment = !bare.is_empty() && bare != "." && bare != ".." && !bare.contains(['/', '\\']) && !bare.chars().any(char::is_control);
+        if !segment || e.name.len() > 255 || e.is_dir != e.name.ends_with('/') {
+            return Err(format!("entry {:?} is not one path segment (a directory's ending with /)", e.name));
+        }
+        if !seen.insert(e.name.as_str()) {
+            return Err(format!("entry {:?} is listed twice", e.name));
+        }
+        let http = e.url.starts_with("http://") || e.url.starts_with("https://");
+        if !e.is_dir && !http {
+            return Err(format!("entry {:?} has no http(s) url", e.name));
+        }
+        if let Some(sum) = &e.checksum {
+            let hex = sum.strip_prefix("sha256:").unwrap_or("");
+            if hex.len() != 64 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("entry {:?}: checksum {sum:?} is not sha256:<64 hex digits>", e.name));
+            }
+        }
     }
     Ok(())
 }

@@ -99,7 +99,7 @@ impl upstream::cairn::plugin::fetch::Host for HostState {
 
 /// Whether `meta`'s plugin may fetch `url`: http(s), and its host (or
 /// host:port) in `allowed_hosts`.
-fn allowed(meta: &Meta, url: &url::Url) -> Result<(), String> {
+pub(super) fn allowed(meta: &Meta, url: &url::Url) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!("only http and https URLs may be fetched, not {}", url.scheme()));
     }

@@ -25,8 +25,17 @@ fn interface_kind(interface: &str) -> Option<PluginKind> {
         "policy" => Some(PluginKind::AuthPolicy),
         "rule" => Some(PluginKind::BlockRule),
         "adapter" => Some(PluginKind::UpstreamAdapter),
-        "formatter" => Some(PluginKind::HookFormatter),
+        "formatter" | "rich-formatter" => Some(PluginKind::HookFormatter),
+        "binary-source" => Some(PluginKind::UpstreamAdapter),
         _ => None,
+    }
+}
+
+impl Inspection {
+    /// Whether the component exports the `cairn:plugin` interface `name` (any version).
+    pub fn exports_interface(&self, name: &str) -> bool {
+        let bare = format!("{WIT_PACKAGE}/{name}");
+        self.exports.iter().any(|e| e == &bare || e.strip_prefix(&bare).is_some_and(|v| v.starts_with('@')))
     }
 }
 
@@ -44,7 +53,10 @@ pub fn inspect(engine: &Engine, component: &Component) -> anyhow::Result<Inspect
         }
     }
     let Some((kind, wit_version)) = found else {
-        bail!("it exports no {WIT_PACKAGE} interface (policy, rule, adapter or formatter); exports: {}", exports.join(", "));
+        bail!(
+            "it exports no {WIT_PACKAGE} interface (policy, rule, adapter, formatter or rich-formatter); exports: {}",
+            exports.join(", ")
+        );
     };
     let (major_minor, host_major_minor) = (major_minor(&wit_version), major_minor(WIT_VERSION));
     if major_minor != host_major_minor {

@@ -12,9 +12,9 @@ use sha2::Digest;
 use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use super::bindings::{auth, block, hook, upstream};
+use super::bindings::{auth, binsrc, block, hook, rich_hook, upstream, WIT_PACKAGE};
 use super::host_imports::{HostState, Meta};
-use super::inspect::inspect;
+use super::inspect::{inspect, Inspection};
 use super::plugin::{LoadedPlugin, PluginSet};
 use super::pool::{Pre, TICK};
 use super::stats::Stats;
@@ -121,22 +121,7 @@ impl PluginRuntime {
         if inspection.kind != pc.kind {
             bail!("it is a {} plugin, but is configured as kind = {:?}", inspection.kind.as_str(), pc.kind.as_str());
         }
-        let link_err = |e: wasmtime::Error| anyhow!("it cannot be linked (wrong world or contract version?): {e:#}");
-        let pre = match pc.kind {
-            PluginKind::AuthPolicy => {
-                Pre::Auth(auth::AuthPolicyPre::new(self.linkers.auth.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?)
-            }
-            PluginKind::BlockRule => {
-                Pre::Block(block::BlockRulePre::new(self.linkers.block.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?)
-            }
-            PluginKind::UpstreamAdapter => Pre::Upstream(
-                upstream::UpstreamAdapterPre::new(self.linkers.upstream.instantiate_pre(&component).map_err(link_err)?)
-                    .map_err(link_err)?,
-            ),
-            PluginKind::HookFormatter => {
-                Pre::Hook(hook::HookFormatterPre::new(self.linkers.hook.instantiate_pre(&component).map_err(link_err)?).map_err(link_err)?)
-            }
-        };
+        let pre = self.link(pc.kind, &component, &inspection)?;
         let config_value = serde_json::to_value(&pc.config)?;
         let config = config_value.as_object().cloned().unwrap_or_default();
         let meta = Arc::new(Meta {
@@ -165,6 +150,35 @@ impl PluginRuntime {
         Ok(plugin)
     }
 
+    /// Links `component` for the world of `kind` it was built for: a formatter
+    /// exporting `rich-formatter` (0.1.1) binds to `rich-hook-formatter`, any
+    /// other to `hook-formatter`; an upstream adapter exporting `binary-source`
+    /// (0.1.1) to `binary-source-adapter`, any other to `upstream-adapter`.
+    fn link(&self, kind: PluginKind, component: &Component, inspection: &Inspection) -> anyhow::Result<Pre> {
+        let link_err = |e: wasmtime::Error| anyhow!("it cannot be linked (wrong world or contract version?): {e:#}");
+        Ok(match kind {
+            PluginKind::AuthPolicy => {
+                Pre::Auth(auth::AuthPolicyPre::new(self.linkers.auth.instantiate_pre(component).map_err(link_err)?).map_err(link_err)?)
+            }
+            PluginKind::BlockRule => {
+                Pre::Block(block::BlockRulePre::new(self.linkers.block.instantiate_pre(component).map_err(link_err)?).map_err(link_err)?)
+            }
+            PluginKind::UpstreamAdapter if inspection.exports_interface("binary-source") => Pre::BinarySource(
+                binsrc::BinarySourceAdapterPre::new(self.linkers.upstream.instantiate_pre(component).map_err(link_err)?)
+                    .map_err(link_err)?,
+            ),
+            PluginKind::UpstreamAdapter => Pre::Upstream(
+                upstream::UpstreamAdapterPre::new(self.linkers.upstream.instantiate_pre(component).map_err(link_err)?).map_err(link_err)?,
+            ),
+            PluginKind::HookFormatter if inspection.exports_interface("rich-formatter") => Pre::RichHook(
+                rich_hook::RichHookFormatterPre::new(self.linkers.hook.instantiate_pre(component).map_err(link_err)?).map_err(link_err)?,
+            ),
+            PluginKind::HookFormatter => {
+                Pre::Hook(hook::HookFormatterPre::new(self.linkers.hook.instantiate_pre(component).map_err(link_err)?).map_err(link_err)?)
+            }
+        })
+    }
+
     /// Loads every configured plugin; the first failure is an error naming it.
     pub async fn load_set(&self, config: &Config) -> anyhow::Result<PluginSet> {
         let mut plugins = Vec::new();
@@ -176,6 +190,18 @@ impl PluginRuntime {
                 .map_err(|e| anyhow!("plugin {:?} ({}): {e:#}", pc.name, config.plugin_path(pc).display()))?;
             tracing::info!(plugin = %pc.name, kind = pc.kind.as_str(), hash = %&plugin.hash[..12], took_ms = started.elapsed().as_secs_f64() * 1000.0, "plugin loaded");
             plugins.push(Arc::new(plugin));
+        }
+        // A `[[binaries]]` source naming a plugin needs its `binary-source`
+        // export; a `[[registries]]` type naming one, its `adapter`.
+        for b in config.binaries.iter().filter(|b| config.is_plugin_source(b)) {
+            if !plugins.iter().any(|p| p.name() == b.kind && p.is_binary_source()) {
+                bail!("binary {:?}: plugin {:?} does not export {WIT_PACKAGE}/binary-source (built against 0.1.0?)", b.category, b.kind);
+            }
+        }
+        for r in &config.registries {
+            if plugins.iter().any(|p| p.name() == r.kind && p.is_binary_source()) {
+                bail!("registry {:?}: plugin {:?} is a binary source (binary-source-adapter), it serves no packages", r.name, r.kind);
+            }
         }
         Ok(PluginSet { plugins, loaded_at: chrono::Utc::now() })
     }
@@ -194,6 +220,8 @@ impl Linkers {
         block::BlockRule::add_to_linker::<_, HasSelf<_>>(&mut block_l, |s| s)?;
         let mut upstream_l = base(engine)?;
         upstream::UpstreamAdapter::add_to_linker::<_, HasSelf<_>>(&mut upstream_l, |s| s)?;
+        // `hook` and `upstream` also link the 0.1.1 worlds of their kinds
+        // (`rich-hook-formatter`, `binary-source-adapter`): same imports.
         let mut hook_l = base(engine)?;
         hook::HookFormatter::add_to_linker::<_, HasSelf<_>>(&mut hook_l, |s| s)?;
         Ok(Linkers { auth: auth_l, block: block_l, upstream: upstream_l, hook: hook_l })

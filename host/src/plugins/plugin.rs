@@ -36,6 +36,11 @@ impl LoadedPlugin {
     pub fn on_error(&self) -> OnError {
         self.meta.on_error
     }
+    /// Whether this plugin may reach `url` (http(s), host in `allowed_hosts`):
+    /// the rule of its `fetch`, also applied to what the host downloads for it.
+    pub fn may_fetch(&self, url: &url::Url) -> Result<(), String> {
+        super::host_imports::allowed(&self.meta, url)
+    }
 }
 
 /// The loaded plugins, in configured order.

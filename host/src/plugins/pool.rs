@@ -9,7 +9,7 @@ use wasmtime::{Store, StoreLimitsBuilder, Trap};
 use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
-use super::bindings::{auth, block, hook, upstream};
+use super::bindings::{auth, binsrc, block, hook, rich_hook, upstream};
 use super::host_imports::HostState;
 use super::plugin::{Fault, LoadedPlugin};
 
@@ -26,7 +26,12 @@ pub(super) enum Pre {
     Auth(auth::AuthPolicyPre<HostState>),
     Block(block::BlockRulePre<HostState>),
     Upstream(upstream::UpstreamAdapterPre<HostState>),
+    /// An upstream adapter built against `binary-source-adapter` (0.1.1).
+    BinarySource(binsrc::BinarySourceAdapterPre<HostState>),
+    /// Built against `hook-formatter`: `formatter.format(event)`.
     Hook(hook::HookFormatterPre<HostState>),
+    /// Built against `rich-hook-formatter` (0.1.1): `rich-formatter.format(event, context)`.
+    RichHook(rich_hook::RichHookFormatterPre<HostState>),
 }
 
 /// An instance's exports, per world.
@@ -34,7 +39,9 @@ pub(super) enum Bound {
     Auth(auth::AuthPolicy),
     Block(block::BlockRule),
     Upstream(upstream::UpstreamAdapter),
+    BinarySource(binsrc::BinarySourceAdapter),
     Hook(hook::HookFormatter),
+    RichHook(rich_hook::RichHookFormatter),
 }
 
 /// An instance with `init` called, and its store.
@@ -87,10 +94,20 @@ impl LoadedPlugin {
                     let r = b.call_init(&mut store).await?;
                     (Bound::Upstream(b), r)
                 }
+                Pre::BinarySource(p) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    let r = b.call_init(&mut store).await?;
+                    (Bound::BinarySource(b), r)
+                }
                 Pre::Hook(p) => {
                     let b = p.instantiate_async(&mut store).await?;
                     let r = b.call_init(&mut store).await?;
                     (Bound::Hook(b), r)
+                }
+                Pre::RichHook(p) => {
+                    let b = p.instantiate_async(&mut store).await?;
+                    let r = b.call_init(&mut store).await?;
+                    (Bound::RichHook(b), r)
                 }
             })
         }

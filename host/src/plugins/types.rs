@@ -105,6 +105,40 @@ pub struct Outbound {
     pub headers: Vec<Header>,
 }
 
+/// What a formatter built for `rich-formatter` (0.1.1) gets besides the event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HookContext {
+    /// The delivery's id, the same on every retry (`x-cairn-delivery`).
+    pub delivery_id: String,
+    /// 1 for the first attempt.
+    pub attempt: u32,
+    pub hook_id: String,
+    /// The user who registered the hook.
+    pub hook_owner: String,
+    /// `package`, `scope` or `owner`.
+    pub hook_type: String,
+    pub hook_name: String,
+    /// The registry's public URL, without a trailing `/`.
+    pub registry_url: String,
+    /// `<registry_url>/<name>`.
+    pub package_url: String,
+    /// The package document when the event was fanned out, as JSON.
+    pub package_json: Option<String>,
+}
+
+/// One entry of a binary source's directory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinaryEntry {
+    /// One path segment; a directory's ends with `/`.
+    pub name: String,
+    pub is_dir: bool,
+    pub url: String,
+    pub size: Option<u64>,
+    pub date: Option<String>,
+    /// `sha256:<hex>`, as the plugin gave it.
+    pub checksum: Option<String>,
+}
+
 impl From<Action> for wit::Action {
     fn from(a: Action) -> Self {
         match a {
@@ -194,5 +228,27 @@ impl From<wit::Outbound> for Outbound {
             content_type: o.content_type,
             headers: o.headers.into_iter().map(|h| Header { name: h.name, value: h.value }).collect(),
         }
+    }
+}
+
+impl From<HookContext> for wit::HookContext {
+    fn from(c: HookContext) -> Self {
+        wit::HookContext {
+            delivery_id: c.delivery_id,
+            attempt: c.attempt,
+            hook_id: c.hook_id,
+            hook_owner: c.hook_owner,
+            hook_type: c.hook_type,
+            hook_name: c.hook_name,
+            registry_url: c.registry_url,
+            package_url: c.package_url,
+            package_json: c.package_json,
+        }
+    }
+}
+
+impl From<wit::BinaryEntry> for BinaryEntry {
+    fn from(e: wit::BinaryEntry) -> Self {
+        BinaryEntry { name: e.name, is_dir: e.is_dir, url: e.url, size: e.size, date: e.date, checksum: e.checksum }
     }
 }

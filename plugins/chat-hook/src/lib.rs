@@ -1,26 +1,30 @@
-//! `chat_hook.wasm` (hook-formatter): turns registry events into chat
-//! messages, in the JSON shape Slack-style incoming webhooks (and the many
-//! services that copy it) accept.
+//! `chat_hook.wasm` (hook-formatter, built for `rich-hook-formatter`,
+//! `cairn:plugin@0.1.1`): turns registry events into chat messages, in the
+//! JSON shape Slack-style incoming webhooks (and the many services that copy
+//! it) accept, with a link to the package.
 //!
 //! ```toml
 //! [plugins.config]
 //! username = "npm"                                 # default "cairn"
 //! headers = { "X-Channel" = "#releases" }          # extra request headers
+//! package_link = "https://web.example.com/package/{name}"   # optional; default: the package in the registry
 //! ```
 //!
 //! A publish of `foo@1.0.0` by alice becomes
 //!
 //! ```json
-//! {"text": "alice published foo@1.0.0", "username": "npm",
-//!  "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*alice* published `foo@1.0.0`"}},
-//!             {"type": "context", "elements": [{"type": "mrkdwn", "text": "package:publish · 2024-05-01T12:00:00Z"}]}]}
+//! {"text": "alice published foo@1.0.0: https://npm.example.com/foo", "username": "npm",
+//!  "blocks": [{"type": "section", "text": {"type": "mrkdwn", "text": "*alice* published <https://npm.example.com/foo|foo@1.0.0>"}},
+//!             {"type": "section", "text": {"type": "mrkdwn", "text": "> The description"}},
+//!             {"type": "context", "elements": [{"type": "mrkdwn", "text": "package:publish · 2024-05-01T12:00:00Z · hook of bob"}]}]}
 //! ```
 //!
-//! sent as `application/json`.
+//! sent as `application/json`. The description (from the package document
+//! the host passes) is left out when there is none.
 
 use std::collections::BTreeMap;
 
-use cairn_plugin_sdk::hook_formatter::{Event, Formatter, Guest, Header, Outbound};
+use cairn_plugin_sdk::rich_hook_formatter::{Event, Guest, Header, HookContext, Outbound, RichFormatter};
 use cairn_plugin_sdk::Loaded;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -32,6 +36,9 @@ struct Config {
     username: String,
     #[serde(default)]
     headers: BTreeMap<String, String>,
+    /// A link template; `{name}` becomes the package name.
+    #[serde(default)]
+    package_link: Option<String>,
 }
 
 fn default_username() -> String {
@@ -54,6 +61,11 @@ fn load() -> Result<Config, String> {
             return Err(format!("chat-hook: `headers`: the value of `{name}` has control characters"));
         }
     }
+    if let Some(link) = &config.package_link {
+        if !(link.starts_with("http://") || link.starts_with("https://")) {
+            return Err(format!("chat-hook: `package_link` must be an http:// or https:// URL, got `{link}`"));
+        }
+    }
     Ok(config)
 }
 
@@ -62,8 +74,9 @@ fn payload_str<'a>(payload: &'a Value, key: &str) -> Option<&'a str> {
     payload.get(key).and_then(Value::as_str)
 }
 
-/// `(plain, markdown)` sentences describing `event`.
-fn describe(event: &Event) -> (String, String) {
+/// `(plain, markdown)` sentences describing `event`; in the markdown the
+/// target links to `link` when there is one.
+fn describe(event: &Event, link: Option<&str>) -> (String, String) {
     let payload: Value = serde_json::from_str(&event.payload_json).unwrap_or(Value::Null);
     let target = match &event.version {
         Some(version) => format!("{}@{version}", event.package),
@@ -90,8 +103,11 @@ fn describe(event: &Event) -> (String, String) {
     let actor = one_line(event.actor.as_deref().unwrap_or("someone"));
     let target = one_line(&target);
     let plain = template.replace("\u{1}A", &actor).replace("\u{1}T", &target);
-    let markdown =
-        escape(&template).replace("\u{1}A", &format!("*{}*", escape(&actor))).replace("\u{1}T", &format!("`{}`", escape(&target)));
+    let target_md = match link {
+        Some(link) => format!("<{}|{}>", escape(link), escape(&target).replace('|', "¦")),
+        None => format!("`{}`", escape(&target)),
+    };
+    let markdown = escape(&template).replace("\u{1}A", &format!("*{}*", escape(&actor))).replace("\u{1}T", &target_md);
     (plain, markdown)
 }
 
@@ -105,17 +121,40 @@ fn escape(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;")
 }
 
-fn format(config: &Config, event: &Event) -> Outbound {
-    let (text, markdown) = describe(event);
-    let context = if event.time.is_empty() { event.kind.clone() } else { format!("{} · {}", event.kind, event.time) };
-    let body = json!({
-        "text": text,
-        "username": config.username,
-        "blocks": [
-            {"type": "section", "text": {"type": "mrkdwn", "text": markdown}},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": context}]},
-        ],
-    });
+/// Where the message links to: the configured template, else the package in the registry.
+fn link(config: &Config, event: &Event, context: &HookContext) -> Option<String> {
+    match &config.package_link {
+        Some(template) => Some(template.replace("{name}", &event.package)),
+        None if context.package_url.is_empty() => None,
+        None => Some(context.package_url.clone()),
+    }
+}
+
+/// The package's description, from the document the host passed.
+fn description(context: &HookContext) -> Option<String> {
+    let doc: Value = serde_json::from_str(context.package_json.as_deref()?).ok()?;
+    let text = doc.get("description").and_then(Value::as_str).map(one_line)?;
+    let text: String = text.chars().take(300).collect();
+    (!text.trim().is_empty()).then_some(text)
+}
+
+fn format(config: &Config, event: &Event, context: &HookContext) -> Outbound {
+    let link = link(config, event, context);
+    let (text, markdown) = describe(event, link.as_deref());
+    let text = match &link {
+        Some(link) => format!("{text}: {link}"),
+        None => text,
+    };
+    let mut footer = if event.time.is_empty() { event.kind.clone() } else { format!("{} · {}", event.kind, event.time) };
+    if !context.hook_owner.is_empty() {
+        footer.push_str(&format!(" · hook of {}", escape(&one_line(&context.hook_owner))));
+    }
+    let mut blocks = vec![json!({"type": "section", "text": {"type": "mrkdwn", "text": markdown}})];
+    if let Some(d) = description(context) {
+        blocks.push(json!({"type": "section", "text": {"type": "mrkdwn", "text": format!("> {}", escape(&d))}}));
+    }
+    blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]}));
+    let body = json!({"text": text, "username": config.username, "blocks": blocks});
     Outbound {
         body: body.to_string().into_bytes(),
         content_type: "application/json".to_string(),
@@ -131,13 +170,13 @@ impl Guest for ChatHook {
     }
 }
 
-impl Formatter for ChatHook {
-    fn format(event: Event) -> Result<Outbound, String> {
-        Ok(format(CONFIG.get_or_load(load)?, &event))
+impl RichFormatter for ChatHook {
+    fn format(event: Event, context: HookContext) -> Result<Outbound, String> {
+        Ok(format(CONFIG.get_or_load(load)?, &event, &context))
     }
 }
 
-cairn_plugin_sdk::export_hook_formatter!(ChatHook);
+cairn_plugin_sdk::export_rich_hook_formatter!(ChatHook);
 
 #[cfg(test)]
 mod tests {
@@ -154,27 +193,55 @@ mod tests {
         }
     }
 
+    fn context(doc: Option<&str>) -> HookContext {
+        HookContext {
+            delivery_id: "d1".into(),
+            attempt: 1,
+            hook_id: "h1".into(),
+            hook_owner: "bob".into(),
+            hook_type: "package".into(),
+            hook_name: "foo".into(),
+            registry_url: "http://npm.example.com".into(),
+            package_url: "http://npm.example.com/foo".into(),
+            package_json: doc.map(Into::into),
+        }
+    }
+
+    fn config(package_link: Option<&str>) -> Config {
+        Config { username: "cairn".into(), headers: [("X-A".into(), "b".into())].into(), package_link: package_link.map(Into::into) }
+    }
+
     #[test]
     fn publish_message() {
-        let config = Config { username: "cairn".into(), headers: [("X-A".into(), "b".into())].into() };
-        let out = format(&config, &event("package:publish", Some("1.0.0"), Some("alice"), "{}"));
+        let doc = r#"{"name": "foo", "description": "Does <things>"}"#;
+        let out = format(&config(None), &event("package:publish", Some("1.0.0"), Some("alice"), "{}"), &context(Some(doc)));
         let body: Value = serde_json::from_slice(&out.body).unwrap();
-        assert_eq!(body["text"], "alice published foo@1.0.0");
+        assert_eq!(body["text"], "alice published foo@1.0.0: http://npm.example.com/foo");
         assert_eq!(body["username"], "cairn");
-        assert_eq!(body["blocks"][0]["text"]["text"], "*alice* published `foo@1.0.0`");
+        assert_eq!(body["blocks"][0]["text"]["text"], "*alice* published <http://npm.example.com/foo|foo@1.0.0>");
+        assert_eq!(body["blocks"][1]["text"]["text"], "> Does &lt;things&gt;");
+        assert_eq!(body["blocks"][2]["elements"][0]["text"], "package:publish · 2024-05-01T12:00:00Z · hook of bob");
         assert_eq!(out.content_type, "application/json");
         assert_eq!(out.headers.len(), 1);
     }
 
     #[test]
+    fn configured_link_and_no_document() {
+        let out = format(&config(Some("https://web.example.com/p/{name}")), &event("package:publish", None, None, "{}"), &context(None));
+        let body: Value = serde_json::from_slice(&out.body).unwrap();
+        assert_eq!(body["blocks"][0]["text"]["text"], "*someone* published <https://web.example.com/p/foo|foo>");
+        assert_eq!(body["blocks"].as_array().unwrap().len(), 2);
+    }
+
+    #[test]
     fn other_events() {
-        let text = |e: Event| describe(&e).0;
+        let text = |e: Event| describe(&e, None).0;
         assert_eq!(
             text(event("package:deprecate", Some("1.0.0"), Some("a"), r#"{"message":"use bar"}"#)),
             "a deprecated foo@1.0.0: use bar"
         );
         assert_eq!(text(event("package:owner", None, None, "")), "someone changed the owners of foo");
-        let (_, markdown) = describe(&event("x:y", None, Some("<b>"), "{}"));
+        let (_, markdown) = describe(&event("x:y", None, Some("<b>"), "{}"), None);
         assert_eq!(markdown, "*&lt;b&gt;*: x:y on `foo`");
     }
 }

@@ -1,7 +1,7 @@
 //! Write Cairn plugins in Rust.
 //!
 //! A Cairn plugin is a WebAssembly component built for `wasm32-wasip2` that
-//! implements one world of the `cairn:plugin@0.1.0` WIT package
+//! implements one world of the `cairn:plugin@0.1.1` WIT package
 //! (`wit/plugin.wit`). This crate holds the generated bindings for each world
 //! plus a few helpers, so that a plugin is a couple of trait impls and one
 //! macro call:
@@ -12,6 +12,14 @@
 //! | `block-rule`       | [`block_rule`]       | `Guest` (`init`) + [`block_rule::Rule`]          | [`export_block_rule!`]       |
 //! | `upstream-adapter` | [`upstream_adapter`] | `Guest` (`init`) + [`upstream_adapter::Adapter`] | [`export_upstream_adapter!`] |
 //! | `hook-formatter`   | [`hook_formatter`]   | `Guest` (`init`) + [`hook_formatter::Formatter`] | [`export_hook_formatter!`]   |
+//! | `rich-hook-formatter` (0.1.1) | [`rich_hook_formatter`] | `Guest` (`init`) + [`rich_hook_formatter::RichFormatter`] | [`export_rich_hook_formatter!`] |
+//! | `binary-source-adapter` (0.1.1) | [`binary_source_adapter`] | `Guest` (`init`) + [`binary_source_adapter::BinarySource`] | [`export_binary_source_adapter!`] |
+//!
+//! The 0.1.1 worlds extend older ones: a rich formatter also gets the
+//! delivery's [`types::HookContext`] (hook owner, package document, links); a
+//! binary-source adapter (an upstream adapter of the binary mirror) lists
+//! directories for Cairn to download from.
+//! Cairn still loads plugins built with the 0.1.0 SDK.
 //!
 //! `Guest` holds the world's `init` (called once when the host loads the
 //! plugin; an `Err` refuses the plugin with its message), the other trait the
@@ -112,8 +120,10 @@ pub use config::{config, config_get};
 pub use loaded::Loaded;
 
 pub use auth_policy::export_auth_policy;
+pub use binary_source_adapter::export_binary_source_adapter;
 pub use block_rule::export_block_rule;
 pub use hook_formatter::export_hook_formatter;
+pub use rich_hook_formatter::export_rich_hook_formatter;
 pub use upstream_adapter::export_upstream_adapter;
 
 /// The WIT `cairn:plugin/types` interface: records and variants shared by
@@ -162,8 +172,8 @@ pub mod block_rule {
         export_macro_name: "export_block_rule",
         default_bindings_module: "cairn_plugin_sdk::block_rule",
         with: {
-            "cairn:plugin/types@0.1.0": crate::auth_policy::cairn::plugin::types,
-            "cairn:plugin/host@0.1.0": crate::auth_policy::cairn::plugin::host,
+            "cairn:plugin/types@0.1.1": crate::auth_policy::cairn::plugin::types,
+            "cairn:plugin/host@0.1.1": crate::auth_policy::cairn::plugin::host,
         },
     });
 
@@ -188,8 +198,8 @@ pub mod upstream_adapter {
         export_macro_name: "export_upstream_adapter",
         default_bindings_module: "cairn_plugin_sdk::upstream_adapter",
         with: {
-            "cairn:plugin/types@0.1.0": crate::auth_policy::cairn::plugin::types,
-            "cairn:plugin/host@0.1.0": crate::auth_policy::cairn::plugin::host,
+            "cairn:plugin/types@0.1.1": crate::auth_policy::cairn::plugin::types,
+            "cairn:plugin/host@0.1.1": crate::auth_policy::cairn::plugin::host,
         },
     });
 
@@ -227,12 +237,71 @@ pub mod hook_formatter {
         export_macro_name: "export_hook_formatter",
         default_bindings_module: "cairn_plugin_sdk::hook_formatter",
         with: {
-            "cairn:plugin/types@0.1.0": crate::auth_policy::cairn::plugin::types,
-            "cairn:plugin/host@0.1.0": crate::auth_policy::cairn::plugin::host,
+            "cairn:plugin/types@0.1.1": crate::auth_policy::cairn::plugin::types,
+            "cairn:plugin/host@0.1.1": crate::auth_policy::cairn::plugin::host,
         },
     });
 
     /// The `formatter` interface: `format`.
     pub use self::exports::cairn::plugin::formatter::Guest as Formatter;
     pub use crate::types::{Event, Header, Outbound};
+}
+
+#[allow(missing_docs)]
+pub mod rich_hook_formatter {
+    //! Bindings for the `rich-hook-formatter` world (0.1.1): turns a registry
+    //! event into the body of a webhook request, knowing the delivery's
+    //! [`HookContext`] (its id, the hook and its owner, the package document,
+    //! the registry's and the package's URLs).
+    //!
+    //! Implement [`Guest`] (`init`) and [`RichFormatter`] (`format`) for one
+    //! type and pass it to
+    //! [`export_rich_hook_formatter!`](crate::export_rich_hook_formatter).
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "rich-hook-formatter",
+        pub_export_macro: true,
+        export_macro_name: "export_rich_hook_formatter",
+        default_bindings_module: "cairn_plugin_sdk::rich_hook_formatter",
+        with: {
+            "cairn:plugin/types@0.1.1": crate::auth_policy::cairn::plugin::types,
+            "cairn:plugin/host@0.1.1": crate::auth_policy::cairn::plugin::host,
+        },
+    });
+
+    /// The `rich-formatter` interface: `format(event, context)`.
+    pub use self::exports::cairn::plugin::rich_formatter::Guest as RichFormatter;
+    pub use crate::types::{Event, Header, HookContext, Outbound};
+}
+
+#[allow(missing_docs)]
+pub mod binary_source_adapter {
+    //! Bindings for the `binary-source-adapter` world (0.1.1): an upstream
+    //! adapter (`kind = "upstream-adapter"`) that is a source for Cairn's
+    //! binary mirror. It lists directories ([`BinarySource::list`]); Cairn
+    //! downloads the files from the entries' URLs itself (through the
+    //! plugin's `allowed_hosts`), so their bytes never pass through the plugin.
+    //!
+    //! Implement [`Guest`] (`init`) and [`BinarySource`] (`list`) for one type
+    //! and pass it to [`export_binary_source_adapter!`](crate::export_binary_source_adapter).
+    //! HTTP goes through [`fetch`] (or the [`get`] shorthand).
+
+    wit_bindgen::generate!({
+        path: "../../wit",
+        world: "binary-source-adapter",
+        pub_export_macro: true,
+        export_macro_name: "export_binary_source_adapter",
+        default_bindings_module: "cairn_plugin_sdk::binary_source_adapter",
+        with: {
+            "cairn:plugin/types@0.1.1": crate::auth_policy::cairn::plugin::types,
+            "cairn:plugin/host@0.1.1": crate::auth_policy::cairn::plugin::host,
+            "cairn:plugin/fetch@0.1.1": crate::upstream_adapter::cairn::plugin::fetch,
+        },
+    });
+
+    /// The `binary-source` interface: `list`.
+    pub use self::exports::cairn::plugin::binary_source::Guest as BinarySource;
+    pub use crate::types::{BinaryEntry, Header, HttpRequest, HttpResponse};
+    pub use crate::upstream_adapter::{fetch, get};
 }

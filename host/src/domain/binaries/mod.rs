@@ -2,13 +2,15 @@
 //! valid, what a path names, who may sync), the sources that read an
 //! upstream tree (`node`: the autoindex HTML of a Node.js-style dist site;
 //! `bucket`: S3/GCS ListObjects XML; `github`: a repository's releases;
-//! `api`: another Cairn's `/-/binary/<category>/` JSON) and the sync that
+//! `api`: another Cairn's `/-/binary/<category>/` JSON; `plugin`: an
+//! upstream-adapter plugin exporting `binary-source`) and the sync that
 //! walks one (`sync`).
 
 pub mod api;
 pub mod bucket;
 pub mod github;
 pub mod node;
+pub mod plugin;
 pub mod sync;
 
 use crate::config::BinaryConfig;

@@ -70,7 +70,12 @@ pub async fn list(app: &App, url: &str) -> Result<Option<Vec<Item>>, outbound::E
 
 /// A small upstream document (a page, a checksum list); `None` on 404.
 pub async fn small(app: &App, url: &str) -> Result<Option<bytes::Bytes>, outbound::Error> {
-    let resp = app.outbound.get(url).max_bytes(MAX_PAGE_BYTES, "the binary page limit").send().await?;
+    small_guarded(app, url, &|_| Ok(())).await
+}
+
+/// [`small`] going only where `guard` allows (a plugin source's hosts).
+pub async fn small_guarded(app: &App, url: &str, guard: outbound::Guard<'_>) -> Result<Option<bytes::Bytes>, outbound::Error> {
+    let resp = app.outbound.get(url).max_bytes(MAX_PAGE_BYTES, "the binary page limit").guard(guard).send().await?;
     if resp.status() == 404 {
         return Ok(None);
     }

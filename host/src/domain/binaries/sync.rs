@@ -42,6 +42,10 @@ struct Stats {
 struct Walk<'a> {
     app: Arc<App>,
     cfg: BinaryConfig,
+    /// A plugin source (`type` names a plugin), else None.
+    plugin: Option<Arc<super::plugin::Source>>,
+    /// Checksums the plugin gave with its last listing (name → hex).
+    given_sums: HashMap<String, String>,
     log: &'a mut TaskLog,
     stats: Stats,
     /// `api`: the upstream's clock when it answered the first listing.
@@ -60,12 +64,16 @@ struct Listing {
 /// Runs the sync of `category`; the summary line, or why it must run again.
 pub(crate) async fn run(app: &Arc<App>, category: &str, log: &mut TaskLog) -> Result<String, SyncError> {
     let cfg = super::binary(app, category).map_err(|e| SyncError::Fail(e.to_string()))?.clone();
-    log.line(format!("binary {category}: walking {}", cfg.dist_url)).await;
-    let since = if cfg.kind == "api" { last_complete(app, category).await } else { None };
+    let plugin = super::plugin::source(app, &cfg).map_err(SyncError::Fail)?.map(Arc::new);
+    match &plugin {
+        Some(p) => log.line(format!("binary {category}: walking plugin {}", p.name())).await,
+        None => log.line(format!("binary {category}: walking {}", cfg.dist_url)).await,
+    }
+    let since = if cfg.kind == "api" && plugin.is_none() { last_complete(app, category).await } else { None };
     if let Some(since) = since {
         log.line(format!("asking only for what changed since {}", crate::util::iso_ms(since))).await;
     }
-    let mut walk = Walk { app: app.clone(), cfg, log, stats: Stats::default(), upstream_date: None };
+    let mut walk = Walk { app: app.clone(), cfg, plugin, given_sums: HashMap::new(), log, stats: Stats::default(), upstream_date: None };
     let complete = walk.dir("/".into(), HashMap::new(), since).await;
     if complete {
         walk.record_complete().await;
@@ -136,6 +144,13 @@ impl Walk<'_> {
         patterns.iter().any(|p| super::glob_match(p, name))
     }
 
+    /// Where downloads may go: anywhere for a built-in source; a plugin
+    /// source's URLs only to its `allowed_hosts` (every redirect hop too).
+    fn guard(&self) -> impl Fn(&url::Url) -> Result<(), String> + Send + Sync + 'static {
+        let plugin = self.plugin.clone();
+        move |url| plugin.as_ref().map_or(Ok(()), |p| p.may_fetch(url))
+    }
+
     fn failed(&mut self, retryable: bool) {
         self.stats.failed += 1;
         self.stats.retryable |= retryable;
@@ -146,6 +161,9 @@ impl Walk<'_> {
     async fn list(&mut self, parent: &str, since: Option<i64>) -> Result<Option<Listing>, outbound::Error> {
         let url = format!("{}{}", self.cfg.dist_url, &parent[1..]);
         let full = |items: Option<Vec<Item>>| items.map(|items| Listing { items, incremental: false, sums: None });
+        if let Some(plugin) = self.plugin.clone() {
+            return Ok(full(plugin.list(parent, &mut self.given_sums).await?));
+        }
         match self.cfg.kind.as_str() {
             "api" => {
                 let Some(changes) = super::api::changes(&self.app, &url, since).await? else { return Ok(None) };
@@ -198,7 +216,9 @@ impl Walk<'_> {
             // An unchanged checksum list is read only when files changed beside it.
             let sums = sums.filter(|_| stored.contains_key(SHASUMS) && items.iter().any(|i| !i.is_dir));
             let sums_item = items.iter().find(|i| i.name == SHASUMS).or(sums.as_ref());
-            let Some(sums) = self.checksums(&parent, sums_item, inherited).await else { return false };
+            let Some(mut sums) = self.checksums(&parent, sums_item, inherited).await else { return false };
+            // The source's own checksums win over a SHASUMS256.txt.
+            sums.extend(std::mem::take(&mut self.given_sums));
             let newest = newest_dir(&items).map(str::to_string);
             let mut complete = true;
             let wanted: Vec<&Item> = items.iter().filter(|i| !self.ignored(i)).collect();
@@ -236,7 +256,8 @@ impl Walk<'_> {
         inherited: HashMap<String, String>,
     ) -> Option<HashMap<String, String>> {
         let Some(item) = item else { return Some(inherited) };
-        match node::small(&self.app, &item.url).await {
+        let guard = self.guard();
+        match node::small_guarded(&self.app, &item.url, &guard).await {
             Ok(Some(text)) => Some(node::parse_shasums(&String::from_utf8_lossy(&text)).into_iter().collect()),
             Ok(None) => Some(inherited),
             Err(e) => {
@@ -308,7 +329,9 @@ impl Walk<'_> {
             self.stats.rejected += 1;
             return false;
         }
-        let resp = match self.app.outbound.get(&item.url).max_bytes(self.cfg.max_file_bytes, "max_file_bytes").send().await {
+        let guard = self.guard();
+        let req = self.app.outbound.get(&item.url).max_bytes(self.cfg.max_file_bytes, "max_file_bytes").guard(&guard);
+        let resp = match req.send().await {
             Ok(r) if r.status() == 404 => {
                 self.log.line(format!("{path}: the upstream answered 404, skipped")).await;
                 return true;
@@ -401,7 +424,7 @@ fn verified(
                     let why = if size.is_some_and(|s| s != n) {
                         Some(format!("{n} bytes received, {} advertised", size.unwrap_or(0)))
                     } else if sha256.as_ref().is_some_and(|s| *s != hex) {
-                        Some(format!("sha256 {hex} differs from SHASUMS256.txt"))
+                        Some(format!("sha256 {hex} differs from the listed checksum (SHASUMS256.txt or the source's)"))
                     } else {
                         None
                     };

@@ -9,8 +9,11 @@
 //!
 //! A hook that names a formatter has each attempt's request built by that
 //! `hook-formatter` plugin (body, content type, extra headers); the body it
-//! returns is what is signed. A formatter that is gone or faults fails the
-//! attempt (retried like a connection error), naming the plugin.
+//! returns is what is signed. Formatters built for `rich-formatter` (0.1.1)
+//! also get the delivery's [`types::HookContext`]: the hook and its owner,
+//! the package document, the registry's and the package's URLs. A formatter
+//! that is gone or faults fails the attempt (retried like a connection
+//! error), naming the plugin.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -55,21 +58,48 @@ const RESERVED: &[&str] =
     &["content-type", "content-length", "transfer-encoding", "host", "connection", "x-npm-signature", "x-cairn-delivery"];
 
 /// The event as a formatter sees it, from the delivery's npm body.
-fn event_of(d: &Delivery) -> types::Event {
-    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+fn event_of(d: &Delivery, body: &Value) -> types::Event {
     let change = body.get("change").cloned().unwrap_or_else(|| Value::Object(Default::default()));
+    let version = body.get("version").and_then(Value::as_str).map(str::to_string);
     types::Event {
         kind: d.event.clone(),
         package: d.package.clone(),
-        version: body.get("version").and_then(Value::as_str).map(str::to_string),
-        actor: change.get("user").and_then(Value::as_str).map(str::to_string),
+        actor: actor_of(&d.event, &change, body, version.as_deref()),
+        version,
         time: body.get("time").and_then(Value::as_i64).map(crate::util::iso_ms).unwrap_or_default(),
         payload_json: change.to_string(),
     }
 }
 
+/// Who caused the event, where the outbox knows: the publisher of a
+/// published version (its `_npmUser` in the document), the user who starred.
+fn actor_of(event: &str, change: &Value, body: &Value, version: Option<&str>) -> Option<String> {
+    let name = match event {
+        "package:publish" => body.get("payload")?.get("versions")?.get(version?)?.pointer("/_npmUser/name"),
+        "package:star" | "package:unstar" => change.get("user"),
+        _ => None,
+    };
+    name.and_then(Value::as_str).map(str::to_string)
+}
+
+/// What a rich formatter gets besides the event, from the hook and the delivery's npm body.
+fn context_of(hook: &Hook, d: &Delivery, body: &Value, registry_url: &str) -> types::HookContext {
+    let registry_url = registry_url.trim_end_matches('/').to_string();
+    types::HookContext {
+        delivery_id: d.id.clone(),
+        attempt: u32::try_from(d.attempts.max(1)).unwrap_or(u32::MAX),
+        hook_id: hook.id.clone(),
+        hook_owner: hook.owner.clone(),
+        hook_type: hook.kind.clone(),
+        hook_name: hook.name.clone(),
+        package_url: format!("{registry_url}/{}", d.package),
+        registry_url,
+        package_json: body.get("payload").filter(|p| p.is_object()).map(Value::to_string),
+    }
+}
+
 /// The request to send: npm's JSON body, or what the hook's formatter makes of the event.
-async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery) -> Result<types::Outbound, String> {
+async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery, registry_url: &str) -> Result<types::Outbound, String> {
     let Some(name) = &hook.formatter else {
         return Ok(types::Outbound { body: d.body.clone().into_bytes(), content_type: "application/json".into(), headers: Vec::new() });
     };
@@ -78,7 +108,9 @@ async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery) -> Result<type
         .get(name)
         .filter(|p| p.kind() == PluginKind::HookFormatter)
         .ok_or_else(|| format!("formatter {name}: no such hook-formatter plugin is loaded"))?;
-    let mut out = plugin.format(&event_of(d)).await.map_err(|f| format!("formatter {name} failed: {}", f.message))?;
+    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+    let (event, context) = (event_of(d, &body), context_of(hook, d, &body, registry_url));
+    let mut out = plugin.format(&event, &context).await.map_err(|f| format!("formatter {name} failed: {}", f.message))?;
     // Values must be visible ASCII (RFC 9110 deprecates anything else; many receivers cannot read it).
     if let Some(h) = out.headers.iter().find(|h| !h.value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))) {
         return Err(format!("formatter {name} returned a bad result: the value of header {} is not visible ASCII", h.name));
@@ -87,8 +119,8 @@ async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery) -> Result<type
     Ok(out)
 }
 
-async fn send(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery) -> Outcome {
-    let out = match request_of(plugins, hook, d).await {
+async fn send(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery, registry_url: &str) -> Outcome {
+    let out = match request_of(plugins, hook, d, registry_url).await {
         Ok(out) => out,
         Err(error) => return Outcome::Transient(None, error),
     };
@@ -125,17 +157,20 @@ pub fn backoff_ms(base: u64, attempts: i64) -> i64 {
     (full / 2 + random % (full / 2 + 1)) as i64
 }
 
-/// Sends `d` once; the outcome as the store records it.
+/// Sends `d` once; the outcome as the store records it. `registry_url` (the
+/// public URL) is for formatters' links.
+#[allow(clippy::too_many_arguments)]
 pub async fn attempt(
     client: &Outbound,
     plugins: &Plugins,
+    registry_url: &str,
     hook: &Hook,
     d: &Delivery,
     max_attempts: i64,
     base_ms: u64,
     now: impl Fn() -> i64,
 ) -> Attempt {
-    match send(client, plugins, hook, d).await {
+    match send(client, plugins, hook, d, registry_url).await {
         Outcome::Ok(code) => Attempt::Delivered { code },
         Outcome::Transient(code, error) if d.attempts < max_attempts => {
             Attempt::Retry { code, run_after: now() + backoff_ms(base_ms, d.attempts), error }
@@ -147,6 +182,57 @@ pub async fn attempt(
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
+    use crate::store::hooks::{Delivery, Hook};
+
+    #[test]
+    fn events_and_contexts_come_from_the_npm_body() {
+        let doc = json!({"name": "@a/b", "versions": {"1.0.0": {"_npmUser": {"name": "alice"}}}});
+        let body = json!({"event": "package:publish", "name": "@a/b", "version": "1.0.0", "hookOwner": {"username": "bob"},
+            "payload": doc, "change": {"version": "1.0.0"}, "time": 0});
+        let d = Delivery {
+            id: "d1".into(),
+            hook_id: "h1".into(),
+            event_seq: 1,
+            event: "package:publish".into(),
+            package: "@a/b".into(),
+            body: body.to_string(),
+            state: "pending".into(),
+            attempts: 2,
+            response_code: None,
+            last_error: None,
+            run_after: 0,
+            created_at: 0,
+            updated_at: 0,
+            finished_at: None,
+        };
+        let hook = Hook {
+            id: "h1".into(),
+            owner: "bob".into(),
+            kind: "scope".into(),
+            name: "@a".into(),
+            endpoint: "http://127.0.0.1:9/".into(),
+            secret: "s".into(),
+            formatter: Some("f".into()),
+            created_at: 0,
+            updated_at: 0,
+            delivered: false,
+            last_delivery: None,
+            response_code: None,
+            status: "active".into(),
+        };
+        let event = super::event_of(&d, &body);
+        assert_eq!((event.actor.as_deref(), event.version.as_deref()), (Some("alice"), Some("1.0.0")));
+        assert_eq!(event.payload_json, r#"{"version":"1.0.0"}"#);
+        let c = super::context_of(&hook, &d, &body, "http://npm.example.com/");
+        assert_eq!((c.delivery_id.as_str(), c.attempt, c.hook_owner.as_str(), c.hook_type.as_str()), ("d1", 2, "bob", "scope"));
+        assert_eq!((c.registry_url.as_str(), c.package_url.as_str()), ("http://npm.example.com", "http://npm.example.com/@a/b"));
+        assert_eq!(c.package_json.map(|j| serde_json::from_str::<serde_json::Value>(&j).unwrap()), Some(doc));
+        let star = json!({"change": {"user": "carol"}});
+        assert_eq!(super::actor_of("package:star", &star["change"], &star, None).as_deref(), Some("carol"));
+        assert_eq!(super::actor_of("package:owner", &star["change"], &star, None), None);
+    }
     #[test]
     fn signature_is_hex_hmac_sha256() {
         // RFC 4231 test case 2.

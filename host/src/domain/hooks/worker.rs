@@ -125,7 +125,8 @@ async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup:
             let _ = tokio::time::timeout(DELIVERY_IDLE, notified).await;
             continue;
         };
-        let outcome = deliver::attempt(&client, &app.plugins, &hook, &delivery, cfg.max_attempts as i64, cfg.retry_base_ms, now_ms).await;
+        let (plugins, url) = (&app.plugins, app.config.public_url.as_str());
+        let outcome = deliver::attempt(&client, plugins, url, &hook, &delivery, cfg.max_attempts as i64, cfg.retry_base_ms, now_ms).await;
         if let crate::store::hooks::Attempt::Failed { error, .. } = &outcome {
             tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = delivery.attempts, error, "hook delivery failed");
         }
