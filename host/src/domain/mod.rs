@@ -8,6 +8,7 @@ pub mod auth;
 pub mod binaries;
 pub mod changes;
 pub mod downloads;
+pub mod health;
 pub mod hooks;
 pub mod integrity;
 pub mod login_limit;
@@ -82,7 +83,14 @@ impl From<StoreError> for Error {
 
 impl From<BlobError> for Error {
     fn from(e: BlobError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            // The detail names the storage service: logged, not answered.
+            BlobError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "the blob store is unavailable");
+                Error::Unavailable("the blob store is unavailable; try again later".into())
+            }
+            other => Error::Internal(other.to_string()),
+        }
     }
 }
 
