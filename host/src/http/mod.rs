@@ -8,6 +8,7 @@ mod admin;
 mod binaries;
 mod downloads;
 pub mod error;
+mod health;
 mod hooks;
 mod meta;
 mod package_admin;
