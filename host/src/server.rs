@@ -110,7 +110,13 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
 }
 
 /// Serves one accepted connection on its own task, watched for graceful shutdown.
-fn serve_connection(app: &Arc<App>, graceful: &GracefulShutdown, stream: tokio::net::TcpStream, peer: SocketAddr, header_timeout: Duration) {
+fn serve_connection(
+    app: &Arc<App>,
+    graceful: &GracefulShutdown,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    header_timeout: Duration,
+) {
     let _ = stream.set_nodelay(true);
     let app = app.clone();
     let service = service_fn(move |req| {
