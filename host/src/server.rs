@@ -53,6 +53,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     tracing::info!(listen = %local, storage = app.store.backend(), blobs = %app.blobs.describe(), public_url = %app.config.public_url, "cairn is serving");
     let mut workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
     workers.extend(crate::domain::hooks::worker::start(app.clone()));
+    workers.extend(crate::domain::cluster::start(app.clone()));
     let follower = crate::domain::changes::start_follower(app.clone());
     let sweeper = crate::blob::sweep::spawn(
         app.store.clone(),

@@ -59,6 +59,7 @@ conformance!(
     deprecations_apply_to_the_current_manifest,
     referenced_blobs_are_found,
     binary_entries_round_trip,
+    announcements_reach_listeners,
 );
 
 fn user(name: &str) -> User {
@@ -465,4 +466,22 @@ async fn binary_entries_round_trip(s: &dyn Store) {
     let mut found = s.referenced_blobs(&["binaries/node/k1".into(), "binaries/node/k3".into()]).await.unwrap();
     found.sort();
     assert_eq!(found, ["binaries/node/k3"]);
+}
+
+async fn announcements_reach_listeners(s: &dyn Store) {
+    use futures_util::StreamExt;
+    match s.listen().await.unwrap() {
+        None => {
+            assert_eq!(s.backend(), "sqlite", "only SQLite has no listener");
+            s.announce("n1 pkg").await.unwrap();
+        }
+        Some(mut heard) => {
+            s.announce("n1 pkg").await.unwrap();
+            s.announce("n1 @scope/other").await.unwrap();
+            for expected in ["n1 pkg", "n1 @scope/other"] {
+                let h = tokio::time::timeout(std::time::Duration::from_secs(10), heard.next()).await.expect("heard in time");
+                assert_eq!(h, Some(cairn::store::Heard::Message(expected.into())));
+            }
+        }
+    }
 }

@@ -7,6 +7,7 @@ mod app;
 pub mod auth;
 pub mod binaries;
 pub mod changes;
+pub mod cluster;
 pub mod downloads;
 pub mod health;
 pub mod hooks;

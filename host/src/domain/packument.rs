@@ -1,9 +1,11 @@
 //! Packuments (package documents) built from storage, and the per-package cache
 //! of their serialized forms. Reads are served from the cache: full and
 //! abbreviated JSON, each also gzipped once at build time, with an ETag. Every
-//! write to a package invalidates its entry; with several processes sharing a
-//! database, entries also expire after `packument_cache_ttl_secs`. The cache is
-//! bounded by entries and by bytes (`packument_cache_entries`, `cache_max_bytes`).
+//! write to a package invalidates its entry, here and (on PostgreSQL) in every
+//! other process sharing the database (`domain::cluster`); entries also expire
+//! after `packument_cache_ttl_secs`, a safety net for an announcement lost. The
+//! cache is bounded by entries and by bytes (`packument_cache_entries`,
+//! `cache_max_bytes`).
 
 use std::collections::HashSet;
 use std::io::Write;
@@ -98,6 +100,11 @@ pub struct PackumentCache {
     /// Names whose expired entry one request is revalidating; the others keep
     /// serving the entry meanwhile (no rebuild stampede).
     revalidating: Mutex<HashSet<String>>,
+    /// Bumped by every invalidation: an entry built from a read that began
+    /// before one is not cached (it may predate the write).
+    generation: AtomicU64,
+    /// Names this process changed, for the other processes.
+    pub(crate) outbox: crate::domain::cluster::Outbox,
 }
 
 /// What the cache holds for a name.
@@ -114,11 +121,32 @@ enum Hit {
 impl PackumentCache {
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: u64) -> Self {
         let entries = bounded_cache(max_entries, max_bytes, |name, entry: &Arc<Cached>| name.len() + entry.weight);
-        PackumentCache { entries, ttl, revalidating: Mutex::new(HashSet::new()) }
+        PackumentCache {
+            entries,
+            ttl,
+            revalidating: Mutex::new(HashSet::new()),
+            generation: AtomicU64::new(0),
+            outbox: crate::domain::cluster::Outbox::new(),
+        }
     }
 
+    /// After a write to `name`: drops its entry here and announces the change
+    /// to the other processes.
     pub fn invalidate(&self, name: &str) {
+        self.forget(name);
+        self.outbox.push(name);
+    }
+
+    /// Drops the entry of `name` (another process changed it).
+    pub fn forget(&self, name: &str) {
         self.entries.remove(name);
+        self.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Drops every entry (announcements may have been missed).
+    pub fn clear(&self) {
+        self.entries.clear();
+        self.generation.fetch_add(1, Ordering::SeqCst);
     }
 
     fn hit(&self, name: &str) -> Hit {
@@ -134,8 +162,12 @@ impl PackumentCache {
         self.revalidating.lock().expect("cache lock").remove(name);
     }
 
-    pub(crate) fn put(&self, entry: Arc<Cached>) {
-        self.entries.insert(entry.name.clone(), entry);
+    /// Caches `entry`, built from a read that began at `generation`, unless an
+    /// invalidation came since.
+    pub(crate) fn put(&self, entry: Arc<Cached>, generation: u64) {
+        if self.generation.load(Ordering::SeqCst) == generation {
+            self.entries.insert(entry.name.clone(), entry);
+        }
     }
 
     /// Entries and their weight in bytes.
@@ -166,12 +198,13 @@ pub async fn lookup(app: &App, name: &str, fresh: bool) -> Result<Lookup> {
             Hit::Miss => {}
         }
     }
+    let generation = app.packuments.generation.load(Ordering::SeqCst);
     let blocked = app.store.block(name).await?;
     let Some(record) = app.store.package(name).await? else {
         return Ok(Lookup::Missing(blocked));
     };
     let entry = Arc::new(build(&record, blocked, &app.config.public_url));
-    app.packuments.put(entry.clone());
+    app.packuments.put(entry.clone(), generation);
     Ok(Lookup::Found(entry))
 }
 
@@ -410,7 +443,7 @@ mod tests {
     fn the_cache_is_bounded_by_entries_and_by_bytes() {
         let cache = PackumentCache::new(Duration::from_secs(60), 4, 1 << 20);
         for i in 0..100 {
-            cache.put(entry(&format!("small-{i}"), 10));
+            cache.put(entry(&format!("small-{i}"), 10), 0);
         }
         let (entries, _) = cache.usage();
         assert!(entries <= 4, "{entries} entries kept, 4 allowed");
@@ -419,11 +452,28 @@ mod tests {
         let big = entry("big-0", 100_000);
         assert!(big.weight() > 200_000, "weight {} counts documents, gzips and the value", big.weight());
         for i in 0..50 {
-            cache.put(entry(&format!("big-{i}"), 100_000));
+            cache.put(entry(&format!("big-{i}"), 100_000), 0);
         }
         let (entries, bytes) = cache.usage();
         assert!(bytes <= 1 << 20, "{bytes} bytes kept in {entries} entries, 1 MiB allowed");
         assert!(entries >= 1);
+    }
+
+    #[test]
+    fn an_entry_read_before_an_invalidation_is_not_cached() {
+        let cache = PackumentCache::new(Duration::from_secs(60), 100, 1 << 20);
+        let before = cache.generation.load(Ordering::SeqCst);
+        cache.forget("a");
+        cache.put(entry("a", 10), before);
+        assert!(matches!(cache.hit("a"), Hit::Miss), "built before the change: not cached");
+        cache.put(entry("a", 10), cache.generation.load(Ordering::SeqCst));
+        assert!(matches!(cache.hit("a"), Hit::Fresh(_)));
+        cache.invalidate("a");
+        assert!(matches!(cache.hit("a"), Hit::Miss));
+        assert_eq!(cache.outbox.drain(), ["a"], "a local write is announced");
+        cache.put(entry("b", 10), cache.generation.load(Ordering::SeqCst));
+        cache.clear();
+        assert!(matches!(cache.hit("b"), Hit::Miss));
     }
 
     #[test]

@@ -247,6 +247,19 @@ pub enum StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// One item of [`Store::listen`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Heard {
+    /// A message another process (or this one) announced.
+    Message(String),
+    /// The listening connection was lost and is being made again: messages
+    /// sent meanwhile are lost.
+    Gap,
+}
+
+/// The stream [`Store::listen`] returns; it never ends.
+pub type Announcements = futures_util::stream::BoxStream<'static, Heard>;
+
 #[async_trait]
 pub trait Store: HookStore + BinaryStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
@@ -256,6 +269,11 @@ pub trait Store: HookStore + BinaryStore + Send + Sync + 'static {
     /// Waits for open connections to finish and closes the pool.
     async fn close(&self);
     async fn ping(&self) -> StoreResult<()>;
+    /// Tells every other process on this database `message` (PostgreSQL
+    /// `NOTIFY`; nothing on SQLite, whose processes share one machine).
+    async fn announce(&self, message: &str) -> StoreResult<()>;
+    /// What other processes announce, as it comes; `None` on SQLite.
+    async fn listen(&self) -> StoreResult<Option<Announcements>>;
 
     /// Fails with `Conflict` when the name is taken.
     async fn create_user(&self, user: &User) -> StoreResult<()>;

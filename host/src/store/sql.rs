@@ -37,6 +37,9 @@ fn map_unique(e: sqlx::Error, what: impl FnOnce() -> String) -> StoreError {
     }
 }
 
+/// The PostgreSQL channel of [`Store::announce`].
+const ANNOUNCE_CHANNEL: &str = "cairn_changes";
+
 /// How often a package write is tried when writers keep colliding.
 const WRITE_ATTEMPTS: u32 = 6;
 
@@ -577,6 +580,17 @@ macro_rules! sql_store {
             async fn ping(&self) -> StoreResult<()> {
                 sqlx::query("SELECT 1").execute(&self.pool).await?;
                 Ok(())
+            }
+
+            async fn announce(&self, message: &str) -> StoreResult<()> {
+                if $backend == "postgres" {
+                    sqlx::query("SELECT pg_notify($1, $2)").bind(ANNOUNCE_CHANNEL).bind(message).execute(&self.pool).await?;
+                }
+                Ok(())
+            }
+
+            async fn listen(&self) -> StoreResult<Option<super::Announcements>> {
+                self.listener().await
             }
 
             async fn create_user(&self, user: &User) -> StoreResult<()> {
@@ -1311,7 +1325,35 @@ impl SqliteStore {
     }
 }
 
+impl SqliteStore {
+    async fn listener(&self) -> StoreResult<Option<super::Announcements>> {
+        Ok(None)
+    }
+}
+
 impl PostgresStore {
+    /// A connection of its own that `LISTEN`s; a lost connection is a
+    /// [`super::Heard::Gap`], then made again (after a pause while it fails).
+    async fn listener(&self) -> StoreResult<Option<super::Announcements>> {
+        use super::Heard;
+        use futures_util::StreamExt;
+        let mut listener = sqlx::postgres::PgListener::connect_with(&self.pool).await?;
+        listener.listen(ANNOUNCE_CHANNEL).await?;
+        let stream = futures_util::stream::unfold(listener, |mut listener| async move {
+            let heard = match listener.try_recv().await {
+                Ok(Some(n)) => Heard::Message(n.payload().to_string()),
+                Ok(None) => Heard::Gap,
+                Err(e) => {
+                    tracing::warn!(error = %e, "listening for other processes' changes failed; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    Heard::Gap
+                }
+            };
+            Some((heard, listener))
+        });
+        Ok(Some(stream.boxed()))
+    }
+
     pub async fn connect(url: &str, max_connections: u32) -> StoreResult<Self> {
         use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
         let options = PgConnectOptions::from_str(url)?;
