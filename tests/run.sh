@@ -14,6 +14,10 @@
 # Installs or starts what the tests need when it is missing:
 # - PostgreSQL on 127.0.0.1:5432 (user postgres, trust auth; each test creates
 #   and drops its own database). Override with CAIRN_TEST_PG=postgres://...
+# - moto's S3 server (`moto_server`, pip package `moto[server]`) on a free
+#   loopback port, stopped at exit, for the blob conformance suite and the S3
+#   end-to-end tests (each makes its own bucket). Override with
+#   CAIRN_TEST_S3=http://host:port.
 # - npm 10 (for `npm hook`), pnpm 9 and yarn berry 4, installed from the npm registry into
 #   ${CAIRN_CLIENTS_DIR:-~/.cache/cairn-test-clients} (outside the repository)
 #   (npm 10 under npm10/) and handed to the tests as CAIRN_PNPM, CAIRN_YARN and
@@ -35,6 +39,29 @@ if [ -z "${CAIRN_TEST_PG:-}" ] && ! (command -v pg_isready >/dev/null && pg_isre
   for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
 fi
 export CAIRN_TEST_PG="$pg_url"
+
+cleanup=()
+trap 'for c in "${cleanup[@]}"; do eval "$c"; done' EXIT
+if [ -z "${CAIRN_TEST_S3:-}" ]; then
+  if ! command -v moto_server >/dev/null; then
+    echo "installing moto[server] with pip" >&2
+    python3 -m pip install --quiet 'moto[server]' >&2
+    hash -r
+  fi
+  s3_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+  if command -v moto_server >/dev/null; then
+    moto_server -H 127.0.0.1 -p "$s3_port" >/dev/null 2>&1 &
+  else
+    python3 -m moto.server -H 127.0.0.1 -p "$s3_port" >/dev/null 2>&1 &
+  fi
+  moto_pid=$!
+  cleanup+=("kill $moto_pid 2>/dev/null || true")
+  for _ in $(seq 1 120); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$s3_port") 2>/dev/null && break
+    sleep 0.5
+  done
+  export CAIRN_TEST_S3="http://127.0.0.1:$s3_port"
+fi
 
 command -v node >/dev/null && command -v npm >/dev/null || {
   echo "node and npm are required for the npm client tests" >&2
@@ -95,7 +122,7 @@ CARGO_TARGET_DIR="$target/wasm-plugins" cargo clippy --manifest-path plugins/Car
 
 cargo build --workspace --tests --locked
 log=$(mktemp)
-trap 'rm -f "$log"' EXIT
+cleanup+=("rm -f '$log'")
 set +e
 cargo test --workspace --locked --no-fail-fast 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}

@@ -29,6 +29,9 @@ pub struct Config {
     pub request_timeout_secs: u64,
     /// Seconds in-flight requests get to finish after SIGINT/SIGTERM.
     pub shutdown_grace_secs: u64,
+    /// Seconds a process keeps serving after SIGINT/SIGTERM with `/-/ready`
+    /// answering 503, so a load balancer takes it out before it stops accepting.
+    pub shutdown_delay_secs: u64,
     /// Maximum database connections in the pool.
     pub database_max_connections: u32,
     /// Seconds a cached packument is trusted before it is rebuilt (writes in
@@ -53,6 +56,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub publish: PublishConfig,
     pub log: LogConfig,
+    /// Where tarballs, binaries and task logs are kept: files under `data_dir`, or S3-compatible object storage.
+    pub blobs: BlobsConfig,
     /// Webhooks: limits, delivery workers, retries, allowed private targets.
     pub hooks: HooksConfig,
     /// WebAssembly plugins, run in the order given.
@@ -369,6 +374,76 @@ impl HooksConfig {
     }
 }
 
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum BlobKind {
+    /// Files under `<data_dir>/blobs`.
+    #[default]
+    Local,
+    /// An S3-compatible bucket.
+    S3,
+}
+
+/// `[blobs]`: the blob store. The S3 keys are read when `kind = "s3"`, and by
+/// `cairn blobs copy` when it copies to or from S3.
+#[derive(Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BlobsConfig {
+    pub kind: BlobKind,
+    pub bucket: Option<String>,
+    /// `http(s)://host:port` of an S3-compatible server; none: the provider's default.
+    pub endpoint: Option<String>,
+    /// Default: `AWS_DEFAULT_REGION` / `AWS_REGION`, else `us-east-1`.
+    pub region: Option<String>,
+    /// A key prefix (e.g. `prod/`) under which every blob is stored.
+    pub prefix: String,
+    /// With `secret_access_key`; without both, the standard AWS environment variables apply.
+    pub access_key_id: Option<String>,
+    pub secret_access_key: Option<String>,
+}
+
+/// Credentials are never printed, not even in a debug dump of the config.
+impl std::fmt::Debug for BlobsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let hidden = |v: &Option<String>| v.as_ref().map(|_| "***");
+        f.debug_struct("BlobsConfig")
+            .field("kind", &self.kind)
+            .field("bucket", &self.bucket)
+            .field("endpoint", &self.endpoint.as_deref().map(redact_url))
+            .field("region", &self.region)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &hidden(&self.access_key_id))
+            .field("secret_access_key", &hidden(&self.secret_access_key))
+            .finish()
+    }
+}
+
+impl BlobsConfig {
+    /// Checks the S3 keys (needed when `kind = "s3"`, and by `cairn blobs copy`).
+    pub fn validate_s3(&self) -> Result<(), ConfigError> {
+        let bucket = self.bucket.as_deref().unwrap_or("");
+        let ok_bucket = (3..=63).contains(&bucket.len())
+            && bucket.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '.');
+        if !ok_bucket {
+            return Err(ConfigError::Invalid(format!(
+                "[blobs] bucket {bucket:?} must be an S3 bucket name (3-63 lowercase letters, digits, '-' or '.')"
+            )));
+        }
+        if let Some(e) = &self.endpoint {
+            if !(e.starts_with("http://") || e.starts_with("https://")) || e.contains('@') {
+                return Err(ConfigError::Invalid("[blobs] endpoint must be an http:// or https:// URL without credentials".into()));
+            }
+        }
+        if self.access_key_id.is_some() != self.secret_access_key.is_some() {
+            return Err(ConfigError::Invalid("[blobs] access_key_id and secret_access_key go together".into()));
+        }
+        if self.prefix.starts_with('/') || self.prefix.contains("//") || self.prefix.contains("..") {
+            return Err(ConfigError::Invalid(format!("[blobs] prefix {:?} must be a relative key prefix such as \"prod/\"", self.prefix)));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
@@ -388,6 +463,7 @@ impl Default for Config {
             max_body_bytes: 150 * 1024 * 1024,
             request_timeout_secs: 60,
             shutdown_grace_secs: 30,
+            shutdown_delay_secs: 0,
             database_max_connections: 16,
             packument_cache_ttl_secs: 5,
             packument_cache_entries: 10_000,
@@ -399,6 +475,7 @@ impl Default for Config {
             auth: AuthConfig::default(),
             publish: PublishConfig::default(),
             log: LogConfig::default(),
+            blobs: BlobsConfig::default(),
             hooks: HooksConfig::default(),
             plugins: Vec::new(),
             config_path: None,
@@ -603,6 +680,9 @@ impl Config {
         }
         self.validate_hooks()?;
         self.validate_binaries()?;
+        if self.blobs.kind == BlobKind::S3 {
+            self.blobs.validate_s3()?;
+        }
         let mut names = std::collections::HashSet::new();
         for p in &self.plugins {
             if p.name.is_empty() || !p.name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
@@ -765,6 +845,30 @@ allow_public_registration = false
         );
         assert_eq!(strip_userinfo("http://u:p%40ss@h:1/p?q=a@b"), "http://h:1/p?q=a@b");
         assert_eq!(strip_userinfo("no url here"), "no url here");
+    }
+
+    #[test]
+    fn blobs_table_parses_and_is_checked() {
+        let mut c = Config::default();
+        c.validate().unwrap();
+        assert_eq!(c.blobs.kind, BlobKind::Local);
+        let text = "[blobs]\nkind = \"s3\"\nbucket = \"cairn\"\nendpoint = \"http://127.0.0.1:5055\"\nregion = \"us-east-1\"\nprefix = \"prod/\"\naccess_key_id = \"AKID\"\nsecret_access_key = \"s3cr3t\"\n";
+        let mut c = Config::from_toml(text).unwrap();
+        c.validate().unwrap();
+        assert_eq!((c.blobs.kind, c.blobs.bucket.as_deref(), c.blobs.prefix.as_str()), (BlobKind::S3, Some("cairn"), "prod/"));
+        assert!(!format!("{c:?}").contains("s3cr3t"), "the secret is not in a debug dump");
+        for bad in [
+            "[blobs]\nkind = \"s3\"\n",
+            "[blobs]\nkind = \"s3\"\nbucket = \"Bad_Name\"\n",
+            "[blobs]\nkind = \"s3\"\nbucket = \"ok-name\"\nendpoint = \"127.0.0.1:9\"\n",
+            "[blobs]\nkind = \"s3\"\nbucket = \"ok-name\"\naccess_key_id = \"only-one\"\n",
+            "[blobs]\nkind = \"s3\"\nbucket = \"ok-name\"\nprefix = \"/abs\"\n",
+        ] {
+            assert!(Config::from_toml(bad).unwrap().validate().is_err(), "{bad}");
+        }
+        assert!(Config::from_toml("[blobs]\nkind = \"gcs\"\n").is_err());
+        // The S3 keys may sit beside kind = "local" (for `cairn blobs copy`).
+        Config::from_toml("[blobs]\nbucket = \"ok-name\"\n").unwrap().validate().unwrap();
     }
 
     #[test]

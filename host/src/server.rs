@@ -14,7 +14,6 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use crate::blob::LocalBlobStore;
 use crate::config::{redact_url, Config};
 use crate::domain::App;
 use crate::http::{self, ApiError};
@@ -27,9 +26,7 @@ pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
     let store = store::open(&url, config.database_max_connections)
         .await
         .map_err(|e| anyhow::anyhow!("opening database {}: {e}", redact_url(&url)))?;
-    let blobs = Arc::new(
-        LocalBlobStore::open(config.blob_dir()).map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
-    );
+    let blobs = crate::blob::open(&config).await?;
     let plugins = crate::plugins::Plugins::load(&config).await?;
     let app = App::new(config, store, blobs, plugins);
     crate::domain::registries::seed(&app, &app.config.registries)
@@ -55,7 +52,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     let flusher = spawn_flusher(app.clone());
     // Listening for other nodes' changes before the first request is served.
     let cluster = crate::domain::cluster::start(app.clone()).await;
-    tracing::info!(listen = %local, storage = app.store.backend(), public_url = %app.config.public_url, "cairn is serving");
+    tracing::info!(listen = %local, storage = app.store.backend(), blobs = %app.blobs.describe(), public_url = %app.config.public_url, "cairn is serving");
     let mut workers = crate::domain::sync::start_workers(app.clone(), &worker_id());
     workers.extend(crate::domain::hooks::worker::start(app.clone()));
     let follower = crate::domain::changes::start_follower(app.clone());
@@ -66,38 +63,28 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         Duration::from_secs(app.config.blob_sweep_interval_secs),
     );
     let header_timeout = Duration::from_secs(app.config.request_timeout_secs);
-    tokio::pin!(shutdown);
+    // On the signal, `/-/ready` answers 503 at once; requests are still
+    // accepted for `shutdown_delay_secs`, so a load balancer can take this
+    // process out of rotation before it stops listening.
+    let drain = async {
+        shutdown.await;
+        app.draining.store(true, std::sync::atomic::Ordering::SeqCst);
+        let delay = Duration::from_secs(app.config.shutdown_delay_secs);
+        tracing::info!(delay_secs = delay.as_secs(), "draining: /-/ready answers 503");
+        tokio::time::sleep(delay).await;
+    };
+    tokio::pin!(drain);
     loop {
         tokio::select! {
-            accepted = listener.accept() => {
-                let (stream, peer) = match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        // Running out of file descriptors must not end the server.
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let _ = stream.set_nodelay(true);
-                let app = app.clone();
-                let service = service_fn(move |req| {
-                    let app = app.clone();
-                    async move { Ok::<_, std::convert::Infallible>(handle_logged(app, req, peer).await) }
-                });
-                let conn = http1::Builder::new()
-                    .timer(TokioTimer::new())
-                    .header_read_timeout(header_timeout)
-                    .keep_alive(true)
-                    .serve_connection(TokioIo::new(stream), service);
-                let conn = graceful.watch(conn);
-                tokio::spawn(async move {
-                    if let Err(e) = conn.await {
-                        tracing::debug!(error = %e, %peer, "connection ended with an error");
-                    }
-                });
-            }
-            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => serve_connection(&app, &graceful, stream, peer, header_timeout),
+                Err(e) => {
+                    // Running out of file descriptors must not end the server.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = &mut drain => break,
         }
     }
     drop(listener);
@@ -125,6 +112,33 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     app.store.close().await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Serves one accepted connection on its own task, watched for graceful shutdown.
+fn serve_connection(
+    app: &Arc<App>,
+    graceful: &GracefulShutdown,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    header_timeout: Duration,
+) {
+    let _ = stream.set_nodelay(true);
+    let app = app.clone();
+    let service = service_fn(move |req| {
+        let app = app.clone();
+        async move { Ok::<_, std::convert::Infallible>(handle_logged(app, req, peer).await) }
+    });
+    let conn = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .keep_alive(true)
+        .serve_connection(TokioIo::new(stream), service);
+    let conn = graceful.watch(conn);
+    tokio::spawn(async move {
+        if let Err(e) = conn.await {
+            tracing::debug!(error = %e, %peer, "connection ended with an error");
+        }
+    });
 }
 
 /// Reloads plugins on SIGHUP.

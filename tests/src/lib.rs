@@ -10,6 +10,7 @@ pub mod fuzz;
 pub mod hook_receiver;
 pub mod pg;
 pub mod publish;
+pub mod s3;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};

@@ -578,3 +578,44 @@ async fn plugin_sources_are_checked_at_start() {
         assert!(log.contains(needle), "expected {needle:?} in:\n{log}");
     }
 }
+
+/// The mirror on S3 (moto): a file larger than a multipart part streamed up
+/// and served whole and by `Range`; the file whose checksum is wrong left no
+/// object in the bucket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_on_s3_storage() {
+    let endpoint = cairn_e2e::s3::endpoint();
+    let bucket = cairn_e2e::s3::create_bucket(&endpoint).await;
+    let d = Dist::start().await;
+    let big = bytes_of(3, 6_000_000);
+    let tree = publish_tree(&d, true, big.clone(), D1);
+    let tail = format!(
+        "{}\n[[binaries]]\ncategory = \"node\"\ntype = \"node\"\ndist_url = {:?}\n",
+        cairn_e2e::s3::blobs_toml(&endpoint, &bucket),
+        d.base
+    );
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;
+    let admin = s.add_admin("admin", PW).await;
+    let (task, log) = sync(&s, &admin).await;
+    assert_eq!(task["state"], "success", "{log}");
+    assert!(log.contains("bad.tar.gz: rejected"), "{log}");
+
+    let path = "/-/binary/node/v2.0.0/node-v2.0.0.tar.gz";
+    let resp = fetch(&s, path, &[], Method::GET).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), big.as_slice());
+    let (start, end) = (5 * 1024 * 1024 - 100, 5 * 1024 * 1024 + 99);
+    let resp = fetch(&s, path, &[("range", &format!("bytes={start}-{end}"))], Method::GET).await;
+    assert_eq!(resp.status(), StatusCode::PARTIAL_CONTENT);
+    assert_eq!(resp.headers()["content-range"], format!("bytes {start}-{end}/{}", big.len()).as_str());
+    assert_eq!(resp.bytes().await.unwrap().as_ref(), &big[start..=end]);
+    let resp = fetch(&s, "/-/binary/node/v1.0.0/node-v1.0.0.tar.gz", &[], Method::HEAD).await;
+    assert_eq!(resp.headers()["content-length"], tree.good.len().to_string().as_str());
+
+    // index.json, SHASUMS256.txt, the good file, docs/readme.txt and the big one; not bad.tar.gz.
+    let xml = reqwest::get(format!("{endpoint}/{bucket}?list-type=2&prefix=cairn/binaries/")).await.unwrap().text().await.unwrap();
+    let sizes: Vec<usize> = xml.split("<Size>").skip(1).filter_map(|s| s.split("</Size>").next()?.parse().ok()).collect();
+    assert_eq!(sizes.len(), 5, "{xml}");
+    assert!(!sizes.contains(&tree.bad.len()), "no object of the rejected file: {sizes:?}");
+    assert!(!s.data_dir.path().join("blobs/binaries").exists());
+}

@@ -5,8 +5,54 @@ use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use cairn_e2e::{assert_error, cairn_bin, Backend, Method, Server, ServerOptions, StatusCode};
+use cairn_e2e::{assert_error, both_backends, cairn_bin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::json;
+
+both_backends!(health_and_readiness, sigterm_turns_ready_off_then_drains);
+
+/// `/-/health` answers while the process lives; `/-/ready` only while the
+/// database and the blob store can be used.
+async fn health_and_readiness(backend: Backend) {
+    let s = Server::start(backend).await;
+    assert_eq!(s.get("/-/health", None).await, (StatusCode::OK, json!({"ok": true})));
+    assert_eq!(s.get("/-/ready", None).await, (StatusCode::OK, json!({"ok": true})));
+    let head = s.client.head(s.url("/-/ready")).send().await.unwrap();
+    assert_eq!(head.status(), StatusCode::OK);
+    // The blob directory gone: not ready (nothing could be stored), though alive.
+    let blobs = s.data_dir.path().join("blobs");
+    std::fs::rename(&blobs, s.data_dir.path().join("elsewhere")).unwrap();
+    let (status, body) = s.get("/-/ready", None).await;
+    assert_error(status, &body, 503);
+    assert_eq!(body["reason"], "the blob store is unreachable");
+    assert_eq!(s.get("/-/health", None).await.0, StatusCode::OK);
+    std::fs::rename(s.data_dir.path().join("elsewhere"), &blobs).unwrap();
+    assert_eq!(s.get("/-/ready", None).await.0, StatusCode::OK);
+}
+
+/// On SIGTERM `/-/ready` turns 503 at once while requests are still served for
+/// `shutdown_delay_secs`; then the process stops accepting and exits cleanly.
+async fn sigterm_turns_ready_off_then_drains(backend: Backend) {
+    let mut s = Server::start_with(ServerOptions::new(backend).toml("shutdown_delay_secs = 4")).await;
+    assert_eq!(s.get("/-/ready", None).await.0, StatusCode::OK);
+    std::process::Command::new("kill").arg("-TERM").arg(s.pid().to_string()).status().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(3);
+    loop {
+        let (status, body) = s.get("/-/ready", None).await;
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            assert_eq!(body["reason"], "shutting down");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/-/ready still {status} after SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Still serving during the delay.
+    assert_eq!(s.get("/-/health", None).await.0, StatusCode::OK);
+    assert_eq!(s.get("/-/ping", None).await.0, StatusCode::OK);
+    let status = s.stop_with("0").await;
+    assert!(status.success(), "exit status {status:?}; log:\n{}", s.log());
+    assert!(s.log().contains("draining: /-/ready answers 503"), "{}", s.log());
+    assert!(TcpStream::connect(s.addr).is_err(), "the listener is closed");
+}
 
 #[tokio::test]
 async fn unknown_routes_and_errors_are_json() {

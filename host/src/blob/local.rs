@@ -174,6 +174,20 @@ impl BlobStore for LocalBlobStore {
         .map_err(std::io::Error::other)??;
         Ok(entries.into_iter().filter(|e| e.key.starts_with(&prefix) && !e.key.starts_with(".tmp/")).collect())
     }
+
+    async fn check(&self) -> Result<(), BlobError> {
+        // Every write goes through the temp directory: without it nothing can be stored.
+        let meta = tokio::fs::metadata(self.root.join(".tmp")).await?;
+        if meta.is_dir() {
+            Ok(())
+        } else {
+            Err(std::io::Error::other(format!("{} is not a directory", self.root.join(".tmp").display())).into())
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("local {}", self.root.display())
+    }
 }
 
 #[cfg(test)]

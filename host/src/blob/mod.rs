@@ -1,12 +1,14 @@
 //! Blob storage for tarballs and logs, behind [`BlobStore`].
 //!
 //! Keys are relative, `/`-separated paths such as `packages/foo/foo-1.0.0.tgz`.
-//! Callers never see file paths, so an S3-compatible store (for example on the
-//! `object_store` crate) can be added as another implementation without
-//! touching them. Invariant: a reader sees either no blob or a whole blob under
-//! a key, never a partial one.
+//! Callers never see file paths or object URLs: [`LocalBlobStore`] keeps files
+//! under a directory, [`S3BlobStore`] objects in an S3-compatible bucket, and
+//! [`open`] picks one from `[blobs]`. Invariant: a reader sees either no blob
+//! or a whole blob under a key, never a partial one.
 
+pub mod copy;
 mod local;
+mod s3;
 pub mod sweep;
 
 use std::pin::Pin;
@@ -16,6 +18,7 @@ use bytes::Bytes;
 use futures_util::Stream;
 
 pub use local::LocalBlobStore;
+pub use s3::{S3BlobStore, PART_SIZE as S3_PART_SIZE};
 
 pub type ByteStream = Pin<Box<dyn Stream<Item = std::io::Result<Bytes>> + Send>>;
 
@@ -43,8 +46,13 @@ pub struct BlobEntry {
 pub enum BlobError {
     #[error("invalid blob key {0:?}")]
     InvalidKey(String),
+    /// A local I/O error, or the error a stream handed to `put_stream` ended with.
     #[error("blob io error: {0}")]
     Io(#[from] std::io::Error),
+    /// The storage service cannot be reached or refused the request (S3 down,
+    /// timeouts, bad credentials): worth retrying later.
+    #[error("blob store unavailable: {0}")]
+    Unavailable(String),
 }
 
 #[async_trait]
@@ -95,6 +103,35 @@ pub trait BlobStore: Send + Sync + 'static {
     /// The blobs whose key starts with `prefix` (e.g. `tarballs/`), in no
     /// particular order, with their age; writes in progress are not listed.
     async fn list(&self, prefix: &str) -> Result<Vec<BlobEntry>, BlobError>;
+    /// Whether the store can be used now (for `/-/ready` and the check at start).
+    async fn check(&self) -> Result<(), BlobError> {
+        Ok(())
+    }
+    /// What the store is, for logs: `local <dir>` or `s3 <bucket>/<prefix>`.
+    fn describe(&self) -> String {
+        "blob store".into()
+    }
+}
+
+/// The blob store `[blobs]` configures, checked: a missing bucket or refused
+/// credentials fail here, at start, not on the first publish.
+pub async fn open(config: &crate::config::Config) -> anyhow::Result<std::sync::Arc<dyn BlobStore>> {
+    open_kind(config, config.blobs.kind).await
+}
+
+/// A blob store of `kind` with the settings of `config` (local: `<data_dir>/blobs`;
+/// s3: the `[blobs]` keys), checked.
+pub async fn open_kind(config: &crate::config::Config, kind: crate::config::BlobKind) -> anyhow::Result<std::sync::Arc<dyn BlobStore>> {
+    use crate::config::BlobKind;
+    let store: std::sync::Arc<dyn BlobStore> = match kind {
+        BlobKind::Local => std::sync::Arc::new(
+            LocalBlobStore::open(config.blob_dir())
+                .map_err(|e| anyhow::anyhow!("opening blob store {}: {e}", config.blob_dir().display()))?,
+        ),
+        BlobKind::S3 => std::sync::Arc::new(S3BlobStore::open(&config.blobs)?),
+    };
+    store.check().await.map_err(|e| anyhow::anyhow!("the blob store ({}) cannot be used: {e}", store.describe()))?;
+    Ok(store)
 }
 
 /// Rejects keys that could escape the store: empty, absolute, `.`/`..` or empty segments, NUL or backslash.

@@ -33,6 +33,8 @@ pub struct App {
     pub outbound: crate::outbound::Outbound,
     /// Upstreams that failed recently: proxy reads and search do not wait on them.
     pub upstream_outages: crate::domain::upstream::Outages,
+    /// Set on SIGTERM/SIGINT: `/-/ready` answers 503 while in-flight work drains.
+    pub draining: std::sync::atomic::AtomicBool,
 }
 
 impl App {
@@ -68,6 +70,7 @@ impl App {
             proxy,
             outbound,
             upstream_outages: Default::default(),
+            draining: Default::default(),
         })
     }
 

@@ -13,6 +13,11 @@ use crate::store::ChangeSignal;
 /// backend has none (SQLite) or listening could not start (logged: the TTL
 /// still bounds staleness).
 pub async fn start(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
+    // The listener holds one pooled connection for good.
+    if app.config.database_max_connections < 2 && app.store.backend() == "postgres" {
+        tracing::warn!("database_max_connections is 1: not listening for other nodes' changes (cached documents may lag by the cache TTL)");
+        return None;
+    }
     let mut signals = match app.store.change_signals().await {
         Ok(Some(rx)) => rx,
         Ok(None) => return None,

@@ -9,6 +9,7 @@ pub mod binaries;
 pub mod changes;
 pub mod cluster;
 pub mod downloads;
+pub mod health;
 pub mod hooks;
 pub mod hot_tarballs;
 pub mod integrity;
@@ -84,7 +85,14 @@ impl From<StoreError> for Error {
 
 impl From<BlobError> for Error {
     fn from(e: BlobError) -> Self {
-        Error::Internal(e.to_string())
+        match e {
+            // The detail names the storage service: logged, not answered.
+            BlobError::Unavailable(detail) => {
+                tracing::warn!(error = %detail, "the blob store is unavailable");
+                Error::Unavailable("the blob store is unavailable; try again later".into())
+            }
+            other => Error::Internal(other.to_string()),
+        }
     }
 }
 

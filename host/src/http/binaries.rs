@@ -128,11 +128,11 @@ async fn file(req: &Req, e: &BinaryEntry) -> ApiResult {
     let gone = || ApiError::not_found(format!("{}{} is missing from the blob store", e.parent, e.name));
     let resp = match range(req, size) {
         None => {
-            let blob = req.app.blobs.get(key).await.map_err(|_| ApiError::internal())?.ok_or_else(gone)?;
+            let blob = req.app.blobs.get(key).await.map_err(crate::domain::Error::from)?.ok_or_else(gone)?;
             blob_response(&req.method, blob, &headers)
         }
         Some(Ok((start, len))) => {
-            let blob = req.app.blobs.get_range(key, start, len).await.map_err(|_| ApiError::internal())?.ok_or_else(gone)?;
+            let blob = req.app.blobs.get_range(key, start, len).await.map_err(crate::domain::Error::from)?.ok_or_else(gone)?;
             let mut resp = blob_response(&req.method, blob, &headers);
             *resp.status_mut() = StatusCode::PARTIAL_CONTENT;
             with_header(resp, header::CONTENT_RANGE, format!("bytes {start}-{}/{size}", start + len - 1))

@@ -9,6 +9,7 @@ mod binaries;
 mod binaries_html;
 mod downloads;
 pub mod error;
+mod health;
 mod hooks;
 mod meta;
 mod package_admin;

@@ -19,7 +19,7 @@ use crate::domain::App;
 use crate::domain::{auth, Identity};
 
 use super::request::{decode_segment, parse_query, refuse_oversized, too_large, BodySlot};
-use super::{admin, binaries, downloads, hooks, meta, package_admin, packages, registries, search, sync, tokens, users};
+use super::{admin, binaries, downloads, health, hooks, meta, package_admin, packages, registries, search, sync, tokens, users};
 use super::{ApiError, ApiResult, Req, Response};
 
 /// Routes that authenticate themselves from the body (login), so a stale token
@@ -112,6 +112,8 @@ async fn route(req: Req) -> ApiResult {
     match (&m, segs.as_slice()) {
         (&Method::GET | &Method::HEAD, []) => meta::root(req).await,
         (&Method::GET | &Method::HEAD, ["-", "ping"]) => meta::ping(req).await,
+        (&Method::GET | &Method::HEAD, ["-", "health"]) => health::health(req).await,
+        (&Method::GET | &Method::HEAD, ["-", "ready"]) => health::ready(req).await,
         (&Method::GET, ["-", "whoami"]) => meta::whoami(req).await,
 
         (&Method::PUT, ["-", "user", couch]) => users::login(req, couch).await,

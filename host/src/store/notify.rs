@@ -18,7 +18,7 @@ impl SqliteStore {
 }
 
 impl PostgresStore {
-    /// Listens on a connection of its own (outside the pool) until the
+    /// Listens on a connection taken from the pool for good, until the
     /// receiver is dropped. A lost connection is reconnected by sqlx; what was
     /// sent meanwhile is unknown, so `Lost` is signalled.
     pub(super) async fn listen(pool: &sqlx::PgPool) -> StoreResult<Option<mpsc::Receiver<ChangeSignal>>> {
