@@ -13,7 +13,7 @@ use cairn_e2e::publish::{poll, PW};
 use cairn_e2e::{both_backends, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
-both_backends!(bucket_source, github_source, html_browsing, api_resync_asks_since, api_resync_without_since);
+both_backends!(bucket_source, github_source, github_digests_are_verified, html_browsing, api_resync_asks_since, api_resync_without_since);
 
 // ------------------------------------------------------------------ helpers
 
@@ -289,6 +289,33 @@ async fn github_source(backend: Backend) {
     );
     let (_, v1) = s.get("/-/binary/app/v1.0.0/", None).await;
     assert_eq!(names(&v1), ["app-arm.tgz", "app.tgz"]);
+}
+
+/// Where the API gives an asset's `digest` (`sha256:<hex>`), the download is
+/// checked against it: a mismatch is rejected (and its release left
+/// incomplete), a match is mirrored.
+async fn github_digests_are_verified(backend: Backend) {
+    use sha2::Digest;
+    let releases: Releases = Arc::default();
+    let gh = fake_github(releases.clone()).await;
+    let mut rel = release(&gh.base, "v1.0.0", T1, &[("good.tgz", T1, 300), ("bad.tgz", T1, 200)]);
+    let good = hex::encode(sha2::Sha256::digest(asset_body("v1.0.0", "good.tgz", 300)));
+    rel["assets"][0]["digest"] = json!(format!("sha256:{good}"));
+    rel["assets"][1]["digest"] = json!(format!("sha256:{}", "0".repeat(64)));
+    releases.lock().unwrap().push(rel);
+    let keys = format!("api_url = \"{}/api\"\nrepo = \"o/r\"", gh.base);
+    let s = server(backend, &binary_toml("app", "github", &keys)).await;
+    let admin = s.add_admin("admin", PW).await;
+    let (task, log) = sync(&s, &admin, "app").await;
+    assert_eq!(task["state"], "success", "{log}");
+    assert!(log.contains("v1.0.0/bad.tgz: rejected"), "{log}");
+    assert!(log.contains("1 files fetched") && log.contains("1 rejected"), "{log}");
+    let (status, _, body) = bytes(&s, "/-/binary/app/v1.0.0/good.tgz", "*/*").await;
+    assert_eq!((status, body == asset_body("v1.0.0", "good.tgz", 300)), (StatusCode::OK, true));
+    let (status, _, _) = bytes(&s, "/-/binary/app/v1.0.0/bad.tgz", "*/*").await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, root) = s.get("/-/binary/app/", None).await;
+    assert!(names(&root).is_empty(), "v1.0.0/ is incomplete: {root}");
 }
 
 // ------------------------------------------------------------------ HTML

@@ -5,6 +5,8 @@
 //! `updated_at`). Release pages are followed through `Link: rel="next"`,
 //! only on the API's own origin.
 
+use std::collections::HashMap;
+
 use serde::Deserialize;
 
 use crate::config::BinaryConfig;
@@ -45,6 +47,9 @@ struct Asset {
     browser_download_url: String,
     #[serde(default)]
     state: Option<String>,
+    /// `sha256:<hex>`, where the API gives one.
+    #[serde(default)]
+    digest: Option<String>,
 }
 
 impl Release {
@@ -71,11 +76,19 @@ impl Release {
         })
     }
 
-    fn files(self) -> Vec<Item> {
+    /// The uploaded assets as files; `sums` gets the SHA-256 digests the API
+    /// gives (by name), which the sync verifies.
+    fn files(self, sums: &mut HashMap<String, String>) -> Vec<Item> {
         let uploaded = self.assets.into_iter().filter(|a| a.state.as_deref().is_none_or(|s| s == "uploaded"));
         uploaded
             .filter(|a| {
                 node::usable(&a.name) && (a.browser_download_url.starts_with("http://") || a.browser_download_url.starts_with("https://"))
+            })
+            .inspect(|a| {
+                let hex = a.digest.as_deref().and_then(|d| d.strip_prefix("sha256:"));
+                if let Some(hex) = hex.filter(|h| h.len() == 64 && h.chars().all(|c| c.is_ascii_hexdigit())) {
+                    sums.insert(a.name.clone(), hex.to_ascii_lowercase());
+                }
             })
             .map(|a| Item {
                 is_dir: false,
@@ -108,16 +121,23 @@ async fn get<T: serde::de::DeserializeOwned>(app: &App, url: &str) -> Result<Opt
     Ok(Some((resp.error_for_status()?.json().await?, next)))
 }
 
-/// Lists `parent`: `/` (the releases, every page) or `/<tag>/` (its assets);
-/// `None` when the API answers 404 or the path is deeper.
-pub async fn list(app: &App, cfg: &BinaryConfig, parent: &str) -> Result<Option<Vec<Item>>, outbound::Error> {
+/// Lists `parent`: `/` (the releases, every page) or `/<tag>/` (its assets,
+/// with the SHA-256 digests the API gives in `sums`); `None` when the API
+/// answers 404 or the path is deeper.
+pub async fn list(
+    app: &App,
+    cfg: &BinaryConfig,
+    parent: &str,
+    sums: &mut HashMap<String, String>,
+) -> Result<Option<Vec<Item>>, outbound::Error> {
+    sums.clear();
     let tag = parent.trim_matches('/');
     if tag.contains('/') {
         return Ok(None);
     }
     if !tag.is_empty() {
         let url = format!("{}/repos/{}/releases/tags/{}", cfg.api_url, cfg.repo, percent_encoding::utf8_percent_encode(tag, SEGMENT));
-        return Ok(get::<Release>(app, &url).await?.map(|(r, _)| r.files()));
+        return Ok(get::<Release>(app, &url).await?.map(|(r, _)| r.files(sums)));
     }
     let mut url = format!("{}/repos/{}/releases?per_page={PER_PAGE}&page=1", cfg.api_url, cfg.repo);
     let mut items = Vec::new();
@@ -149,14 +169,18 @@ mod tests {
         assert_eq!(next_link(r#"<http://api.test/x?page=1>; rel="prev""#), None);
         let r: Release = serde_json::from_str(
             r#"{"tag_name":"v1.0.0","published_at":"2024-01-01T00:00:00Z","assets":[
-                {"name":"a.tgz","size":3,"updated_at":"2024-02-01T00:00:00Z","browser_download_url":"http://dl.test/a.tgz"},
+                {"name":"a.tgz","size":3,"updated_at":"2024-02-01T00:00:00Z","browser_download_url":"http://dl.test/a.tgz",
+                 "digest":"sha256:BA7816BF8F01CFEA414140DE5DAE2223B00361A396177A9CB410FF61F20015AD"},
                 {"name":"b.tgz","size":3,"state":"starter","browser_download_url":"http://dl.test/b.tgz"},
                 {"name":"../c","size":3,"browser_download_url":"http://dl.test/c"}]}"#,
         )
         .unwrap();
         assert_eq!(r.date(), "2024-02-01T00:00:00Z");
-        let files = r.files();
+        let mut sums = HashMap::new();
+        let files = r.files(&mut sums);
         assert_eq!(files.len(), 1);
+        assert_eq!(sums.get("a.tgz").map(String::as_str), Some("ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"));
+        assert_eq!(sums.len(), 1);
         assert_eq!((files[0].name.as_str(), files[0].size, files[0].url.as_str()), ("a.tgz", Some(3), "http://dl.test/a.tgz"));
     }
 }

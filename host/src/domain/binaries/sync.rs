@@ -44,7 +44,8 @@ struct Walk<'a> {
     cfg: BinaryConfig,
     /// A plugin source (`type` names a plugin), else None.
     plugin: Option<Arc<super::plugin::Source>>,
-    /// Checksums the plugin gave with its last listing (name → hex).
+    /// Checksums the source gave with its last listing (a plugin's, GitHub's
+    /// asset digests): name → SHA-256 hex.
     given_sums: HashMap<String, String>,
     log: &'a mut TaskLog,
     stats: Stats,
@@ -179,7 +180,7 @@ impl Walk<'_> {
                 Ok(Some(Listing { items: changes.items, incremental: changes.incremental, sums }))
             }
             "bucket" => Ok(full(super::bucket::list(&self.app, &self.cfg, parent).await?)),
-            "github" => Ok(full(super::github::list(&self.app, &self.cfg, parent).await?)),
+            "github" => Ok(full(super::github::list(&self.app, &self.cfg, parent, &mut self.given_sums).await?)),
             _ => Ok(full(node::list(&self.app, &url).await?)),
         }
     }
