@@ -2,6 +2,8 @@
 //! one delivery per matching hook (with the body fixed then, so every retry
 //! sends, and signs, the same bytes), and `[hooks] workers` delivery loops
 //! claim due deliveries and send them. Nothing here runs on a request's path.
+//! Every process, hooks enabled or not, also prunes what is no longer needed
+//! ([`prune`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,15 +25,24 @@ const FAN_OUT_IDLE: Duration = Duration::from_millis(100);
 /// Longest pause of an idle delivery loop (woken at once by a fan-out here).
 const DELIVERY_IDLE: Duration = Duration::from_millis(500);
 
-/// Starts the fan-out loop and the delivery workers (none when `[hooks] enabled = false`).
+/// How often a process prunes old deliveries and events.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per statement: short transactions, other writers get turns between.
+const PRUNE_BATCH: i64 = 1000;
+/// Statements per kind and round; a larger backlog is worked off over several rounds.
+const PRUNE_MAX_BATCHES: usize = 100;
+
+/// Starts the pruning loop, and (unless `[hooks] enabled = false`) the fan-out
+/// loop and the delivery workers.
 pub fn start(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let pruner = tokio::spawn(prune_loop(app.clone()));
     if !app.config.hooks.enabled {
-        return Vec::new();
+        return vec![pruner];
     }
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let policy = Arc::new(TargetPolicy::new(app.config.hooks.allowed_nets()));
     let client = deliver::client(policy, Duration::from_millis(app.config.hooks.timeout_ms));
-    let mut handles = vec![tokio::spawn(fan_out_loop(app.clone(), wakeup.clone()))];
+    let mut handles = vec![pruner, tokio::spawn(fan_out_loop(app.clone(), wakeup.clone()))];
     for _ in 0..app.config.hooks.workers {
         handles.push(tokio::spawn(delivery_loop(app.clone(), client.clone(), wakeup.clone())));
     }
@@ -134,5 +145,61 @@ async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup:
         }
         // The next one to this hook may be due now.
         wakeup.notify_waiters();
+    }
+}
+
+/// What one [`prune`] deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: u64,
+    pub events: u64,
+}
+
+/// Deletes what is no longer needed, as of `now`: delivered and failed
+/// deliveries that finished more than `[hooks] retention_days` ago or are not
+/// among the newest [`DELIVERY_HISTORY`](super::DELIVERY_HISTORY) finished
+/// ones of their hook (all the history endpoint shows), and outbox events
+/// older than the retention (events no process fanned out, because hooks were
+/// disabled everywhere). A pending delivery is never deleted, so nothing
+/// undelivered is lost and per-hook order (which only looks at pending
+/// deliveries) is untouched. Safe on any number of processes at once.
+pub async fn prune(app: &App, now: i64) -> crate::domain::Result<Pruned> {
+    let before = now - i64::from(app.config.hooks.retention_days) * 86_400_000;
+    let mut pruned = Pruned::default();
+    for _ in 0..PRUNE_MAX_BATCHES {
+        let n = app.store.prune_deliveries(before, super::DELIVERY_HISTORY, PRUNE_BATCH).await?;
+        pruned.deliveries += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    for _ in 0..PRUNE_MAX_BATCHES {
+        let n = app.store.prune_hook_events(before, PRUNE_BATCH).await?;
+        pruned.events += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(pruned)
+}
+
+async fn prune_loop(app: Arc<App>) {
+    loop {
+        match prune(&app, now_ms()).await {
+            Ok(p) => {
+                if p.deliveries > 0 {
+                    tracing::info!(deliveries = p.deliveries, "pruned old hook deliveries");
+                }
+                if p.events > 0 {
+                    tracing::warn!(
+                        events = p.events,
+                        retention_days = app.config.hooks.retention_days,
+                        "dropped hook events that no process fanned out within the retention (is [hooks] enabled anywhere?)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pruning hook deliveries failed"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
     }
 }
