@@ -423,7 +423,7 @@ macro_rules! hooks_store_impl {
                 let _turn = self.write_turn().await;
                 let old = sqlx::query(&format!(
                     "DELETE FROM hook_deliveries WHERE id IN (SELECT id FROM hook_deliveries \
-                     WHERE state <> 'pending' AND COALESCE(finished_at, updated_at) < $1 LIMIT $2 {})",
+                     WHERE state <> 'pending' AND finished_at < $1 LIMIT $2 {})",
                     $skip_locked
                 ))
                 .bind(finished_before)
