@@ -77,28 +77,28 @@ async fn fan_out_loop(app: Arc<App>, wakeup: Arc<tokio::sync::Notify>) {
     }
 }
 
-/// The package document now, for the delivery's `payload`.
-async fn payload(app: &App, package: &str) -> crate::domain::Result<Value> {
+/// The package document now, as JSON text, for the delivery's `payload`: the
+/// cache's serialization of it, neither copied as a value nor serialized again.
+async fn payload(app: &App, package: &str) -> crate::domain::Result<String> {
     Ok(match packument::lookup(app, package, true).await? {
-        Lookup::Found(entry) => entry.value.clone(),
-        Lookup::Missing(_) => json!({ "name": package }),
+        Lookup::Found(entry) => String::from_utf8_lossy(&entry.full.body).into_owned(),
+        Lookup::Missing(_) => json!({ "name": package }).to_string(),
     })
 }
 
-/// npm's hook body.
-fn body(event: &HookEvent, hook: &Hook, payload: &Value) -> String {
+/// npm's hook body, with the `payload` JSON text spliced in as it is (one
+/// event's payload serves all its hooks; the document can be large).
+fn body(event: &HookEvent, hook: &Hook, payload: &str) -> String {
     let change: Value = serde_json::from_str(&event.data).unwrap_or_else(|_| json!({}));
-    json!({
-        "event": event.event,
-        "name": event.package,
-        "type": "package",
-        "version": change.get("version").cloned().unwrap_or(Value::Null),
-        "hookOwner": { "username": hook.owner },
-        "payload": payload,
-        "change": change,
-        "time": event.created_at,
-    })
-    .to_string()
+    let version = change.get("version").cloned().unwrap_or(Value::Null);
+    let text = |s: &str| Value::from(s).to_string();
+    format!(
+        "{{\"event\":{},\"name\":{},\"type\":\"package\",\"version\":{version},\"hookOwner\":{{\"username\":{}}},\"payload\":{payload},\"change\":{change},\"time\":{}}}",
+        text(&event.event),
+        text(&event.package),
+        text(&hook.owner),
+        event.created_at,
+    )
 }
 
 /// One event to its deliveries; whether any was created.
@@ -201,5 +201,56 @@ async fn prune_loop(app: Arc<App>) {
             Err(e) => tracing::warn!(error = %e, "pruning hook deliveries failed"),
         }
         tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_npms_with_the_payload_as_given() {
+        let event = HookEvent {
+            seq: 1,
+            package: "@s/p\"q".into(),
+            event: "package:publish".into(),
+            data: r#"{"version":"1.0.0","tags":["latest"]}"#.into(),
+            owners: vec![],
+            created_at: 1_700_000_000_000,
+        };
+        let hook = Hook {
+            id: "h".into(),
+            owner: "ann".into(),
+            kind: "package".into(),
+            name: "p".into(),
+            endpoint: String::new(),
+            secret: String::new(),
+            formatter: None,
+            created_at: 0,
+            updated_at: 0,
+            delivered: false,
+            last_delivery: None,
+            response_code: None,
+            status: "active".into(),
+        };
+        let payload = r#"{"name":"@s/p\"q","versions":{"1.0.0":{}}}"#;
+        let text = body(&event, &hook, payload);
+        let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            json!({
+                "event": "package:publish",
+                "name": "@s/p\"q",
+                "type": "package",
+                "version": "1.0.0",
+                "hookOwner": {"username": "ann"},
+                "payload": {"name": "@s/p\"q", "versions": {"1.0.0": {}}},
+                "change": {"version": "1.0.0", "tags": ["latest"]},
+                "time": 1_700_000_000_000i64,
+            })
+        );
+        assert!(text.contains(payload), "the payload text is kept byte for byte");
+        let keys: Vec<&String> = parsed.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["event", "name", "type", "version", "hookOwner", "payload", "change", "time"]);
     }
 }
