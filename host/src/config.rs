@@ -351,6 +351,8 @@ pub struct HooksConfig {
     /// CIDRs that endpoints may resolve to although they are loopback, private,
     /// link-local or unspecified (refused by default).
     pub allow_private_targets: Vec<String>,
+    /// Days a finished delivery (and an event no process fanned out) is kept.
+    pub retention_days: u32,
 }
 
 impl Default for HooksConfig {
@@ -363,6 +365,7 @@ impl Default for HooksConfig {
             timeout_ms: 10_000,
             retry_base_ms: 30_000,
             allow_private_targets: Vec::new(),
+            retention_days: 30,
         }
     }
 }
@@ -579,6 +582,9 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "[hooks] workers must be 0-64, max_attempts and max_per_user at least 1, timeout_ms 1-600000".into(),
             ));
+        }
+        if !(1..=3650).contains(&h.retention_days) {
+            return Err(ConfigError::Invalid("[hooks] retention_days must be 1-3650".into()));
         }
         for cidr in &h.allow_private_targets {
             if cidr.parse::<ipnet::IpNet>().is_err() {
@@ -880,5 +886,18 @@ allow_public_registration = false
         c.validate().unwrap();
         let mut c = Config::from_toml("[publish]\nallowed_scopes = [\"acme\"]\n").unwrap();
         assert!(c.validate().is_err());
+    }
+
+    #[test]
+    fn hook_retention_is_checked() {
+        assert_eq!(Config::default().hooks.retention_days, 30);
+        let mut c = Config::from_toml("[hooks]\nretention_days = 7\n").unwrap();
+        c.validate().unwrap();
+        assert_eq!(c.hooks.retention_days, 7);
+        for bad in ["0", "3651"] {
+            let mut c = Config::from_toml(&format!("[hooks]\nretention_days = {bad}\n")).unwrap();
+            let err = c.validate().unwrap_err().to_string();
+            assert!(err.contains("retention_days"), "{bad}: {err}");
+        }
     }
 }

@@ -60,6 +60,7 @@ conformance!(
     referenced_blobs_are_found,
     binary_entries_round_trip,
     committed_package_changes_are_signalled,
+    hook_deliveries_keep_order_and_are_pruned,
 );
 
 fn user(name: &str) -> User {
@@ -497,4 +498,116 @@ async fn committed_package_changes_are_signalled(s: &dyn Store) {
 
 async fn next_signal(signals: &mut tokio::sync::mpsc::Receiver<ChangeSignal>) -> ChangeSignal {
     tokio::time::timeout(std::time::Duration::from_secs(5), signals.recv()).await.expect("a signal within 5 s").expect("open")
+}
+
+fn hook(id: &str) -> cairn::store::hooks::Hook {
+    cairn::store::hooks::Hook {
+        id: id.into(),
+        owner: "ann".into(),
+        kind: "package".into(),
+        name: "pkg".into(),
+        endpoint: "http://127.0.0.1:9/".into(),
+        secret: "s".into(),
+        formatter: None,
+        created_at: 1,
+        updated_at: 1,
+        delivered: false,
+        last_delivery: None,
+        response_code: None,
+        status: "active".into(),
+    }
+}
+
+/// Claims the next delivery as of `now`: (hook, event seq, attempts).
+async fn claim(s: &dyn Store, now: i64) -> Option<(cairn::store::hooks::Delivery, String)> {
+    s.claim_delivery(now, 60_000).await.unwrap().map(|(d, h)| (d, h.id))
+}
+
+/// The deliveries of `hook`: (event seq, state), oldest first.
+async fn states(s: &dyn Store, hook: &str) -> Vec<(i64, String)> {
+    let mut list: Vec<_> = s.deliveries(hook, 100).await.unwrap().into_iter().map(|d| (d.event_seq, d.state)).collect();
+    list.reverse();
+    list
+}
+
+/// Deliveries go out per hook in event order, one at a time; leases expire;
+/// pruning deletes finished deliveries by age and beyond the newest N per
+/// hook, in batches, and never a pending one; old outbox events go too.
+async fn hook_deliveries_keep_order_and_are_pruned(s: &dyn Store) {
+    use cairn::store::hooks::{Attempt, NewDelivery};
+    let t0 = store::now_ms();
+    assert!(s.create_hook(&hook("h1"), 20).await.unwrap());
+    assert!(s.create_hook(&hook("h2"), 20).await.unwrap());
+    for (i, v) in ["1.0.0", "1.1.0", "1.2.0", "1.3.0"].iter().enumerate() {
+        s.publish(&new_version(v, "ann", &format!("{}-a", i + 1))).await.unwrap();
+    }
+    let events = s.hook_events(10).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["package:publish"; 4]);
+    for e in &events {
+        let hooks = s.matching_hooks(&e.package, &e.owners).await.unwrap();
+        let ds: Vec<_> =
+            hooks.iter().map(|h| NewDelivery { id: format!("{}-{}", h.id, e.seq), hook_id: h.id.clone(), body: "{}".into() }).collect();
+        assert_eq!(ds.len(), 2);
+        assert!(s.fan_out(e, &ds, t0).await.unwrap());
+        assert!(!s.fan_out(e, &ds, t0).await.unwrap(), "an event is fanned out once");
+    }
+    assert!(s.hook_events(10).await.unwrap().is_empty());
+    let seq: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let done = |code| Attempt::Delivered { code };
+
+    // The first event of each hook; nothing more while those are pending.
+    let (a, b) = (claim(s, t0).await.unwrap(), claim(s, t0).await.unwrap());
+    assert_eq!((a.0.event_seq, b.0.event_seq, a.0.attempts), (seq[0], seq[0], 1));
+    assert_ne!(a.1, b.1);
+    assert!(claim(s, t0).await.is_none(), "an older delivery to each hook is pending");
+    s.finish_delivery(&a.0, &done(200), t0 + 1).await.unwrap();
+    s.finish_delivery(&b.0, &done(200), t0 + 1).await.unwrap();
+    let (a, b) = (claim(s, t0).await.unwrap(), claim(s, t0).await.unwrap());
+    assert_eq!((a.0.event_seq, b.0.event_seq), (seq[1], seq[1]));
+    let (h1s2, h2s2) = if a.1 == "h1" { (a.0, b.0) } else { (b.0, a.0) };
+    s.finish_delivery(&h1s2, &done(200), t0 + 2).await.unwrap();
+    // h1 goes on; h2's second delivery stays claimed (pending), so h2's later ones wait.
+    let c = claim(s, t0).await.unwrap();
+    assert_eq!((c.1.as_str(), c.0.event_seq), ("h1", seq[2]));
+    assert!(claim(s, t0).await.is_none());
+    s.finish_delivery(&c.0, &Attempt::Failed { code: Some(410), error: "the endpoint answered 410".into() }, t0 + 3).await.unwrap();
+    let c = claim(s, t0).await.unwrap();
+    assert_eq!((c.1.as_str(), c.0.event_seq), ("h1", seq[3]));
+    s.finish_delivery(&c.0, &done(204), t0 + 4).await.unwrap();
+    assert!(claim(s, t0).await.is_none());
+    // An expired lease gives the delivery to the next claimer, counting the attempt.
+    let again = claim(s, t0 + 60_001).await.unwrap();
+    assert_eq!((again.0.id.as_str(), again.0.attempts), (h2s2.id.as_str(), 2));
+
+    let pending = |n: usize| vec!["pending".to_string(); n];
+    assert_eq!(
+        states(s, "h1").await.iter().map(|(_, st)| st.as_str()).collect::<Vec<_>>(),
+        ["delivered", "delivered", "failed", "delivered"]
+    );
+    assert_eq!(states(s, "h2").await.into_iter().map(|(_, st)| st).collect::<Vec<_>>()[1..], pending(3));
+    // By age: strictly before the cut-off.
+    assert_eq!(s.prune_deliveries(t0 + 1, 100, 1000).await.unwrap(), 0);
+    assert_eq!(s.prune_deliveries(t0 + 2, 100, 1000).await.unwrap(), 2, "the first delivery of each hook");
+    assert_eq!(states(s, "h1").await, [(seq[1], "delivered".into()), (seq[2], "failed".into()), (seq[3], "delivered".into())]);
+    assert_eq!(states(s, "h2").await.into_iter().map(|(_, st)| st).collect::<Vec<_>>(), pending(3));
+    // Beyond the newest two finished ones of each hook (h2 has none finished).
+    assert_eq!(s.prune_deliveries(t0, 2, 1000).await.unwrap(), 1);
+    assert_eq!(states(s, "h1").await.iter().map(|(q, _)| *q).collect::<Vec<_>>(), [seq[2], seq[3]]);
+    // In batches of `limit`; pending ones never.
+    assert_eq!(s.prune_deliveries(t0 + 1_000_000, 0, 1).await.unwrap(), 1);
+    assert_eq!(s.prune_deliveries(t0 + 1_000_000, 0, 1).await.unwrap(), 1);
+    assert_eq!(s.prune_deliveries(t0 + 1_000_000, 0, 1).await.unwrap(), 0);
+    assert!(states(s, "h1").await.is_empty());
+    assert_eq!(states(s, "h2").await.iter().map(|(q, _)| *q).collect::<Vec<_>>(), seq[1..]);
+    // h2's queue still runs in order after the pruning.
+    s.finish_delivery(&again.0, &done(200), t0 + 5).await.unwrap();
+    let next = claim(s, t0 + 60_001).await.unwrap();
+    assert_eq!((next.1.as_str(), next.0.event_seq), ("h2", seq[2]));
+
+    // Outbox events no process fanned out: only those older than the cut-off.
+    s.publish(&new_version("1.4.0", "ann", "5-a")).await.unwrap();
+    assert_eq!(s.prune_hook_events(t0 - 1, 10).await.unwrap(), 0);
+    assert_eq!(s.hook_events(10).await.unwrap().len(), 1);
+    assert_eq!(s.prune_hook_events(store::now_ms() + 1, 10).await.unwrap(), 1);
+    assert!(s.hook_events(10).await.unwrap().is_empty());
 }

@@ -1,5 +1,6 @@
 //! A webhook receiver on loopback for the hook tests: records every request,
-//! checks its signature, and can answer 503 to (or hang on) the first N requests.
+//! checks its signature, and can answer an error status to (or hang on) the
+//! first N requests.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -49,18 +50,32 @@ pub struct Receiver {
     task: tokio::task::JoinHandle<()>,
 }
 
+/// How the receiver answers its first requests.
+#[derive(Clone, Copy)]
+struct Script {
+    fail_first: usize,
+    fail_status: u16,
+    hang_first: usize,
+}
+
 impl Receiver {
     /// Listens on 127.0.0.1; answers 503 to the first `fail_first` requests, then 200.
     pub async fn start(fail_first: usize) -> Receiver {
-        Receiver::start_with(fail_first, 0).await
+        Receiver::start_with(Script { fail_first, fail_status: 503, hang_first: 0 }).await
+    }
+
+    /// Answers `status` to the first `fail_first` requests (`usize::MAX`: to all), then 200.
+    pub async fn start_failing_with(status: u16, fail_first: usize) -> Receiver {
+        Receiver::start_with(Script { fail_first, fail_status: status, hang_first: 0 }).await
     }
 
     /// Records, then never answers the first `hang_first` requests (the connection stays open).
     pub async fn start_hanging(hang_first: usize) -> Receiver {
-        Receiver::start_with(0, hang_first).await
+        Receiver::start_with(Script { fail_first: 0, fail_status: 503, hang_first }).await
     }
 
-    async fn start_with(fail_first: usize, hang_first: usize) -> Receiver {
+    async fn start_with(script: Script) -> Receiver {
+        let Script { fail_first, fail_status, hang_first } = script;
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/hook", listener.local_addr().unwrap());
         let got = Arc::new(Mutex::new(Vec::new()));
@@ -71,7 +86,7 @@ impl Receiver {
             while let Ok((stream, _)) = listener.accept().await {
                 let (g, f, h) = (g.clone(), f.clone(), h.clone());
                 tokio::spawn(async move {
-                    let service = service_fn(move |req: Request<Incoming>| record(req, g.clone(), f.clone(), h.clone()));
+                    let service = service_fn(move |req: Request<Incoming>| record(req, g.clone(), f.clone(), fail_status, h.clone()));
                     let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
                 });
             }
@@ -102,6 +117,7 @@ async fn record(
     req: Request<Incoming>,
     got: Arc<Mutex<Vec<Received>>>,
     failures_left: Arc<AtomicUsize>,
+    fail_status: u16,
     hangs_left: Arc<AtomicUsize>,
 ) -> Result<Response<Full<Bytes>>, hyper::Error> {
     let header = |n: &str| req.headers().get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
@@ -116,7 +132,7 @@ async fn record(
     let fail = failures_left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok();
     let mut resp = Response::new(Full::new(Bytes::from_static(b"{}")));
     if fail {
-        *resp.status_mut() = hyper::StatusCode::SERVICE_UNAVAILABLE;
+        *resp.status_mut() = hyper::StatusCode::from_u16(fail_status).expect("a valid status");
     }
     Ok(resp)
 }

@@ -19,6 +19,10 @@ both_backends!(
     formatters_swap_without_restart,
     hanging_receivers_time_out_and_are_retried,
     events_from_a_sync_are_delivered,
+    a_hook_waits_for_its_older_delivery,
+    client_errors_fail_at_once_and_retries_give_up,
+    a_change_with_nothing_more_specific_is_package_change,
+    the_policy_plugins_are_asked_for_hook_admin,
 );
 
 mod two_processes_deliver_each_once {
@@ -75,11 +79,15 @@ async fn hook_api(backend: Backend) {
     assert_eq!(list["objects"][0]["name"], json!("@acme"), "{list}");
     let (_, list) = s.get("/-/npm/v1/hooks?all=true", Some(&admin)).await;
     assert_eq!(list["objects"].as_array().unwrap().len(), 3, "{list}");
+    let (_, list) = s.get("/-/npm/v1/hooks", Some(&admin)).await;
+    assert_eq!(list["objects"], json!([]), "without all=true an admin sees their own hooks");
     let (status, body) = s.get("/-/npm/v1/hooks?all=true", Some(&bob)).await;
     assert_error(status, &body, 403);
     let (status, body) = s.get("/-/npm/v1/hooks?limit=101", Some(&bob)).await;
     assert_error(status, &body, 422);
     let (status, body) = s.get("/-/npm/v1/hooks", None).await;
+    assert_error(status, &body, 401);
+    let (status, body) = s.call(Method::POST, "/-/npm/v1/hooks/hook", None, Some(&hook_body("package", "x", "http://127.0.0.1:9/"))).await;
     assert_error(status, &body, 401);
 
     // One hook: owner and admin yes, another user 403, unknown 404.
@@ -101,6 +109,30 @@ async fn hook_api(backend: Backend) {
     let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&change)).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["endpoint"], json!("http://127.0.0.1:9/new"));
+    // An update is checked like a creation: the allow list opens 127.0.0.0/8 only.
+    for (endpoint, secret) in
+        [("http://10.0.0.1/x", "another-secret-7"), ("ftp://127.0.0.1/", "another-secret-7"), ("http://127.0.0.1:9/", "")]
+    {
+        let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&json!({"endpoint": endpoint, "secret": secret}))).await;
+        assert_error(status, &body, 422);
+    }
+    let (status, body) =
+        s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&hook_body("package", "x", "http://10.0.0.1/"))).await;
+    assert_error(status, &body, 422);
+    assert!(body["reason"].as_str().unwrap().contains("endpoint refused"), "{body}");
+    let (_, body) = s.get(&path, Some(&alice)).await;
+    assert_eq!(body["endpoint"], json!("http://127.0.0.1:9/new"), "a refused update changes nothing");
+    // Admins may change and delete anyone's hooks, and see their deliveries.
+    let (_, list) = s.get("/-/npm/v1/hooks?package=%40acme", Some(&alice)).await;
+    let acme = format!("/-/npm/v1/hooks/hook/{}", list["objects"][0]["id"].as_str().unwrap());
+    let (status, body) = s.call(Method::PUT, &acme, Some(&admin), Some(&change)).await;
+    assert_eq!((status, &body["endpoint"]), (StatusCode::OK, &json!("http://127.0.0.1:9/new")), "{body}");
+    let (status, body) = s.get(&format!("{acme}/deliveries"), Some(&admin)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s.call(Method::DELETE, &acme, Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = s.get("/-/npm/v1/hooks/hook/nope/deliveries", Some(&alice)).await;
+    assert_error(status, &body, 404);
 
     // Readonly tokens cannot create, change or delete.
     let ro = readonly_token(&s, &alice).await;
@@ -359,24 +391,28 @@ async fn failed_deliveries_are_retried_with_the_same_id(backend: Backend) {
 }
 
 async fn delivery_checks_the_address_again(backend: Backend) {
-    let mut s = start(backend, LOOPBACK_OK).await;
+    let mut s = start(backend, "[hooks]\nallow_private_targets = [\"127.0.0.0/8\", \"::1/128\"]\nretry_base_ms = 50\n").await;
     let r = Receiver::start(0).await;
     let alice = s.add_user("alice", PW).await;
-    let hook = add_hook(&s, &alice, "package", "foo", &r.url).await;
-    // The operator closes loopback again: the hook exists, but its address is refused when sending.
+    // An IP literal (checked before sending) and a name (checked as it resolves, on the addresses connected to).
+    let by_name = r.url.replace("127.0.0.1", "localhost");
+    let hooks = [add_hook(&s, &alice, "package", "foo", &r.url).await, add_hook(&s, &alice, "package", "foo", &by_name).await];
+    // The operator closes loopback again: the hooks exist, but their addresses are refused when sending.
     s.rewrite_config("[hooks]\nretry_base_ms = 50\n");
     s.restart().await;
     publish_ok(&s, &alice, "foo", "1.0.0").await;
-    let path = format!("/-/npm/v1/hooks/hook/{}/deliveries", hook["id"].as_str().unwrap());
-    let list = poll(30, || async {
-        let (_, list) = s.get(&path, Some(&alice)).await;
-        (list["objects"][0]["state"] == json!("failed")).then_some(list)
-    })
-    .await
-    .expect("a failed delivery");
-    let d = &list["objects"][0];
-    assert_eq!(d["attempts"], json!(1), "refused at once, not retried: {d}");
-    assert!(d["error"].as_str().unwrap().contains("endpoint refused"), "{d}");
+    for hook in &hooks {
+        let path = format!("/-/npm/v1/hooks/hook/{}/deliveries", hook["id"].as_str().unwrap());
+        let list = poll(30, || async {
+            let (_, list) = s.get(&path, Some(&alice)).await;
+            (list["objects"][0]["state"] == json!("failed")).then_some(list)
+        })
+        .await
+        .expect("a failed delivery");
+        let d = &list["objects"][0];
+        assert_eq!(d["attempts"], json!(1), "refused at once, not retried: {d}");
+        assert!(d["error"].as_str().unwrap().contains("endpoint refused"), "{hook}: {d}");
+    }
     assert!(r.received().is_empty());
 }
 
@@ -576,7 +612,8 @@ async fn events_from_a_sync_are_delivered(backend: Backend) {
     let up = Server::start(backend).await;
     let up_alice = up.add_user("alice", PW).await;
     let tail = format!("{LOOPBACK_OK}\n[[registries]]\nname = \"up\"\nhost = {:?}\ntype = \"cnpm\"\ndefault = true\n", up.base);
-    let s = start(backend, &tail).await;
+    // Versions gone upstream are removed here too (an unpublish).
+    let s = Server::start_with(ServerOptions::new(backend).toml("sync_delete_mode = \"delete\"").tail(&tail)).await;
     let bob = s.add_user("bob", PW).await;
     let r = Receiver::start(0).await;
     add_hook(&s, &bob, "package", "foo", &r.url).await;
@@ -596,6 +633,32 @@ async fn events_from_a_sync_are_delivered(backend: Backend) {
     tag(&up, &up_alice, Method::DELETE, "beta", None).await;
     sync_now(&s, &bob, "foo").await;
     wait_events(&r, n, &[("package:undeprecate", json!("1.0.0")), ("package:dist-tag-rm", Value::Null)]).await;
+    // Owners, and a version unpublished upstream.
+    up.add_user("bob", PW).await;
+    let (am, bm) = (json!({"name": "alice", "email": "alice@example.com"}), json!({"name": "bob", "email": "bob@example.com"}));
+    let n = r.received().len();
+    set_owners(&up, &up_alice, "foo", json!([am, bm])).await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, n, &[("package:owner", Value::Null)]).await;
+    let owner_events = |from: usize, event: &str| -> Vec<Value> {
+        r.received()[from..]
+            .iter()
+            .map(Received::json)
+            .filter(|j| j["event"] == json!(event))
+            .map(|j| j["change"]["user"].clone())
+            .collect()
+    };
+    assert!(
+        owner_events(n, "package:owner").iter().any(|u| u.as_str().is_some_and(|u| u.ends_with("bob"))),
+        "{:?}",
+        owner_events(n, "package:owner")
+    );
+    let n = r.received().len();
+    set_owners(&up, &up_alice, "foo", json!([am])).await;
+    unpublish_version(&up, &up_alice, "foo", "1.1.0").await;
+    sync_now(&s, &bob, "foo").await;
+    wait_events(&r, n, &[("package:owner-rm", Value::Null), ("package:unpublish", json!("1.1.0"))]).await;
+    assert!(owner_events(n, "package:owner-rm").iter().any(|u| u.as_str().is_some_and(|u| u.ends_with("bob"))));
     let got = r.received();
     assert!(got.iter().all(|g| g.signed_with(SECRET) && g.json()["name"] == json!("foo")), "{got:?}");
 }
@@ -626,4 +689,124 @@ async fn two_processes_deliver_each_once() {
         assert_eq!(got.iter().filter(|g| g.json()["version"] == json!(v)).count(), 4, "{v}");
     }
     assert!(got.iter().all(|g| g.signed_with(SECRET)));
+}
+
+// ---------------------------------------------------------------- order, failures, policies
+
+/// A delivery is not sent while an older one to the same hook is pending:
+/// three publishes to a receiver that fails three times arrive in order.
+async fn a_hook_waits_for_its_older_delivery(backend: Backend) {
+    let s = start(backend, LOOPBACK_OK).await;
+    let r = Receiver::start(3).await;
+    let alice = s.add_user("alice", PW).await;
+    add_hook(&s, &alice, "package", "foo", &r.url).await;
+    // Published within a few milliseconds: the first delivery's retries take longer.
+    for v in ["1.0.0", "1.0.1", "1.0.2"] {
+        publish_ok(&s, &alice, "foo", v).await;
+    }
+    let got = wait_for(&r, 6).await;
+    let versions: Vec<Value> = got.iter().map(|g| g.json()["version"].clone()).collect();
+    assert_eq!(versions, ["1.0.0", "1.0.0", "1.0.0", "1.0.0", "1.0.1", "1.0.2"].map(|v| json!(v)));
+    assert!(got[..4].iter().all(|g| g.delivery_id == got[0].delivery_id), "{got:?}");
+    assert!(got.iter().all(|g| g.signed_with(SECRET)));
+}
+
+/// The newest delivery of `hook` once it is no longer pending.
+async fn finished(s: &Server, token: &str, hook: &Value) -> Value {
+    let got = poll(30, || async {
+        let list = deliveries_of(s, token, hook).await;
+        let d = list["objects"][0].clone();
+        (d["state"] == json!("delivered") || d["state"] == json!("failed")).then_some(d)
+    })
+    .await;
+    match got {
+        Some(d) => d,
+        None => panic!("still pending: {}", deliveries_of(s, token, hook).await),
+    }
+}
+
+/// A 4xx other than 408 and 429 fails a delivery at once; 429 and 5xx are
+/// retried, up to `max_attempts`; a failed delivery does not hold up the
+/// hook's next one.
+async fn client_errors_fail_at_once_and_retries_give_up(backend: Backend) {
+    let s = start(backend, &format!("{LOOPBACK_OK}max_attempts = 3\n")).await;
+    let gone = Receiver::start_failing_with(410, 1).await;
+    let limited = Receiver::start_failing_with(429, 1).await;
+    let down = Receiver::start_failing_with(503, usize::MAX).await;
+    let alice = s.add_user("alice", PW).await;
+    let h_gone = add_hook(&s, &alice, "package", "foo", &gone.url).await;
+    let h_limited = add_hook(&s, &alice, "package", "foo", &limited.url).await;
+    let h_down = add_hook(&s, &alice, "package", "foo", &down.url).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+
+    let d = finished(&s, &alice, &h_gone).await;
+    assert_eq!((&d["state"], &d["attempts"], &d["response_code"]), (&json!("failed"), &json!(1), &json!(410)), "{d}");
+    assert!(d["error"].as_str().is_some_and(|e| e.contains("410")), "{d}");
+    let d = finished(&s, &alice, &h_limited).await;
+    assert_eq!((&d["state"], &d["attempts"], &d["response_code"]), (&json!("delivered"), &json!(2), &json!(200)), "{d}");
+    assert!(d["error"].as_str().is_some_and(|e| e.contains("429")), "{d}");
+    let d = finished(&s, &alice, &h_down).await;
+    assert_eq!((&d["state"], &d["attempts"], &d["response_code"]), (&json!("failed"), &json!(3), &json!(503)), "{d}");
+    assert!(d["error"].as_str().is_some_and(|e| e.contains("gave up after 3 attempts")), "{d}");
+    assert_eq!((gone.received().len(), limited.received().len(), down.received().len()), (1, 2, 3));
+    let (_, h) = s.get(&format!("/-/npm/v1/hooks/hook/{}", h_gone["id"].as_str().unwrap()), Some(&alice)).await;
+    assert_eq!((&h["delivered"], &h["response_code"]), (&json!(false), &json!(410)), "{h}");
+
+    // The next event still reaches the hook whose delivery failed.
+    publish_ok(&s, &alice, "foo", "1.0.1").await;
+    let got = wait_for(&gone, 2).await;
+    assert_eq!(got[1].json()["version"], json!("1.0.1"));
+    assert_ne!(got[1].delivery_id, got[0].delivery_id);
+    let d = poll(30, || async {
+        let list = deliveries_of(&s, &alice, &h_gone).await;
+        (list["objects"][0]["state"] == json!("delivered")).then(|| list["objects"][0].clone())
+    })
+    .await
+    .expect("the second delivery recorded");
+    assert_eq!((&d["attempts"], &d["response_code"]), (&json!(1), &json!(200)), "{d}");
+}
+
+/// A write that changes nothing more specific (here a dist-tag set to the
+/// version it already names: only the document's rev moves) is `package:change`.
+async fn a_change_with_nothing_more_specific_is_package_change(backend: Backend) {
+    let s = start(backend, LOOPBACK_OK).await;
+    let r = Receiver::start(0).await;
+    let alice = s.add_user("alice", PW).await;
+    add_hook(&s, &alice, "package", "foo", &r.url).await;
+    publish_ok(&s, &alice, "foo", "1.0.0").await;
+    wait_for(&r, 1).await;
+    tag(&s, &alice, Method::PUT, "latest", Some("1.0.0")).await;
+    let got = wait_for(&r, 2).await;
+    let change = got[1].json();
+    assert_eq!((&change["event"], &change["change"], &change["name"]), (&json!("package:change"), &json!({}), &json!("foo")), "{change}");
+    assert!(got[1].signed_with(SECRET));
+}
+
+/// Creating, changing and deleting a hook asks the auth-policy plugins
+/// (`hook-admin`); reading it does not.
+async fn the_policy_plugins_are_asked_for_hook_admin(backend: Backend) {
+    let mut s = start(backend, LOOPBACK_OK).await;
+    let alice = s.add_user("alice", PW).await;
+    let hook = add_hook(&s, &alice, "package", "foo", "http://127.0.0.1:9/a").await;
+    let path = format!("/-/npm/v1/hooks/hook/{}", hook["id"].as_str().unwrap());
+    // An auth-policy plugin that denies every action.
+    let deny = format!(
+        "[[plugins]]\nname = \"nay\"\nkind = \"auth-policy\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\nmode = \"deny\"\n",
+        plugin("hostile").display().to_string()
+    );
+    s.rewrite_config(&format!("{LOOPBACK_OK}\n{deny}"));
+    s.restart().await;
+    let (status, body) =
+        s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(&alice), Some(&hook_body("package", "bar", "http://127.0.0.1:9/b"))).await;
+    assert_error(status, &body, 403);
+    assert!(body["reason"].as_str().unwrap().contains("hostile says no"), "{body}");
+    let change = json!({"endpoint": "http://127.0.0.1:9/new", "secret": "another-secret-7"});
+    let (status, body) = s.call(Method::PUT, &path, Some(&alice), Some(&change)).await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.call(Method::DELETE, &path, Some(&alice), None).await;
+    assert_error(status, &body, 403);
+    let (status, body) = s.get(&path, Some(&alice)).await;
+    assert_eq!((status, &body["endpoint"]), (StatusCode::OK, &json!("http://127.0.0.1:9/a")), "{body}");
+    let (_, list) = s.get("/-/npm/v1/hooks", Some(&alice)).await;
+    assert_eq!(list["objects"].as_array().unwrap().len(), 1, "{list}");
 }

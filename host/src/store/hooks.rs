@@ -123,6 +123,15 @@ pub trait HookStore: Send + Sync {
     async fn finish_delivery(&self, delivery: &Delivery, attempt: &Attempt, now: i64) -> StoreResult<()>;
     /// The hook's latest deliveries, newest first.
     async fn deliveries(&self, hook_id: &str, limit: i64) -> StoreResult<Vec<Delivery>>;
+
+    /// Deletes up to `limit` finished (delivered or failed) deliveries that
+    /// finished before `finished_before` or are not among the newest
+    /// `keep_per_hook` finished ones of their hook; never a pending one. How
+    /// many were deleted.
+    async fn prune_deliveries(&self, finished_before: i64, keep_per_hook: i64, limit: i64) -> StoreResult<u64>;
+    /// Deletes up to `limit` outbox events written before `created_before`
+    /// (events no process fanned out in time). How many were deleted.
+    async fn prune_hook_events(&self, created_before: i64, limit: i64) -> StoreResult<u64>;
 }
 
 /// The scope (`@s`) of a package name, if any.

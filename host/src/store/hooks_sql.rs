@@ -416,6 +416,53 @@ macro_rules! hooks_store_impl {
                     .map(Self::delivery_from_row)
                     .collect()
             }
+
+            async fn prune_deliveries(&self, finished_before: i64, keep_per_hook: i64, limit: i64) -> StoreResult<u64> {
+                // Rows another worker holds are skipped (PostgreSQL), so two
+                // pruning processes never wait on, or deadlock with, each other.
+                let _turn = self.write_turn().await;
+                let old = sqlx::query(&format!(
+                    "DELETE FROM hook_deliveries WHERE id IN (SELECT id FROM hook_deliveries \
+                     WHERE state <> 'pending' AND finished_at < $1 LIMIT $2 {})",
+                    $skip_locked
+                ))
+                .bind(finished_before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let left = limit - old as i64;
+                if left <= 0 {
+                    return Ok(old);
+                }
+                // Beyond the newest `keep_per_hook` finished deliveries of each hook.
+                let surplus = sqlx::query(&format!(
+                    "DELETE FROM hook_deliveries WHERE id IN (SELECT id FROM hook_deliveries WHERE state <> 'pending' AND id IN \
+                     (SELECT id FROM (SELECT id, ROW_NUMBER() OVER (PARTITION BY hook_id ORDER BY event_seq DESC) AS n \
+                     FROM hook_deliveries WHERE state <> 'pending') ranked WHERE n > $1) LIMIT $2 {})",
+                    $skip_locked
+                ))
+                .bind(keep_per_hook)
+                .bind(left)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(old + surplus)
+            }
+
+            async fn prune_hook_events(&self, created_before: i64, limit: i64) -> StoreResult<u64> {
+                let _turn = self.write_turn().await;
+                let done = sqlx::query(&format!(
+                    "DELETE FROM hook_events WHERE seq IN (SELECT seq FROM hook_events WHERE created_at < $1 ORDER BY seq LIMIT $2 {})",
+                    $skip_locked
+                ))
+                .bind(created_before)
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(done)
+            }
         }
     };
 }

@@ -18,6 +18,16 @@
 //!       Sends N mutated requests per round (tests/src/fuzz.rs) and prints the
 //!       status counts, 5xx and transport errors, and the server's RSS (VmRSS of
 //!       PID) before and after each round. Exits non-zero on any 5xx.
+//!   cairn-bench receiver --port P
+//!       A bare webhook receiver (tests/bench/hooks.sh): answers every POST 200
+//!       and counts it with its arrival time; `GET /-/stats` prints
+//!       `count=N first_ms=T last_ms=T` (ms since the epoch), `POST /-/reset` clears.
+//!   cairn-bench hook-latency --registry URL --token T --port P --name PKG [--count 200]
+//!       Registers a package hook on PKG pointing at a receiver of its own on
+//!       port P, then publishes versions of PKG one at a time (a random pause
+//!       of 0-200 ms between them), each after the previous one's delivery
+//!       arrived (an idle queue), and prints the publish-to-delivery latency
+//!       percentiles, from the publish's answer and from its request.
 //!
 //! Only ever pointed at servers on this machine (127.0.0.1).
 
@@ -74,7 +84,9 @@ fn usage() -> &'static str {
      \x20      cairn-bench adduser --registry URL --name N --password P\n\
      \x20      cairn-bench seed --registry URL --token T --name PKG [--versions 100]\n\
      \x20      cairn-bench publish --registry URL --token T [--clients 8] --total N --prefix P\n\
-     \x20      cairn-bench fuzz --registry URL [--pid PID] [--requests N] [--seed S] [--concurrency 8] [--token T] [--names a,b] [--rounds 1]"
+     \x20      cairn-bench fuzz --registry URL [--pid PID] [--requests N] [--seed S] [--concurrency 8] [--token T] [--names a,b] [--rounds 1]\n\
+     \x20      cairn-bench receiver --port P\n\
+     \x20      cairn-bench hook-latency --registry URL --token T --port P --name PKG [--count 200]"
 }
 
 fn main() -> ExitCode {
@@ -86,6 +98,7 @@ fn main() -> ExitCode {
     let result = Args::parse(rest).and_then(|args| match cmd.as_str() {
         // The ceiling gets the same runtime as `cairn serve`: multi-threaded, one worker per core.
         "ceiling" => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(ceiling(args)),
+        "receiver" => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(receiver(args)),
         // The clients stay on one thread so they take as little CPU from the server as possible.
         other => {
             let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -94,6 +107,7 @@ fn main() -> ExitCode {
                 "seed" => rt.block_on(seed(args)),
                 "publish" => rt.block_on(publish(args)),
                 "fuzz" => rt.block_on(fuzz(args)),
+                "hook-latency" => rt.block_on(hook_latency(args)),
                 _ => Err(anyhow!("unknown subcommand {other:?}\n{}", usage())),
             }
         }
@@ -418,5 +432,129 @@ async fn fuzz(args: Args) -> Result<()> {
     if server_errors > 0 {
         bail!("{server_errors} responses were 5xx");
     }
+    Ok(())
+}
+
+// ---------------------------------------------------------------- webhooks
+
+/// Milliseconds since the epoch, with a fraction.
+fn epoch_ms() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("clock after 1970").as_secs_f64() * 1000.0
+}
+
+/// Deliveries a receiver counted: how many, first and last arrival (epoch ms).
+#[derive(Default)]
+struct Arrivals {
+    count: u64,
+    first_ms: f64,
+    last_ms: f64,
+}
+
+/// Serves `listener` as a webhook receiver: every POST is answered 200 and
+/// counted (and `on_arrival` told its time); `GET /-/stats` and `POST /-/reset`.
+async fn serve_receiver(
+    listener: tokio::net::TcpListener,
+    arrivals: Arc<std::sync::Mutex<Arrivals>>,
+    on_arrival: Option<tokio::sync::mpsc::UnboundedSender<f64>>,
+) -> Result<()> {
+    loop {
+        let (stream, _) = listener.accept().await?;
+        let _ = stream.set_nodelay(true);
+        let (arrivals, on_arrival) = (arrivals.clone(), on_arrival.clone());
+        let service = service_fn(move |req: Request<Incoming>| {
+            let (arrivals, on_arrival) = (arrivals.clone(), on_arrival.clone());
+            async move {
+                use http_body_util::BodyExt;
+                let (path, method) = (req.uri().path().to_string(), req.method().clone());
+                // Read the whole body, as a real receiver must before it answers.
+                let _ = req.into_body().collect().await;
+                let now = epoch_ms();
+                let text = match (method.as_str(), path.as_str()) {
+                    ("GET", "/-/stats") => {
+                        let a = arrivals.lock().unwrap();
+                        format!("count={} first_ms={:.3} last_ms={:.3}\n", a.count, a.first_ms, a.last_ms)
+                    }
+                    ("POST", "/-/reset") => {
+                        *arrivals.lock().unwrap() = Arrivals::default();
+                        String::new()
+                    }
+                    _ => {
+                        let mut a = arrivals.lock().unwrap();
+                        if a.count == 0 {
+                            a.first_ms = now;
+                        }
+                        a.count += 1;
+                        a.last_ms = now;
+                        if let Some(tx) = &on_arrival {
+                            let _ = tx.send(now);
+                        }
+                        String::new()
+                    }
+                };
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+            }
+        });
+        tokio::spawn(async move {
+            let _ = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service).await;
+        });
+    }
+}
+
+async fn receiver(args: Args) -> Result<()> {
+    let port = args.num("port", None)?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16)).await?;
+    eprintln!("receiver listening on 127.0.0.1:{port}");
+    serve_receiver(listener, Arc::default(), None).await
+}
+
+/// A small deterministic generator for the pauses between publishes.
+fn next_pause(state: &mut u64) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    Duration::from_millis(*state % 201)
+}
+
+async fn hook_latency(args: Args) -> Result<()> {
+    let base = base(&args)?;
+    let (token, name) = (args.get("token")?, args.get("name")?);
+    let (port, count) = (args.num("port", None)?, args.num("count", Some(200))?.max(1));
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16)).await?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let server = tokio::spawn(serve_receiver(listener, Arc::default(), Some(tx)));
+    let http = client();
+    let docs: Vec<(String, Vec<u8>)> = (0..count).map(|i| (version_of(i), publish_doc(&base, &name, &version_of(i), i))).collect();
+    // A hook may name a package before it exists.
+    let hook = json!({"type": "package", "name": name, "endpoint": format!("http://127.0.0.1:{port}/hook"), "secret": "bench-secret"});
+    let resp = http.post(format!("{base}/-/npm/v1/hooks/hook")).bearer_auth(&token).json(&hook).send().await?;
+    if !resp.status().is_success() {
+        bail!("creating the hook: {}: {}", resp.status(), resp.text().await.unwrap_or_default());
+    }
+    let (mut from_answer, mut from_request) = (Vec::with_capacity(count), Vec::with_capacity(count));
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    for (version, body) in docs {
+        tokio::time::sleep(next_pause(&mut seed)).await;
+        let sent = epoch_ms();
+        put_doc(&http, &base, &token, &name, body).await.with_context(|| format!("publishing {name}@{version}"))?;
+        let answered = epoch_ms();
+        let arrived = tokio::time::timeout(Duration::from_secs(30), rx.recv())
+            .await
+            .map_err(|_| anyhow!("no delivery of {name}@{version} within 30 s"))?
+            .ok_or_else(|| anyhow!("the receiver stopped"))?;
+        // A delivery can beat the client's reading of the answer; that counts as 0.
+        from_answer.push(Duration::from_secs_f64((arrived - answered).max(0.0) / 1000.0));
+        from_request.push(Duration::from_secs_f64((arrived - sent).max(0.0) / 1000.0));
+    }
+    server.abort();
+    from_answer.sort();
+    from_request.sort();
+    println!(
+        "deliveries={count} p50_ms={:.2} p99_ms={:.2} max_ms={:.2} from_request_p50_ms={:.2} from_request_p99_ms={:.2}",
+        percentile(&from_answer, 50.0),
+        percentile(&from_answer, 99.0),
+        from_answer.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0),
+        percentile(&from_request, 50.0),
+        percentile(&from_request, 99.0),
+    );
     Ok(())
 }

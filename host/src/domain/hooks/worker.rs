@@ -2,6 +2,8 @@
 //! one delivery per matching hook (with the body fixed then, so every retry
 //! sends, and signs, the same bytes), and `[hooks] workers` delivery loops
 //! claim due deliveries and send them. Nothing here runs on a request's path.
+//! Every process, hooks enabled or not, also prunes what is no longer needed
+//! ([`prune`]).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,15 +25,24 @@ const FAN_OUT_IDLE: Duration = Duration::from_millis(100);
 /// Longest pause of an idle delivery loop (woken at once by a fan-out here).
 const DELIVERY_IDLE: Duration = Duration::from_millis(500);
 
-/// Starts the fan-out loop and the delivery workers (none when `[hooks] enabled = false`).
+/// How often a process prunes old deliveries and events.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Rows deleted per statement: short transactions, other writers get turns between.
+const PRUNE_BATCH: i64 = 1000;
+/// Statements per kind and round; a larger backlog is worked off over several rounds.
+const PRUNE_MAX_BATCHES: usize = 100;
+
+/// Starts the pruning loop, and (unless `[hooks] enabled = false`) the fan-out
+/// loop and the delivery workers.
 pub fn start(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
+    let pruner = tokio::spawn(prune_loop(app.clone()));
     if !app.config.hooks.enabled {
-        return Vec::new();
+        return vec![pruner];
     }
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let policy = Arc::new(TargetPolicy::new(app.config.hooks.allowed_nets()));
     let client = deliver::client(policy, Duration::from_millis(app.config.hooks.timeout_ms));
-    let mut handles = vec![tokio::spawn(fan_out_loop(app.clone(), wakeup.clone()))];
+    let mut handles = vec![pruner, tokio::spawn(fan_out_loop(app.clone(), wakeup.clone()))];
     for _ in 0..app.config.hooks.workers {
         handles.push(tokio::spawn(delivery_loop(app.clone(), client.clone(), wakeup.clone())));
     }
@@ -66,28 +77,28 @@ async fn fan_out_loop(app: Arc<App>, wakeup: Arc<tokio::sync::Notify>) {
     }
 }
 
-/// The package document now, for the delivery's `payload`.
-async fn payload(app: &App, package: &str) -> crate::domain::Result<Value> {
+/// The package document now, as JSON text, for the delivery's `payload`: the
+/// cache's serialization of it, neither copied as a value nor serialized again.
+async fn payload(app: &App, package: &str) -> crate::domain::Result<String> {
     Ok(match packument::lookup(app, package, true).await? {
-        Lookup::Found(entry) => entry.value.clone(),
-        Lookup::Missing(_) => json!({ "name": package }),
+        Lookup::Found(entry) => String::from_utf8_lossy(&entry.full.body).into_owned(),
+        Lookup::Missing(_) => json!({ "name": package }).to_string(),
     })
 }
 
-/// npm's hook body.
-fn body(event: &HookEvent, hook: &Hook, payload: &Value) -> String {
+/// npm's hook body, with the `payload` JSON text spliced in as it is (one
+/// event's payload serves all its hooks; the document can be large).
+fn body(event: &HookEvent, hook: &Hook, payload: &str) -> String {
     let change: Value = serde_json::from_str(&event.data).unwrap_or_else(|_| json!({}));
-    json!({
-        "event": event.event,
-        "name": event.package,
-        "type": "package",
-        "version": change.get("version").cloned().unwrap_or(Value::Null),
-        "hookOwner": { "username": hook.owner },
-        "payload": payload,
-        "change": change,
-        "time": event.created_at,
-    })
-    .to_string()
+    let version = change.get("version").cloned().unwrap_or(Value::Null);
+    let text = |s: &str| Value::from(s).to_string();
+    format!(
+        "{{\"event\":{},\"name\":{},\"type\":\"package\",\"version\":{version},\"hookOwner\":{{\"username\":{}}},\"payload\":{payload},\"change\":{change},\"time\":{}}}",
+        text(&event.event),
+        text(&event.package),
+        text(&hook.owner),
+        event.created_at,
+    )
 }
 
 /// One event to its deliveries; whether any was created.
@@ -135,5 +146,112 @@ async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup:
         }
         // The next one to this hook may be due now.
         wakeup.notify_waiters();
+    }
+}
+
+/// What one [`prune`] deleted.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub deliveries: u64,
+    pub events: u64,
+}
+
+/// Deletes what is no longer needed, as of `now`: delivered and failed
+/// deliveries that finished more than `[hooks] retention_days` ago or are not
+/// among the newest [`DELIVERY_HISTORY`](super::DELIVERY_HISTORY) finished
+/// ones of their hook (all the history endpoint shows), and outbox events
+/// older than the retention (events no process fanned out, because hooks were
+/// disabled everywhere). A pending delivery is never deleted, so nothing
+/// undelivered is lost and per-hook order (which only looks at pending
+/// deliveries) is untouched. Safe on any number of processes at once.
+pub async fn prune(app: &App, now: i64) -> crate::domain::Result<Pruned> {
+    let before = now - i64::from(app.config.hooks.retention_days) * 86_400_000;
+    let mut pruned = Pruned::default();
+    for _ in 0..PRUNE_MAX_BATCHES {
+        let n = app.store.prune_deliveries(before, super::DELIVERY_HISTORY, PRUNE_BATCH).await?;
+        pruned.deliveries += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    for _ in 0..PRUNE_MAX_BATCHES {
+        let n = app.store.prune_hook_events(before, PRUNE_BATCH).await?;
+        pruned.events += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
+    Ok(pruned)
+}
+
+async fn prune_loop(app: Arc<App>) {
+    loop {
+        match prune(&app, now_ms()).await {
+            Ok(p) => {
+                if p.deliveries > 0 {
+                    tracing::info!(deliveries = p.deliveries, "pruned old hook deliveries");
+                }
+                if p.events > 0 {
+                    tracing::warn!(
+                        events = p.events,
+                        retention_days = app.config.hooks.retention_days,
+                        "dropped hook events that no process fanned out within the retention (is [hooks] enabled anywhere?)"
+                    );
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "pruning hook deliveries failed"),
+        }
+        tokio::time::sleep(PRUNE_EVERY).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_body_is_npms_with_the_payload_as_given() {
+        let event = HookEvent {
+            seq: 1,
+            package: "@s/p\"q".into(),
+            event: "package:publish".into(),
+            data: r#"{"version":"1.0.0","tags":["latest"]}"#.into(),
+            owners: vec![],
+            created_at: 1_700_000_000_000,
+        };
+        let hook = Hook {
+            id: "h".into(),
+            owner: "ann".into(),
+            kind: "package".into(),
+            name: "p".into(),
+            endpoint: String::new(),
+            secret: String::new(),
+            formatter: None,
+            created_at: 0,
+            updated_at: 0,
+            delivered: false,
+            last_delivery: None,
+            response_code: None,
+            status: "active".into(),
+        };
+        let payload = r#"{"name":"@s/p\"q","versions":{"1.0.0":{}}}"#;
+        let text = body(&event, &hook, payload);
+        let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
+        assert_eq!(
+            parsed,
+            json!({
+                "event": "package:publish",
+                "name": "@s/p\"q",
+                "type": "package",
+                "version": "1.0.0",
+                "hookOwner": {"username": "ann"},
+                "payload": {"name": "@s/p\"q", "versions": {"1.0.0": {}}},
+                "change": {"version": "1.0.0", "tags": ["latest"]},
+                "time": 1_700_000_000_000i64,
+            })
+        );
+        assert!(text.contains(payload), "the payload text is kept byte for byte");
+        let keys: Vec<&String> = parsed.as_object().unwrap().keys().collect();
+        assert_eq!(keys, ["event", "name", "type", "version", "hookOwner", "payload", "change", "time"]);
     }
 }
