@@ -213,15 +213,16 @@ async fn kill9_of_a_node_during_publishes() {
 }
 
 /// A sync task claimed by one node, whose node gets kill -9 mid-download
-/// (the upstream tarball takes 8 s, the task timeout is 4 s): its heartbeat
+/// (the upstream tarball takes 12 s, the task timeout is 6 s, room for a
+/// heartbeat delayed by a busy machine): its heartbeat
 /// stops, the task is queued again and a surviving node finishes it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill9_of_a_node_during_a_sync() {
     let fake = FakeUpstream::start().await;
     let tgz = fake.add_version("rec", "1.0.0", json!({}));
     let tpath = tarball_path("rec", "1.0.0");
-    fake.fault(&tpath, Fault::delay(Duration::from_secs(8)));
-    let mut nodes = cluster_on(&s3::endpoint(), "sync_task_timeout_secs = 4", &fake.registry_toml("fake", "")).await;
+    fake.fault(&tpath, Fault::delay(Duration::from_secs(12)));
+    let mut nodes = cluster_on(&s3::endpoint(), "sync_task_timeout_secs = 6", &fake.registry_toml("fake", "")).await;
     let bob = nodes[0].add_user("bob", PW).await;
     let id = sync_ok(&nodes[0], &bob, "rec", json!({})).await;
     let mid =
