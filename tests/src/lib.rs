@@ -5,6 +5,7 @@
 //! through [`both_backends!`].
 
 pub mod clients;
+pub mod crash;
 pub mod fake_http;
 pub mod fuzz;
 pub mod hook_receiver;

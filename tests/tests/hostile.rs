@@ -11,6 +11,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use cairn_e2e::crash::*;
 use cairn_e2e::fuzz;
 use cairn_e2e::publish::*;
 use cairn_e2e::{both_backends, Backend, Method, Server, StatusCode};
@@ -37,53 +38,6 @@ fn size(default: usize, long_size: usize) -> usize {
     }
 }
 
-/// What spawned tasks hold instead of `&Server`: its address and a token.
-/// Network errors are values here, since the server may die under them.
-#[derive(Clone)]
-struct Client {
-    http: reqwest::Client,
-    base: String,
-    token: String,
-}
-
-type Sent = Result<(StatusCode, Value), String>;
-
-impl Client {
-    fn new(s: &Server, token: &str) -> Client {
-        Client { http: s.client.clone(), base: s.base.clone(), token: token.to_string() }
-    }
-
-    async fn send(&self, method: Method, path: &str, body: Option<&Value>) -> Sent {
-        let mut req = self.http.request(method.clone(), format!("{}{path}", self.base)).bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.map_err(|e| format!("{method} {path}: {e}"))?;
-        let status = resp.status();
-        // The status counts even if the body is cut off (a 201 is an acknowledgement).
-        let text = resp.text().await.unwrap_or_default();
-        Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
-    }
-
-    /// `npm publish` of NAME@VERSION (tagged `latest`): the status and the tarball sent.
-    async fn publish(&self, name: &str, version: &str) -> Result<(StatusCode, Vec<u8>), String> {
-        let tgz = tarball(name, version, json!({}));
-        let body = publish_body(name, version, &tgz, None, &self.base);
-        let (status, _) = self.send(Method::PUT, &format!("/{}", enc(name)), Some(&body)).await?;
-        Ok((status, tgz))
-    }
-
-    /// `GET /NAME?write=true`, as npm reads before a read-modify-write.
-    async fn write_doc(&self, name: &str) -> Sent {
-        self.send(Method::GET, &format!("/{}?write=true", enc(name)), None).await
-    }
-
-    /// `npm dist-tag add NAME@VERSION TAG`.
-    async fn set_tag(&self, name: &str, tag: &str, version: &str) -> Sent {
-        self.send(Method::PUT, &format!("/-/package/{}/dist-tags/{tag}", enc(name)), Some(&json!(version))).await
-    }
-}
-
 /// A status that must never come back, or a transport error, as a line for the failure message.
 fn note_bad(bad: &Mutex<Vec<String>>, what: &str, sent: &Sent) {
     match sent {
@@ -93,46 +47,10 @@ fn note_bad(bad: &Mutex<Vec<String>>, what: &str, sent: &Sent) {
     }
 }
 
-/// The path of a URL (`dist.tarball` names the host it was served from).
-fn url_path(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    &rest[rest.find('/').unwrap_or(rest.len())..]
-}
-
-/// Tags naming a version the document does not have.
-fn dangling_tags(doc: &Value) -> Vec<String> {
-    let versions = doc["versions"].as_object().cloned().unwrap_or_default();
-    let tags = doc["dist-tags"].as_object().cloned().unwrap_or_default();
-    let mut out: Vec<String> = tags
-        .iter()
-        .filter(|(_, v)| !v.as_str().is_some_and(|v| versions.contains_key(v)))
-        .map(|(t, v)| format!("{t} → {}", v.as_str().unwrap_or("?")))
-        .collect();
-    if !tags.contains_key("latest") && !versions.is_empty() {
-        out.push("no latest".into());
-    }
-    out
-}
-
-/// Every tag names a present version, and `GET /NAME/latest` answers it.
-async fn assert_tags_whole(s: &Server, name: &str, doc: &Value) {
-    let dangling = dangling_tags(doc);
-    assert!(dangling.is_empty(), "{name}: dangling dist-tags {dangling:?} in {}", doc["dist-tags"]);
-    let (status, v) = s.get(&format!("/{}/latest", enc(name)), None).await;
-    assert_eq!(status, StatusCode::OK, "GET /{name}/latest: {v}");
-    assert_eq!(v["version"], doc["dist-tags"]["latest"], "GET /{name}/latest");
-}
-
 // ---------------------------------------------------------------------------
 // kill -9 during concurrent publishes
 
 const KILL_WORKERS: usize = 4;
-
-struct Acked {
-    name: String,
-    version: String,
-    tarball: Vec<u8>,
-}
 
 /// Kills the server with SIGKILL while publishes are in flight, restarts it
 /// on the same data dir / database, and checks that every acknowledged (201)
@@ -159,69 +77,18 @@ async fn kill9_during_concurrent_publishes(backend: Backend) {
 
 /// Four workers publish distinct versions of two packages back to back; once
 /// `target` are acknowledged the server gets SIGKILL with others in flight.
-/// Returns the acknowledged publishes and any other status received.
-async fn publish_until_killed(s: &mut Server, token: &str, round: usize) -> (Vec<Acked>, Vec<String>) {
-    let c = Client::new(s, token);
-    let acked = Arc::new(Mutex::new(Vec::new()));
-    let refused = Arc::new(Mutex::new(Vec::new()));
-    let mut workers = Vec::new();
-    for w in 0..KILL_WORKERS {
-        let (c, acked, refused) = (c.clone(), acked.clone(), refused.clone());
-        workers.push(tokio::spawn(async move {
-            for i in 0..10_000 {
-                let name = format!("crash-{}", w % 2);
-                let version = format!("{}.{w}.{i}", round + 1);
-                match c.publish(&name, &version).await {
-                    Ok((StatusCode::CREATED, tarball)) => acked.lock().unwrap().push(Acked { name, version, tarball }),
-                    Ok((status, _)) => refused.lock().unwrap().push(format!("{name}@{version}: {status}")),
-                    Err(_) => break, // the kill
-                }
-            }
-        }));
-    }
+/// Returns the acknowledged publishes and any other status received (the
+/// requests the kill cut off are not counted).
+async fn publish_until_killed(s: &mut Server, token: &str, round: usize) -> (Vec<Acked>, Vec<Refused>) {
+    let publishers = Publishers::start(&[Client::new(s, token)], KILL_WORKERS, round + 1);
     // A different point each round: after 6, 9, 12, … acknowledgements.
     let target = 6 + 3 * (round % 8);
-    let reached = poll(60, || {
-        let n = acked.lock().unwrap().len();
-        async move { (n >= target).then_some(()) }
-    })
-    .await;
+    let reached = publishers.wait_acked(target, 60).await;
     s.kill9().await;
-    for w in workers {
-        w.await.unwrap();
-    }
-    assert!(reached.is_some(), "round {round}: fewer than {target} publishes acknowledged in 60 s");
-    let acked = std::mem::take(&mut *acked.lock().unwrap());
-    let refused = std::mem::take(&mut *refused.lock().unwrap());
+    let (acked, mut refused) = publishers.finish().await;
+    assert!(reached, "round {round}: fewer than {target} publishes acknowledged in 60 s");
+    refused.retain(|r| r.status.is_some());
     (acked, refused)
-}
-
-/// Returns how many versions the packuments hold.
-async fn assert_all_present(s: &Server, acked: &[Acked]) -> usize {
-    let mut present = 0;
-    let mut names: Vec<&str> = acked.iter().map(|a| a.name.as_str()).collect();
-    names.sort();
-    names.dedup();
-    for name in names {
-        let doc = packument(s, name).await;
-        for a in acked.iter().filter(|a| a.name == name) {
-            let v = &doc["versions"][&a.version];
-            assert!(v.is_object(), "acknowledged {name}@{} is missing after kill -9", a.version);
-            assert_eq!(v["dist"]["integrity"], json!(integrity(&a.tarball)), "{name}@{}: integrity", a.version);
-        }
-        // Every version there, acknowledged or not, is whole: its tarball
-        // downloads and matches its integrity (so the acknowledged ones match
-        // what was sent).
-        for (version, v) in doc["versions"].as_object().unwrap() {
-            let url = v["dist"]["tarball"].as_str().unwrap_or_else(|| panic!("{name}@{version}: dist.tarball in {v}"));
-            let r = request(s, Method::GET, url_path(url), None, &[], None).await;
-            assert_eq!(r.status, StatusCode::OK, "{name}@{version}: GET {url}");
-            assert_eq!(json!(integrity(&r.bytes)), v["dist"]["integrity"], "{name}@{version}: tarball bytes");
-        }
-        assert_tags_whole(s, name, &doc).await;
-        present += doc["versions"].as_object().unwrap().len();
-    }
-    present
 }
 
 // ---------------------------------------------------------------------------

@@ -3,22 +3,36 @@
 //! once (not after the packument cache TTL, set to an hour here), `npm
 //! install` from another node right after `npm publish`, concurrent publishes
 //! through different nodes (no version lost, one winner per version), and a
-//! token deleted on one node refused on the others.
+//! token deleted on one node refused on the others; and faults: kill -9 of a
+//! node during publishes and during a sync, the S3 server restarted mid-run.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use cairn_e2e::clients::{isolated_command, Run};
-use cairn_e2e::publish::{enc, publish_ok, publish_with, tarball_path, PW};
-use cairn_e2e::s3;
+use cairn_e2e::crash::{assert_all_present, Acked, Client, Publishers, Refused};
+use cairn_e2e::publish::{enc, poll, publish_ok, publish_with, tarball_path, PW};
+use cairn_e2e::s3::{self, Moto};
+use cairn_e2e::upstream::{sync_ok, task, wait_success, FakeUpstream, Fault};
 use cairn_e2e::{Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
 /// Three nodes sharing one database and one bucket; packuments cached for an hour.
 async fn cluster() -> Vec<Server> {
-    let endpoint = s3::endpoint();
-    let bucket = s3::create_bucket(&endpoint).await;
-    let opts = || ServerOptions::new(Backend::Postgres).toml("packument_cache_ttl_secs = 3600").tail(&s3::blobs_toml(&endpoint, &bucket));
+    cluster_on(&s3::endpoint(), "", "").await
+}
+
+/// Three nodes on one database and a new bucket at `endpoint`, with `toml`
+/// (top-level keys) and `tail` (tables) in each node's config.
+async fn cluster_on(endpoint: &str, toml: &str, tail: &str) -> Vec<Server> {
+    let bucket = s3::create_bucket(endpoint).await;
+    let opts = || {
+        ServerOptions::new(Backend::Postgres)
+            .toml("packument_cache_ttl_secs = 3600")
+            .toml(toml)
+            .tail(&s3::blobs_toml(endpoint, &bucket))
+            .tail(tail)
+    };
     let first = Server::start_with(opts()).await;
     let url = first.database_url.clone();
     let second = Server::start_with(opts().database(&url)).await;
@@ -164,6 +178,178 @@ async fn a_token_deleted_on_one_node_is_refused_on_the_others() {
         let (status, body): (StatusCode, Value) = n.get("/-/whoami", Some(&token)).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{} still takes the token: {body}", n.base);
     }
+}
+
+// ---------------------------------------------------------------------------
+// Faults
+
+/// Publishes through all three nodes at once (two workers each); node 1 gets
+/// kill -9 with publishes in flight, the others keep going. Every
+/// acknowledged publish is then on both survivors with its tarball, every
+/// version there is whole, and the survivors never answered a 5xx.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_a_node_during_publishes() {
+    let mut nodes = cluster().await;
+    let token = nodes[0].add_user("alice", PW).await;
+    let clients: Vec<Client> = nodes.iter().map(|n| Client::new(n, &token)).collect();
+    let publishers = Publishers::start(&clients, 2, 1);
+    assert!(publishers.wait_acked(12, 60).await, "fewer than 12 publishes acknowledged in 60 s");
+    nodes[1].kill9().await;
+    let before = publishers.acked.lock().unwrap().len();
+    // The survivors take more publishes after the kill.
+    assert!(publishers.wait_acked(before + 12, 60).await, "the survivors took no more publishes after the kill");
+    let (acked, refused) = publishers.finish().await;
+    let killed = nodes[1].base.clone();
+    let on_survivors: Vec<&Refused> = refused.iter().filter(|r| r.base != killed).collect();
+    assert!(on_survivors.is_empty(), "the survivors refused or dropped publishes: {on_survivors:#?}");
+    assert!(refused.iter().all(|r| r.status.is_none_or(|s| !s.is_server_error())), "5xx before the kill: {refused:#?}");
+    for n in [&nodes[0], &nodes[2]] {
+        let present = assert_all_present(n, &acked).await;
+        eprintln!("{}: {} acknowledged, {present} versions present and whole", n.base, acked.len());
+    }
+    for n in [&nodes[0], &nodes[2]] {
+        assert!(!n.log().contains("panicked"), "{} panicked:\n{}", n.base, n.log());
+    }
+}
+
+/// A sync task claimed by one node, whose node gets kill -9 mid-download
+/// (the upstream tarball takes 12 s, the task timeout is 6 s, room for a
+/// heartbeat delayed by a busy machine): its heartbeat
+/// stops, the task is queued again and a surviving node finishes it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill9_of_a_node_during_a_sync() {
+    let fake = FakeUpstream::start().await;
+    let tgz = fake.add_version("rec", "1.0.0", json!({}));
+    let tpath = tarball_path("rec", "1.0.0");
+    fake.fault(&tpath, Fault::delay(Duration::from_secs(12)));
+    let mut nodes = cluster_on(&s3::endpoint(), "sync_task_timeout_secs = 6", &fake.registry_toml("fake", "")).await;
+    let bob = nodes[0].add_user("bob", PW).await;
+    let id = sync_ok(&nodes[0], &bob, "rec", json!({})).await;
+    let mid =
+        poll(20, || async { (task(&nodes[0], "rec", &id).await["state"] == json!("processing") && fake.hits(&tpath) >= 1).then_some(()) })
+            .await;
+    assert!(mid.is_some(), "the task never got to the tarball: {}", task(&nodes[0], "rec", &id).await);
+    let claimer = claimed_by(&nodes[0].database_url, &id).await;
+    // Worker names are HOST-PID-N.
+    let k = nodes.iter().position(|n| claimer.contains(&format!("-{}-", n.pid()))).unwrap_or_else(|| panic!("no node is {claimer}"));
+    nodes[k].kill9().await;
+    let survivors: Vec<&Server> = nodes.iter().enumerate().filter(|(i, _)| *i != k).map(|(_, n)| n).collect();
+    let t = wait_success(survivors[0], "rec", &id, 60).await;
+    assert_eq!(t["attempts"], json!(2), "{t}");
+    let finisher = claimed_by(&nodes[0].database_url, &id).await;
+    assert_ne!(finisher, claimer, "finished by another node");
+    assert!(fake.hits(&tpath) >= 2, "the tarball fetched again");
+    for n in survivors {
+        let resp = n.client.get(n.url(&tarball_path("rec", "1.0.0"))).send().await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK, "tarball on {}", n.base);
+        assert_eq!(resp.bytes().await.unwrap().to_vec(), tgz, "the upstream's bytes on {}", n.base);
+        assert_eq!(versions(n, "rec").await, ["1.0.0"]);
+    }
+}
+
+/// The S3 server stopped and started again with publishes in flight through
+/// all three nodes: while it is down every node answers 503 with the error
+/// body (never 500, never a hang), readiness says 503, the database side
+/// still answers; a publish refused with 503 is absent everywhere, and
+/// after the restart publishes work again with their tarballs on every node.
+/// (moto keeps objects in memory, so objects stored before the restart are
+/// gone with it; the test checks rows for those, not bytes.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_restart_mid_run_answers_503_then_recovers() {
+    let mut moto = Moto::start().await;
+    let nodes = cluster_on(&moto.endpoint(), "", "").await;
+    let token = nodes[0].add_user("alice", PW).await;
+    let clients: Vec<Client> = nodes.iter().map(|n| Client::new(n, &token)).collect();
+    let publishers = Publishers::start(&clients, 1, 1);
+    assert!(publishers.wait_acked(6, 60).await, "fewer than 6 publishes acknowledged in 60 s");
+    moto.stop();
+    let refused_some = poll(30, || {
+        let n = publishers.refused.lock().unwrap().len();
+        async move { (n >= 6).then_some(()) }
+    });
+    assert!(refused_some.await.is_some(), "publishes kept succeeding with the S3 server down");
+    for (i, n) in nodes.iter().enumerate() {
+        during_outage(n, &token, &format!("2.0.{i}")).await;
+    }
+    let (acked, refused) = publishers.finish().await;
+    for r in &refused {
+        assert_eq!(r.status, Some(StatusCode::SERVICE_UNAVAILABLE), "a publish during the outage: {r:?}");
+        assert!(r.error.contains("blob store"), "{r:?}");
+    }
+
+    moto.restart().await;
+    s3::put_bucket(&moto.endpoint(), &bucket_of(&nodes[0])).await;
+    for n in &nodes {
+        let ready = poll(30, || async { (n.get("/-/ready", None).await.0 == StatusCode::OK).then_some(()) }).await;
+        assert!(ready.is_some(), "{} ready again after the S3 server came back", n.base);
+    }
+    let mut after = Vec::new();
+    for (i, n) in nodes.iter().enumerate() {
+        after.push((format!("3.0.{i}"), publish_ok(n, &token, "after", &format!("3.0.{i}")).await));
+    }
+    for n in &nodes {
+        assert_rows(n, &acked, &refused).await;
+        for (version, tgz) in &after {
+            let resp = n.client.get(n.url(&tarball_path("after", version))).send().await.unwrap();
+            assert_eq!(resp.status(), StatusCode::OK, "after@{version} on {}", n.base);
+            assert_eq!(&resp.bytes().await.unwrap().to_vec(), tgz, "after@{version} bytes on {}", n.base);
+        }
+    }
+}
+
+/// One node with the S3 server down: a publish and readiness answer 503
+/// promptly, the packument (database only) still 200 without that version.
+async fn during_outage(n: &Server, token: &str, version: &str) {
+    let p = in_time(&format!("publish on {}", n.base), publish_with(n, Some(token), "outage", version, json!({}), None)).await;
+    cairn_e2e::assert_error(p.status, &p.body, 503);
+    let (status, body) = in_time(&format!("ready on {}", n.base), n.get("/-/ready", None)).await;
+    cairn_e2e::assert_error(status, &body, 503);
+    assert_eq!(n.get("/outage", None).await.0, StatusCode::NOT_FOUND, "the refused publish made the package on {}", n.base);
+}
+
+async fn in_time<T>(what: &str, f: impl std::future::Future<Output = T>) -> T {
+    match tokio::time::timeout(Duration::from_secs(30), f).await {
+        Ok(v) => v,
+        Err(_) => panic!("{what} hung for 30 s with the S3 server down"),
+    }
+}
+
+/// Acknowledged versions are in the packument with their integrity; refused ones are not.
+async fn assert_rows(n: &Server, acked: &[Acked], refused: &[Refused]) {
+    for name in ["crash-0", "crash-1"] {
+        let (status, doc) = n.get(&format!("/{name}"), None).await;
+        assert_eq!(status, StatusCode::OK, "{name} on {}: {doc}", n.base);
+        for a in acked.iter().filter(|a| a.name == name) {
+            let integrity = cairn_e2e::publish::integrity(&a.tarball);
+            assert_eq!(
+                doc["versions"][&a.version]["dist"]["integrity"],
+                json!(integrity),
+                "acknowledged {name}@{} on {}",
+                a.version,
+                n.base
+            );
+        }
+        for r in refused.iter().filter(|r| r.name == name) {
+            assert!(doc["versions"][&r.version].is_null(), "{name}@{} refused with 503 but present on {}", r.version, n.base);
+        }
+    }
+}
+
+/// The bucket a node's config names.
+fn bucket_of(n: &Server) -> String {
+    let config = std::fs::read_to_string(&n.config_path).unwrap();
+    let line = config.lines().find(|l| l.starts_with("bucket = ")).expect("bucket in the config");
+    line.trim_start_matches("bucket = ").trim_matches('"').to_string()
+}
+
+/// Who holds (or last held) a task: `claimed_by` is kept on success.
+async fn claimed_by(database_url: &str, id: &str) -> String {
+    use sqlx::{Connection, Row};
+    let mut conn = sqlx::PgConnection::connect(database_url).await.expect("connect");
+    let row = sqlx::query("SELECT claimed_by FROM tasks WHERE id = $1").bind(id).fetch_one(&mut conn).await.expect("task row");
+    let by: Option<String> = row.get(0);
+    let _ = conn.close().await;
+    by.unwrap_or_default()
 }
 
 /// Runs the futures concurrently on this task; results in order.

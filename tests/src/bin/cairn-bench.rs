@@ -13,6 +13,11 @@
 //!       N publishes from concurrent clients (client i publishes new versions
 //!       of P-i), then checks that every published version is in its packument.
 //!       Exits non-zero on any failed publish or lost version.
+//!   cairn-bench visible --registry URL --reader URL2 --token T --name PKG [--samples 100]
+//!       Publishes PKG's versions one by one through URL and after each polls
+//!       URL2's abbreviated packument (another node on the same database)
+//!       until the version is listed; prints p50/p99/max of publish-acknowledged
+//!       to visible on the other node.
 //!   cairn-bench fuzz --registry URL [--pid PID] [--requests N] [--seed S] [--concurrency 8]
 //!            [--token T] [--names a,@s/b] [--rounds 1]
 //!       Sends N mutated requests per round (tests/src/fuzz.rs) and prints the
@@ -84,6 +89,7 @@ fn usage() -> &'static str {
      \x20      cairn-bench adduser --registry URL --name N --password P\n\
      \x20      cairn-bench seed --registry URL --token T --name PKG [--versions 100]\n\
      \x20      cairn-bench publish --registry URL --token T [--clients 8] --total N --prefix P\n\
+     \x20      cairn-bench visible --registry URL --reader URL2 --token T --name PKG [--samples 100]\n\
      \x20      cairn-bench fuzz --registry URL [--pid PID] [--requests N] [--seed S] [--concurrency 8] [--token T] [--names a,b] [--rounds 1]\n\
      \x20      cairn-bench receiver --port P\n\
      \x20      cairn-bench hook-latency --registry URL --token T --port P --name PKG [--count 200]"
@@ -106,6 +112,7 @@ fn main() -> ExitCode {
                 "adduser" => rt.block_on(adduser(args)),
                 "seed" => rt.block_on(seed(args)),
                 "publish" => rt.block_on(publish(args)),
+                "visible" => rt.block_on(visible(args)),
                 "fuzz" => rt.block_on(fuzz(args)),
                 "hook-latency" => rt.block_on(hook_latency(args)),
                 _ => Err(anyhow!("unknown subcommand {other:?}\n{}", usage())),
@@ -306,6 +313,43 @@ fn percentile(sorted: &[Duration], p: f64) -> f64 {
     }
     let idx = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
     sorted[idx.clamp(1, sorted.len()) - 1].as_secs_f64() * 1000.0
+}
+
+/// Publish on one node, poll another until the version shows: how long it took.
+async fn visible(args: Args) -> Result<()> {
+    let base = base(&args)?;
+    let reader = args.get("reader")?.trim_end_matches('/').to_string();
+    let (token, name) = (args.get("token")?, args.get("name")?);
+    let samples = args.num("samples", Some(100))?;
+    let http = client();
+    let mut took = Vec::with_capacity(samples);
+    for i in 0..samples {
+        let version = version_of(i);
+        put_doc(&http, &base, &token, &name, publish_doc(&base, &name, &version, i)).await?;
+        let published = Instant::now();
+        loop {
+            let doc: Value = match get_doc(&http, &reader, &name, ABBREVIATED).await {
+                Ok(b) => serde_json::from_slice(&b).context("packument is not JSON")?,
+                Err(_) => Value::Null, // 404 before the first version shows
+            };
+            if doc["versions"].get(&version).is_some() {
+                took.push(published.elapsed());
+                break;
+            }
+            if published.elapsed() > Duration::from_secs(30) {
+                bail!("{name}@{version} not visible on {reader} 30 s after its publish on {base}");
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+    took.sort();
+    println!(
+        "visible_p50_ms={:.2} visible_p99_ms={:.2} visible_max_ms={:.2} samples={samples}",
+        percentile(&took, 50.0),
+        percentile(&took, 99.0),
+        took.last().map_or(f64::NAN, |d| d.as_secs_f64() * 1000.0)
+    );
+    Ok(())
 }
 
 async fn publish(args: Args) -> Result<()> {
