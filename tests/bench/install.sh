@@ -17,8 +17,9 @@
 # default 5), BENCH_CLIENTS (default "npm pnpm"), BENCH_PORT (default 17601,
 # uses 3 ports), BENCH_CAIRN (a cairn binary instead of building one; the
 # cairn-bench tool is then BENCH_TOOL or the one in the target dir),
-# BENCH_NO_VERDACCIO=1, BENCH_PNPM (default: the test clients' pnpm).
-# The whole run is stopped after 10 minutes.
+# BENCH_NO_VERDACCIO=1, BENCH_PNPM (default: the test clients' pnpm),
+# BENCH_LIMIT (seconds, default 600).
+# The whole run is stopped after BENCH_LIMIT seconds (10 minutes).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 n=${BENCH_PACKAGES:-300}
@@ -60,8 +61,9 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 main=$$
-( trap 'kill $sp 2>/dev/null; exit 0' TERM; sleep 600 & sp=$!; wait $sp
-  echo "install.sh: 10 minute limit reached, stopping" >&2; kill -TERM $main ) 2>/dev/null & watchdog=$!
+limit=${BENCH_LIMIT:-600}
+( trap 'kill $sp 2>/dev/null; exit 0' TERM; sleep "$limit" & sp=$!; wait $sp
+  echo "install.sh: ${limit} s limit reached, stopping" >&2; kill -TERM $main ) 2>/dev/null & watchdog=$!
 for p in $cport $gport $vport; do
   if curl -s -o /dev/null "http://127.0.0.1:$p/"; then echo "port $p is already in use" >&2; exit 1; fi
 done
