@@ -18,7 +18,8 @@
 # uses 3 ports), BENCH_CAIRN (a cairn binary instead of building one; the
 # cairn-bench tool is then BENCH_TOOL or the one in the target dir),
 # BENCH_NO_VERDACCIO=1, BENCH_PNPM (default: the test clients' pnpm),
-# BENCH_LIMIT (seconds, default 600).
+# BENCH_LIMIT (seconds, default 600), BENCH_CAIRN_TOML (top-level keys added
+# to Cairn's config, e.g. 'packument_cache_ttl_secs = 3600').
 # The whole run is stopped after BENCH_LIMIT seconds (10 minutes).
 set -euo pipefail
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -72,8 +73,8 @@ load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # --- Cairn, seeded with the tree.
 mkdir -p "$work/cairn"
-printf 'data_dir = "%s"\npublic_url = "http://127.0.0.1:%s"\n[auth]\nallow_public_registration = true\n[log]\nlevel = "warn"\n' \
-  "$work/cairn" "$cport" >"$work/cairn.toml"
+printf '%s\ndata_dir = "%s"\npublic_url = "http://127.0.0.1:%s"\n[auth]\nallow_public_registration = true\n[log]\nlevel = "warn"\n' \
+  "${BENCH_CAIRN_TOML:-}" "$work/cairn" "$cport" >"$work/cairn.toml"
 CAIRN_LISTEN=127.0.0.1:$cport "$cairn" serve --config "$work/cairn.toml" 2>"$work/cairn.log" & cpid=$!; pids="$pids $cpid"
 wait_ping "$cport" -/ping
 C=http://127.0.0.1:$cport G=http://127.0.0.1:$gport V=http://127.0.0.1:$vport
