@@ -119,14 +119,29 @@ enum UserCommand {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // `serve` sizes the runtime from its configuration, so that is read first.
+    let serve_config = match &cli.command {
+        Command::Serve { config } => match load(config.as_ref()) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: {}", crate::telemetry::redact(&format!("{e:#}")));
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = serve_config.as_ref().map(|c| c.worker_threads).filter(|n| *n > 0) {
+        builder.worker_threads(n);
+    }
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    match runtime.block_on(run(cli, serve_config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             // Start-up errors can quote configured URLs: no credentials on the terminal or in the log.
@@ -142,10 +157,14 @@ fn load(config: Option<&PathBuf>) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-async fn run(cli: Cli) -> anyhow::Result<()> {
+/// Runs the command; `serve_config` is `serve`'s configuration, loaded by `main`.
+async fn run(cli: Cli, serve_config: Option<Config>) -> anyhow::Result<()> {
     match cli.command {
         Command::Serve { config } => {
-            let mut config = load(config.as_ref())?;
+            let mut config = match serve_config {
+                Some(c) => c,
+                None => load(config.as_ref())?,
+            };
             let listener = tokio::net::TcpListener::bind(config.listen)
                 .await
                 .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", config.listen))?;

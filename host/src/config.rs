@@ -47,6 +47,9 @@ pub struct Config {
     /// files over and over); 0 turns it off. Files over 1/16 of it (at most
     /// 1 MiB) are always streamed from the blob store.
     pub tarball_cache_bytes: u64,
+    /// Threads of the async runtime that serves requests (`cairn serve`);
+    /// 0: one per core.
+    pub worker_threads: usize,
     /// Seconds between flushes of buffered download counts.
     pub downloads_flush_secs: u64,
     /// Tarball blobs no row references are removed once older than this.
@@ -472,6 +475,7 @@ impl Default for Config {
             packument_cache_entries: 10_000,
             cache_max_bytes: 256 * 1024 * 1024,
             tarball_cache_bytes: 64 * 1024 * 1024,
+            worker_threads: 0,
             downloads_flush_secs: 30,
             blob_sweep_min_age_secs: 3600,
             blob_sweep_interval_secs: 3600,

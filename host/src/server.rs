@@ -189,38 +189,43 @@ fn spawn_flusher(app: Arc<App>) -> tokio::task::JoinHandle<()> {
 
 async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> http::Response {
     let started = Instant::now();
-    let request_id = req
+    // The client's id when it is a sane one (the header value it came in,
+    // not copied), else a fresh one.
+    let id = req
         .headers()
         .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 64 && v.bytes().all(|b| b.is_ascii_graphic()))
-        .map(str::to_string)
+        .filter(|v| !v.is_empty() && v.len() <= 64 && v.as_bytes().iter().all(u8::is_ascii_graphic))
+        .cloned()
         .unwrap_or_else(next_request_id);
-    let method = req.method().clone();
-    // Paths can carry secrets (`DELETE /-/user/token/<token>`): never log them raw.
-    let path = crate::telemetry::redact_path(req.uri().path());
-    let mut resp = contain_panics(http::handle(app, req, peer.ip()), &request_id).await;
-    if let Ok(v) = ::http::HeaderValue::from_str(&request_id) {
-        resp.headers_mut().insert("x-request-id", v);
+    let request_id = id.to_str().unwrap_or_default();
+    // The request line is only kept when request logs are on: a hot read
+    // pays for nothing it does not log.
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| (req.method().clone(), req.uri().clone()));
+    let mut resp = contain_panics(http::handle(app, req, peer.ip()), request_id).await;
+    resp.headers_mut().insert("x-request-id", id.clone());
+    if let Some((method, uri)) = logged {
+        // Paths can carry secrets (`DELETE /-/user/token/<token>`): never log them raw.
+        let path = crate::telemetry::redact_path(uri.path());
+        tracing::info!(
+            request_id = %request_id,
+            %method,
+            %path,
+            status = resp.status().as_u16(),
+            duration_ms = started.elapsed().as_secs_f64() * 1000.0,
+            client = %peer.ip(),
+            "request"
+        );
     }
-    tracing::info!(
-        request_id = %request_id,
-        %method,
-        %path,
-        status = resp.status().as_u16(),
-        duration_ms = started.elapsed().as_secs_f64() * 1000.0,
-        client = %peer.ip(),
-        "request"
-    );
     resp
 }
 
 /// Request ids: a random per-process prefix and a counter (no syscall per request).
-fn next_request_id() -> String {
+fn next_request_id() -> ::http::HeaderValue {
     static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let prefix = PREFIX.get_or_init(|| hex::encode(crate::util::random_bytes(6)));
-    format!("{prefix}{:08x}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed))
+    let id = format!("{prefix}{:08x}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    ::http::HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).expect("hex digits are a header value")
 }
 
 /// Runs a handler; a panic inside it becomes a logged 500 with the error body

@@ -5,9 +5,11 @@ libnpmpublish does (one PUT per version, tarball base64 in the body).
     seed_tree.py REGISTRY_URL TOKEN PREFIX N
 
 Package i depends on packages 2i+1 and 2i+2 (when they exist), so installing
-PREFIX-0 pulls in all N packages. Standard library only.
+PREFIX-0 pulls in all N packages. The tarballs are byte for byte the same on
+every run. Standard library only.
 """
 import base64
+import gzip
 import hashlib
 import io
 import json
@@ -23,7 +25,9 @@ def tarball(name, version, deps):
         "package/index.js": ("module.exports = %r;\n" % name).encode(),
     }
     raw = io.BytesIO()
-    with tarfile.open(fileobj=raw, mode="w:gz") as tar:
+    # A fixed gzip header time too: the same tree gets the same bytes (and
+    # integrity) in every registry it is published to.
+    with gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as gz, tarfile.open(fileobj=gz, mode="w") as tar:
         for path, data in files.items():
             info = tarfile.TarInfo(path)
             info.size = len(data)

@@ -10,27 +10,56 @@ use crate::store::Store;
 
 use super::{Error, Result};
 
+/// Pending counts: day → package → version → downloads. Nested so that
+/// counting a download already seen today allocates nothing.
+type Pending = HashMap<NaiveDate, HashMap<String, HashMap<String, i64>>>;
+
 #[derive(Default)]
 pub struct DownloadCounter {
-    pending: Mutex<HashMap<(String, String, String), i64>>,
+    pending: Mutex<Pending>,
+}
+
+fn add(map: &mut Pending, day: NaiveDate, package: &str, version: &str, n: i64) {
+    let packages = map.entry(day).or_default();
+    let versions = match packages.get_mut(package) {
+        Some(v) => v,
+        None => packages.entry(package.to_string()).or_default(),
+    };
+    match versions.get_mut(version) {
+        Some(count) => *count += n,
+        None => {
+            versions.insert(version.to_string(), n);
+        }
+    }
 }
 
 impl DownloadCounter {
     pub fn count(&self, package: &str, version: &str) {
-        let day = Utc::now().format("%Y-%m-%d").to_string();
-        *self.pending.lock().expect("download lock").entry((package.to_string(), version.to_string(), day)).or_insert(0) += 1;
+        let day = Utc::now().date_naive();
+        add(&mut self.pending.lock().expect("download lock"), day, package, version, 1);
     }
 
     pub async fn flush(&self, store: &dyn Store) -> Result<usize> {
-        let batch: Vec<(String, String, String, i64)> =
-            std::mem::take(&mut *self.pending.lock().expect("download lock")).into_iter().map(|((p, v, d), n)| (p, v, d, n)).collect();
+        let pending = std::mem::take(&mut *self.pending.lock().expect("download lock"));
+        let mut batch: Vec<(String, String, String, i64)> = Vec::new();
+        for (day, packages) in &pending {
+            let day = day.format("%Y-%m-%d").to_string();
+            for (package, versions) in packages {
+                batch.extend(versions.iter().map(|(v, n)| (package.clone(), v.clone(), day.clone(), *n)));
+            }
+        }
         if batch.is_empty() {
             return Ok(0);
         }
         if let Err(e) = store.add_downloads(&batch).await {
+            // Kept for the next flush, added to what was counted meanwhile.
             let mut map = self.pending.lock().expect("download lock");
-            for (p, v, d, n) in batch {
-                *map.entry((p, v, d)).or_insert(0) += n;
+            for (day, packages) in pending {
+                for (package, versions) in packages {
+                    for (version, n) in versions {
+                        add(&mut map, day, &package, &version, n);
+                    }
+                }
             }
             return Err(e.into());
         }
@@ -83,5 +112,21 @@ mod tests {
         assert!(parse_period("2024-02-01:2024-01-01").is_err());
         assert!(parse_period("yesterday").is_err());
         assert!(parse_period("2020-01-01:2024-01-01").is_err());
+    }
+
+    #[test]
+    fn counts_add_up_per_day_package_and_version() {
+        let mut map = Pending::new();
+        let (d1, d2) = (NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), NaiveDate::from_ymd_opt(2026, 1, 2).unwrap());
+        for (day, p, v, n) in
+            [(d1, "a", "1.0.0", 1), (d1, "a", "1.0.0", 2), (d1, "a", "2.0.0", 1), (d1, "@s/b", "1.0.0", 1), (d2, "a", "1.0.0", 5)]
+        {
+            add(&mut map, day, p, v, n);
+        }
+        assert_eq!(map[&d1]["a"]["1.0.0"], 3);
+        assert_eq!(map[&d1]["a"]["2.0.0"], 1);
+        assert_eq!(map[&d1]["@s/b"]["1.0.0"], 1);
+        assert_eq!(map[&d2]["a"]["1.0.0"], 5);
+        assert_eq!(map[&d2].len(), 1);
     }
 }

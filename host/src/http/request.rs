@@ -1,8 +1,9 @@
-//! The request toolkit every handler uses: [`Req`] (decoded path segments,
-//! query, headers, caller), reading the body within `max_body_bytes` and
-//! `request_timeout_secs`, refusing an oversized body (only once the rest of it
-//! has been drained, so the client sees the 413), draining what a handler left
-//! unread, query parsing and segment decoding. No routing and no policy here:
+//! The request toolkit every handler uses: [`Req`] (query, headers, caller;
+//! the router hands each handler the path segments it names), reading the
+//! body within `max_body_bytes` and `request_timeout_secs`, refusing an
+//! oversized body (only once the rest of it has been drained, so the client
+//! sees the 413), draining what a handler left unread, query parsing and
+//! segment decoding. No routing and no policy here:
 //! `router` decides what reaches a handler.
 
 use std::net::IpAddr;
@@ -20,12 +21,11 @@ use crate::domain::{auth, Identity};
 
 use super::ApiError;
 
-/// One request as handlers see it: decoded path segments, the caller, and a
+/// One request as handlers see it: query, headers, the caller, and a
 /// body that is read on demand within the configured size and time limits.
 pub struct Req {
     pub app: Arc<App>,
     pub method: Method,
-    pub segments: Vec<String>,
     pub query: Vec<(String, String)>,
     pub headers: HeaderMap,
     pub client_ip: IpAddr,

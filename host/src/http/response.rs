@@ -1,13 +1,15 @@
 //! Response shapes: the boxed [`Body`] every answer carries, and JSON answers.
 //! Error bodies are built by `error.rs` from these.
 
-use bytes::Bytes;
-use futures_util::TryStreamExt;
-use http::{header, HeaderValue, Method, StatusCode};
-use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full, StreamBody};
-use hyper::body::Frame;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
-use crate::blob::Blob;
+use bytes::Bytes;
+use http::{header, HeaderValue, Method, StatusCode};
+use http_body_util::{combinators::UnsyncBoxBody, BodyExt, Full};
+use hyper::body::{Frame, SizeHint};
+
+use crate::blob::{Blob, ByteStream};
 
 use super::ApiError;
 
@@ -43,7 +45,8 @@ pub struct FileHeaders<'a> {
 /// A stored file's answer: its bytes streamed (none for HEAD) with
 /// `Content-Length`, type, cache rules, CORS, `ETag` and `Last-Modified`.
 pub fn blob_response(method: &Method, blob: Blob, h: &FileHeaders) -> Response {
-    let body = if method == Method::HEAD { full(Bytes::new()) } else { StreamBody::new(blob.stream.map_ok(Frame::data)).boxed_unsync() };
+    let body =
+        if method == Method::HEAD { full(Bytes::new()) } else { BlobBody { stream: blob.stream, remaining: blob.size }.boxed_unsync() };
     let mut resp = http::Response::new(body);
     let headers = resp.headers_mut();
     headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(h.content_type));
@@ -59,4 +62,35 @@ pub fn blob_response(method: &Method, blob: Blob, h: &FileHeaders) -> Response {
         }
     }
     resp
+}
+
+/// A stored file's bytes as a body of known length: hyper learns the length
+/// from the body itself and that it has ended with the last chunk (no poll
+/// past it), so a file held in memory goes out in one write.
+struct BlobBody {
+    stream: ByteStream,
+    remaining: u64,
+}
+
+impl hyper::body::Body for BlobBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, std::io::Error>>> {
+        match self.stream.as_mut().poll_next(cx) {
+            Poll::Ready(Some(Ok(chunk))) => {
+                self.remaining = self.remaining.saturating_sub(chunk.len() as u64);
+                Poll::Ready(Some(Ok(Frame::data(chunk))))
+            }
+            other => other.map(|o| o.map(|r| r.map(Frame::data))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.remaining == 0
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact(self.remaining)
+    }
 }

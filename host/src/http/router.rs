@@ -86,8 +86,8 @@ async fn prepare_and_route(app: Arc<App>, parts: http::request::Parts, body: Bod
     if query.iter().any(|(k, v)| k.chars().chain(v.chars()).any(char::is_control)) {
         return Err(ApiError::bad_request("the query string contains control characters"));
     }
-    let req = Req { app, method: parts.method, query, segments, headers: parts.headers, client_ip, identity, body };
-    route(req).await
+    let req = Req { app, method: parts.method, query, headers: parts.headers, client_ip, identity, body };
+    route(req, &seg_refs).await
 }
 
 /// Splits a package name off the front of `segs`: `@s%2fn` (one segment),
@@ -103,13 +103,11 @@ fn split_name<'a>(segs: &'a [&'a str]) -> Option<(String, &'a [&'a str])> {
     }
 }
 
-/// The URL tree.
-async fn route(req: Req) -> ApiResult {
-    let segs: Vec<String> = req.segments.clone();
-    let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
+/// The URL tree, over the decoded path segments.
+async fn route(req: Req, segs: &[&str]) -> ApiResult {
     let m = req.method.clone();
     let no_route = || Err(ApiError::not_found(format!("no route for {} /{}", m, segs.join("/"))));
-    match (&m, segs.as_slice()) {
+    match (&m, segs) {
         (&Method::GET | &Method::HEAD, []) => meta::root(req).await,
         (&Method::GET | &Method::HEAD, ["-", "ping"]) => meta::ping(req).await,
         (&Method::GET | &Method::HEAD, ["-", "health"]) => health::health(req).await,
@@ -173,7 +171,7 @@ async fn route(req: Req) -> ApiResult {
         }
 
         _ => {
-            let Some((name, tail)) = split_name(&segs) else { return no_route() };
+            let Some((name, tail)) = split_name(segs) else { return no_route() };
             route_package(req, &m, &name, tail).await.unwrap_or_else(no_route)
         }
     }

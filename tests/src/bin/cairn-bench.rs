@@ -1,9 +1,15 @@
 //! Load tool for the side-by-side benchmarks (tests/bench/registry.sh).
 //!
-//!   cairn-bench ceiling --port P --file F --content-type T [--gzip-file G]
-//!       A bare hyper server answering every request with the bytes of F (or of
-//!       G with `Content-Encoding: gzip` when the request accepts gzip): the
-//!       ceiling for serving a document from memory on this machine.
+//!   cairn-bench ceiling --port P [--file F --content-type T [--gzip-file G]]
+//!            [--routes R] [--threads N] [--count-file C]
+//!       A bare hyper server answering from memory: the ceiling for serving
+//!       these bytes on this machine. Paths listed in R (lines of
+//!       `PATH<TAB>CONTENT_TYPE<TAB>FILE[<TAB>GZIP_FILE]`, e.g. a tarball or a
+//!       whole tree of packuments and tarballs) get their file's bytes; every
+//!       other path gets F's (404 without --file). A gzip file is sent with
+//!       `Content-Encoding: gzip` when the request accepts gzip. N worker
+//!       threads (default: one per core, as `cairn serve`). With C, the number
+//!       of requests answered is written to C every 100 ms.
 //!   cairn-bench adduser --registry URL --name N --password P
 //!       Registers (or logs in) a user the way npm does; prints the token.
 //!   cairn-bench seed --registry URL --token T --name PKG [--versions 100]
@@ -85,7 +91,7 @@ impl Args {
 }
 
 fn usage() -> &'static str {
-    "usage: cairn-bench ceiling --port P --file F --content-type T [--gzip-file G]\n\
+    "usage: cairn-bench ceiling --port P [--file F --content-type T [--gzip-file G]] [--routes R] [--threads N] [--count-file C]\n\
      \x20      cairn-bench adduser --registry URL --name N --password P\n\
      \x20      cairn-bench seed --registry URL --token T --name PKG [--versions 100]\n\
      \x20      cairn-bench publish --registry URL --token T [--clients 8] --total N --prefix P\n\
@@ -103,7 +109,13 @@ fn main() -> ExitCode {
     };
     let result = Args::parse(rest).and_then(|args| match cmd.as_str() {
         // The ceiling gets the same runtime as `cairn serve`: multi-threaded, one worker per core.
-        "ceiling" => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(ceiling(args)),
+        "ceiling" => {
+            let mut rt = tokio::runtime::Builder::new_multi_thread();
+            if let Some(n) = args.opt("threads") {
+                rt.worker_threads(n.parse().with_context(|| format!("--threads {n:?}"))?);
+            }
+            rt.enable_all().build()?.block_on(ceiling(args))
+        }
         "receiver" => tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(receiver(args)),
         // The clients stay on one thread so they take as little CPU from the server as possible.
         other => {
@@ -137,31 +149,82 @@ fn accepts_gzip(req: &Request<Incoming>) -> bool {
         .any(|v| v.to_str().unwrap_or("").split(',').any(|p| p.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("gzip")))
 }
 
+/// One answer of the ceiling: its bytes, their gzip (if any), their type.
+#[derive(Clone)]
+struct Canned {
+    body: Bytes,
+    gzip: Option<Bytes>,
+    content_type: HeaderValue,
+}
+
+fn read_bytes(file: &str) -> Result<Bytes> {
+    Ok(Bytes::from(std::fs::read(file).with_context(|| format!("reading {file}"))?))
+}
+
+/// The answers of `--routes R`, by path.
+fn read_routes(file: &str) -> Result<HashMap<String, Canned>> {
+    let text = std::fs::read_to_string(file).with_context(|| format!("reading {file}"))?;
+    let mut routes = HashMap::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let f: Vec<&str> = line.split('\t').collect();
+        let [path, content_type, body, rest @ ..] = f.as_slice() else { bail!("{file}: bad line {line:?}") };
+        let gzip = rest.first().map(|g| read_bytes(g)).transpose()?;
+        routes.insert(path.to_string(), Canned { body: read_bytes(body)?, gzip, content_type: HeaderValue::from_str(content_type)? });
+    }
+    Ok(routes)
+}
+
+fn answer(canned: Option<&Canned>, gzip_ok: bool) -> Response<Full<Bytes>> {
+    let Some(c) = canned else {
+        let mut r = Response::new(Full::new(Bytes::from_static(b"{\"error\":\"not_found\"}")));
+        *r.status_mut() = hyper::StatusCode::NOT_FOUND;
+        return r;
+    };
+    let mut resp = match (&c.gzip, gzip_ok) {
+        (Some(g), true) => {
+            let mut r = Response::new(Full::new(g.clone()));
+            r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            r
+        }
+        _ => Response::new(Full::new(c.body.clone())),
+    };
+    resp.headers_mut().insert(CONTENT_TYPE, c.content_type.clone());
+    resp
+}
+
 async fn ceiling(args: Args) -> Result<()> {
     let port = args.num("port", None)?;
-    let file = args.get("file")?;
-    let body = Bytes::from(std::fs::read(&file).with_context(|| format!("reading {file}"))?);
-    let gzip = match args.opt("gzip-file") {
-        Some(g) => Some(Bytes::from(std::fs::read(&g).with_context(|| format!("reading {g}"))?)),
+    let fallback = match args.opt("file") {
+        Some(file) => Some(Canned {
+            body: read_bytes(&file)?,
+            gzip: args.opt("gzip-file").map(|g| read_bytes(&g)).transpose()?,
+            content_type: HeaderValue::from_str(&args.get("content-type")?)?,
+        }),
         None => None,
     };
-    let content_type = HeaderValue::from_str(&args.get("content-type")?)?;
+    let routes = Arc::new(args.opt("routes").map(|r| read_routes(&r)).transpose()?.unwrap_or_default());
+    // Counted only when asked: the ceiling pays for nothing else.
+    let count = args.opt("count-file").map(|file| (file, Arc::new(std::sync::atomic::AtomicU64::new(0))));
+    if let Some((file, count)) = count.clone() {
+        tokio::spawn(async move {
+            loop {
+                let _ = std::fs::write(&file, count.load(std::sync::atomic::Ordering::Relaxed).to_string());
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+    }
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", port as u16)).await?;
-    eprintln!("ceiling serving {} bytes of {file} on 127.0.0.1:{port}", body.len());
+    eprintln!("ceiling serving {} routes (fallback: {}) on 127.0.0.1:{port}", routes.len(), fallback.is_some());
+    let fallback = Arc::new(fallback);
     loop {
         let (stream, _) = listener.accept().await?;
         let _ = stream.set_nodelay(true);
-        let (body, gzip, content_type) = (body.clone(), gzip.clone(), content_type.clone());
+        let (routes, fallback, count) = (routes.clone(), fallback.clone(), count.as_ref().map(|(_, c)| c.clone()));
         let service = service_fn(move |req: Request<Incoming>| {
-            let mut resp = match (&gzip, accepts_gzip(&req)) {
-                (Some(g), true) => {
-                    let mut r = Response::new(Full::new(g.clone()));
-                    r.headers_mut().insert(CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-                    r
-                }
-                _ => Response::new(Full::new(body.clone())),
-            };
-            resp.headers_mut().insert(CONTENT_TYPE, content_type.clone());
+            if let Some(c) = &count {
+                c.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+            let resp = answer(routes.get(req.uri().path()).or(fallback.as_ref().as_ref()), accepts_gzip(&req));
             async move { Ok::<_, Infallible>(resp) }
         });
         tokio::spawn(async move {
