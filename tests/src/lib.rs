@@ -4,6 +4,7 @@
 //! Every test that touches storage is written once and run on both backends
 //! through [`both_backends!`].
 
+pub mod browser;
 pub mod clients;
 pub mod fake_http;
 pub mod fuzz;

@@ -21,6 +21,7 @@ mod search;
 mod sync;
 mod tokens;
 mod users;
+pub mod web;
 
 pub use error::ApiError;
 pub use request::Req;
