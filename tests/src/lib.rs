@@ -5,6 +5,7 @@
 //! through [`both_backends!`].
 
 pub mod browser;
+pub mod cdp;
 pub mod clients;
 pub mod fake_http;
 pub mod fuzz;

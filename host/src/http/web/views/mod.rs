@@ -22,6 +22,8 @@ pub fn layout(ctx: &Ctx, title: &str, content: Markup) -> Markup {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · " (ctx.title) }
+                // No /favicon.ico request (it would be a 404 on every page).
+                link rel="icon" href="data:,";
                 link rel="stylesheet" href=(ctx.url("/-/web/app.css"));
                 script src=(ctx.url("/-/web/app.js")) defer {}
             }
