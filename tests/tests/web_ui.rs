@@ -8,6 +8,7 @@
 use cairn_e2e::browser::{attr_after, Browser};
 use cairn_e2e::cdp::Chrome;
 use cairn_e2e::publish::{assert_published, publish_with};
+use cairn_e2e::upstream::{sync_ok, wait_success, FakeUpstream};
 use cairn_e2e::{both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::json;
 use sha2::Digest;
@@ -20,12 +21,12 @@ const HOSTILE_README: &str = "# Demo two\n\nHello <b>bold</b>.\n\n<script>alert(
     [click me](javascript:alert('link'))\n\n<img src=\"nope.png\" onerror=\"alert('onerror')\">\n\n\
     <a href=\"JAVASCRIPT:alert('upper')\" onclick=\"alert('onclick')\">other</a>\n\n[docs](docs/guide.md)\n";
 
-fn options(backend: Backend) -> ServerOptions {
+fn options(backend: Backend, fake: &FakeUpstream) -> ServerOptions {
     let plugin_toml = format!(
         "[[plugins]]\nname = \"scopes\"\nkind = \"auth-policy\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\npublishers = {{ \"@secret\" = [\"alice\"] }}\nprivate_scopes = [\"@secret\"]\n",
         plugin("scope_policy").display().to_string()
     );
-    ServerOptions::new(backend).toml("[web]\ntitle = \"Acme <Registry>\"").tail(&plugin_toml)
+    ServerOptions::new(backend).toml("[web]\ntitle = \"Acme <Registry>\"").tail(&plugin_toml).tail(&fake.registry_toml("fake", ""))
 }
 
 /// alice publishes `web-dep`, `web-demo` 1.0.0, 1.1.0 and 2.0.0 (hostile readme),
@@ -53,6 +54,15 @@ async fn seed(s: &Server) -> String {
     alice
 }
 
+/// The admin `root` syncs `synced-pkg` from the fake upstream; the task's id.
+async fn seed_sync(s: &Server, fake: &FakeUpstream) -> String {
+    fake.add_version("synced-pkg", "1.0.0", json!({"description": "from upstream"}));
+    let root = s.add_admin("root", PW).await;
+    let id = sync_ok(s, &root, "synced-pkg", json!({"skipDependencies": true})).await;
+    wait_success(s, "synced-pkg", &id, 60).await;
+    id
+}
+
 async fn html(b: &mut Browser, s: &Server, path: &str) -> String {
     let page = b.get(&s.url(path)).await;
     assert_eq!(page.status, StatusCode::OK, "{path}: {}", page.body);
@@ -64,8 +74,10 @@ async fn html(b: &mut Browser, s: &Server, path: &str) -> String {
 
 /// Every page over plain HTTP.
 async fn pages_over_http(backend: Backend) {
-    let s = Server::start_with(options(backend)).await;
+    let fake = FakeUpstream::start().await;
+    let s = Server::start_with(options(backend, &fake)).await;
     seed(&s).await;
+    let task = seed_sync(&s, &fake).await;
     let mut anon = Browser::new();
 
     // `/` keeps answering npm with JSON; a browser gets the home page.
@@ -76,7 +88,7 @@ async fn pages_over_http(backend: Backend) {
     assert!(home.contains("<title>Home · Acme &lt;Registry&gt;</title>"), "{home}");
     assert!(home.contains("web-demo") && home.contains("Demo &lt;package&gt; for the UI"), "{home}");
     assert!(!home.contains("secret"), "a private scope on the home page: {home}");
-    assert!(home.contains("<strong id=\"count-packages\">4</strong>"), "{home}");
+    assert!(home.contains("<strong id=\"count-packages\">5</strong>"), "{home}");
 
     // Assets are Cairn's own.
     for (path, kind) in [("/-/web/app.css", "text/css"), ("/-/web/app.js", "text/javascript")] {
@@ -122,7 +134,8 @@ async fn pages_over_http(backend: Backend) {
     assert_eq!(anon.get(&s.url("/-/web/package/@secret/hidden")).await.status, StatusCode::FORBIDDEN);
 
     // A block shows a banner (451).
-    let admin = s.add_admin("root", PW).await;
+    let (_, login) = s.login("root", PW, None).await;
+    let admin = login["token"].as_str().unwrap().to_string();
     let (status, body) = s.call(Method::PUT, "/-/package/web-old/blocks", Some(&admin), Some(&json!({"reason": "malware <x>"}))).await;
     assert!(status.is_success(), "{body}");
     let blocked = anon.get(&s.url("/-/web/package/web-old")).await;
@@ -130,6 +143,41 @@ async fn pages_over_http(backend: Backend) {
     assert!(blocked.body.contains("malware &lt;x&gt;"), "{}", blocked.body);
 
     signed_in_over_http(&s).await;
+    admin_over_http(&s, &task).await;
+}
+
+/// Admin pages: refused to others, tasks with logs, blocks, plugins.
+async fn admin_over_http(s: &Server, task: &str) {
+    let mut b = Browser::new();
+    assert_eq!(b.get(&s.url("/-/web/admin")).await.status, StatusCode::UNAUTHORIZED);
+    for (name, allowed) in [("alice", false), ("root", true)] {
+        let mut b = Browser::new();
+        let csrf = b.get(&s.url("/-/web/signin")).await.csrf();
+        assert_eq!(
+            b.post(&s.url("/-/web/signin"), &[("name", name), ("password", PW), ("csrf", &csrf)]).await.status,
+            StatusCode::SEE_OTHER
+        );
+        let page = b.get(&s.url("/-/web/admin")).await;
+        if !allowed {
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{}", page.body);
+            assert_eq!(b.get(&s.url(&format!("/-/web/admin/tasks/{task}"))).await.status, StatusCode::FORBIDDEN);
+            continue;
+        }
+        assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        for expected in [
+            format!("/-/web/admin/tasks/{task}"),
+            "synced-pkg".into(),
+            "malware &lt;x&gt;".into(),
+            "<td>scopes</td>".into(),
+            "<td>fake".into(),
+        ] {
+            assert!(page.body.contains(&expected), "{expected} missing from the admin page:\n{}", page.body);
+        }
+        let log = b.get(&s.url(&format!("/-/web/admin/tasks/{task}"))).await;
+        assert_eq!(log.status, StatusCode::OK);
+        assert!(log.body.contains("synced-pkg") && log.body.contains("id=\"task-state\">success"), "{}", log.body);
+        assert!(!log.body.contains("http-equiv=\"refresh\""), "a finished task does not reload");
+    }
 }
 
 /// Sign in (CSRF), see the private scope, create and revoke a token, sign out.
@@ -182,8 +230,10 @@ async fn signed_in_over_http(s: &Server) {
 
 /// The same in headless Chromium, with screenshots.
 async fn pages_in_chromium(backend: Backend) {
-    let s = Server::start_with(options(backend)).await;
+    let fake = FakeUpstream::start().await;
+    let s = Server::start_with(options(backend, &fake)).await;
     seed(&s).await;
+    let task = seed_sync(&s, &fake).await;
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots").join(format!("{backend:?}").to_lowercase());
     std::fs::create_dir_all(&shots).unwrap();
     let chrome = Chrome::launch().await;
@@ -210,6 +260,11 @@ async fn pages_in_chromium(backend: Backend) {
         json!(0)
     );
     tab.screenshot(&shots.join("package.png")).await;
+    // At phone width nothing scrolls sideways.
+    tab.call("Emulation.setDeviceMetricsOverride", json!({"width": 390, "height": 844, "deviceScaleFactor": 1, "mobile": true})).await;
+    tab.wait_for("document.documentElement.scrollWidth <= 391").await;
+    tab.screenshot(&shots.join("package-phone.png")).await;
+    tab.call("Emulation.clearDeviceMetricsOverride", json!({})).await;
 
     // Copy the install command: the button reports it (clipboard or selection).
     tab.eval("document.querySelector('[data-copy=install-npm]').click()").await;
@@ -229,6 +284,7 @@ async fn pages_in_chromium(backend: Backend) {
     assert!(!tab.text("#dependents").await.contains("secret"));
 
     chromium_signed_in(&s, &tab, &shots).await;
+    chromium_admin(&s, &tab, &shots, &task).await;
     assert_eq!(tab.problems(&s.base), Vec::<String>::new(), "console errors, exceptions or dialogs");
 }
 
@@ -259,4 +315,21 @@ async fn chromium_signed_in(s: &Server, tab: &cairn_e2e::cdp::Tab, shots: &std::
 
     tab.click_and_wait("header nav form button").await;
     tab.wait_for("document.querySelector('header nav').textContent.includes('Sign in')").await;
+}
+
+/// An admin signs in and reads a sync task's log.
+async fn chromium_admin(s: &Server, tab: &cairn_e2e::cdp::Tab, shots: &std::path::Path, task: &str) {
+    tab.goto(&s.url("/-/web/signin")).await;
+    tab.fill("#name", "root").await;
+    tab.fill("#password", PW).await;
+    tab.click_and_wait("main form button[type=submit]").await;
+    tab.wait_for("location.pathname === '/-/web/user'").await;
+    tab.click_and_wait("header nav a[href$='/-/web/admin']").await;
+    tab.wait_for("document.querySelector('#task-list')").await;
+    tab.screenshot(&shots.join("admin.png")).await;
+    tab.click_and_wait(&format!("a[href$='/-/web/admin/tasks/{task}']")).await;
+    tab.wait_for("document.querySelector('#task-log')").await;
+    assert_eq!(tab.text("#task-state").await, "success");
+    assert!(tab.text("#task-log").await.contains("synced-pkg"), "{}", tab.text("main").await);
+    tab.screenshot(&shots.join("task.png")).await;
 }

@@ -66,6 +66,10 @@ pub trait WebStore {
     async fn packages_of(&self, user: &str) -> StoreResult<Vec<String>>;
     /// The readme stored with one version.
     async fn version_readme(&self, package: &str, version: &str) -> StoreResult<Option<String>>;
+    /// The newest tasks (sync and binary syncs), newest first.
+    async fn recent_tasks(&self, limit: i64) -> StoreResult<Vec<super::Task>>;
+    /// The newest blocks, newest first.
+    async fn recent_blocks(&self, limit: i64) -> StoreResult<Vec<super::Block>>;
 }
 
 /// `web_sql!(Store, Db)`: `impl WebStore` for one backend.
@@ -237,6 +241,16 @@ macro_rules! web_sql {
                     Some(r) => r.try_get("readme")?,
                     None => None,
                 })
+            }
+
+            async fn recent_tasks(&self, limit: i64) -> StoreResult<Vec<Task>> {
+                let rows = sqlx::query("SELECT * FROM tasks ORDER BY created_at DESC, id LIMIT $1").bind(limit).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::task_from_row).collect()
+            }
+
+            async fn recent_blocks(&self, limit: i64) -> StoreResult<Vec<Block>> {
+                let rows = sqlx::query("SELECT * FROM blocks ORDER BY created_at DESC, package LIMIT $1").bind(limit).fetch_all(&self.pool).await?;
+                rows.iter().map(Self::block_from_row).collect()
             }
         }
     };

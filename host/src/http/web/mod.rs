@@ -2,13 +2,15 @@
 //! the binary, `views.rs`), chosen by `Accept: text/html` on `/` and served
 //! under `/-/web/`, plus npm's web login (`POST /-/v1/login`, `login.rs`).
 //! One file per page group: `home` (home, search), `package`, `user` (sign
-//! in/out, the user page, tokens); `assets` (CSS, JS, logo: every asset is
+//! in/out, the user page, tokens), `admin` (tasks and logs, blocks, registries,
+//! plugins); `assets` (CSS, JS, logo: every asset is
 //! served by Cairn), `readme` (Markdown rendered and sanitised), `ctx` (the
 //! session cookie, CSRF tokens, the page answer and its headers).
 //!
 //! Every page reads through `domain::reads` like the npm API does, so what a
 //! caller may not read never shows, in lists either.
 
+mod admin;
 mod assets;
 mod ctx;
 mod home;
@@ -59,6 +61,8 @@ pub async fn route(req: Req, rest: &[&str]) -> ApiResult {
         (&Method::GET | &Method::HEAD, ["user"]) => user::page(&req, &ctx, None).await,
         (&Method::POST, ["tokens"]) => user::create_token(req, &mut ctx).await,
         (&Method::POST, ["tokens", key, "delete"]) => user::revoke_token(req, &mut ctx, key).await,
+        (&Method::GET | &Method::HEAD, ["admin"]) => admin::page(&req, &ctx).await,
+        (&Method::GET | &Method::HEAD, ["admin", "tasks", id]) => admin::task(&req, &ctx, id).await,
         _ => Err(ApiError::not_found("no such page")),
     };
     Ok(result.unwrap_or_else(|e| ctx.error_page(e)))

@@ -2,6 +2,7 @@
 //! wrapped in `PreEscaped`, which only the sanitised readme is). `mod.rs` has
 //! the layout and the pieces pages share; one file per page group beside it.
 
+pub mod admin;
 pub mod home;
 pub mod login;
 pub mod package;
@@ -15,6 +16,11 @@ use super::Ctx;
 /// The frame of every page: header with the search box and the person's
 /// links, the content in `<main>`, a footer.
 pub fn layout(ctx: &Ctx, title: &str, content: Markup) -> Markup {
+    layout_with_head(ctx, title, html! {}, content)
+}
+
+/// [`layout`] with more in `<head>` (e.g. a refresh).
+pub fn layout_with_head(ctx: &Ctx, title: &str, head: Markup, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -26,6 +32,7 @@ pub fn layout(ctx: &Ctx, title: &str, content: Markup) -> Markup {
                 link rel="icon" href="data:,";
                 link rel="stylesheet" href=(ctx.url("/-/web/app.css"));
                 script src=(ctx.url("/-/web/app.js")) defer {}
+                (head)
             }
             body {
                 a.skip href="#main" { "Skip to content" }
@@ -51,6 +58,7 @@ pub fn layout(ctx: &Ctx, title: &str, content: Markup) -> Markup {
 fn account(ctx: &Ctx) -> Markup {
     html! {
         @if let Some(id) = &ctx.identity {
+            @if id.is_admin { a href=(ctx.url("/-/web/admin")) { "Admin" } }
             a href=(ctx.url("/-/web/user")) { (id.name) }
             form.inline method="post" action=(ctx.url("/-/web/signout")) {
                 (csrf(ctx))
