@@ -10,7 +10,7 @@ use cairn_e2e::{both_backends, Backend, Method, Server, ServerOptions, StatusCod
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-both_backends!(web_login_over_http, web_login_limits_and_disabled, npm_login_web);
+both_backends!(web_login_over_http, web_login_limits_and_disabled, npm_login_web, npm_adduser_web);
 
 const PASSWORD: &str = "correct-horse-1";
 
@@ -73,6 +73,14 @@ async fn web_login_over_http(backend: Backend) {
     // Made-up secrets are unknown.
     assert_eq!(poll_done(&s, &format!("{}/-/v1/done/{}", s.base, "ab".repeat(32))).await.0, StatusCode::NOT_FOUND);
 
+    // Registration at the loginUrl: a taken name is refused and shown on the page.
+    let (login3, _) = start_login(&s, None).await;
+    let mut stranger = Browser::new();
+    let csrf3 = stranger.get(&login3).await.csrf();
+    let taken = stranger.post(&login3, &[("name", "alice"), ("email", "a@example.com"), ("password", PASSWORD), ("csrf", &csrf3)]).await;
+    assert_eq!(taken.status, StatusCode::CONFLICT, "{}", taken.body);
+    assert!(taken.body.contains("already exists"), "{}", taken.body);
+
     // Signed in already: the loginUrl only asks to confirm.
     let (login2, done2) = start_login(&s, None).await;
     let page = browser.get(&login2).await;
@@ -115,13 +123,27 @@ async fn web_login_limits_and_disabled(backend: Backend) {
 async fn npm_login_web(backend: Backend) {
     let s = Server::start(backend).await;
     s.add_user("alice", PASSWORD).await;
+    npm_web(&s, "login", &[("name", "alice"), ("password", PASSWORD)], "alice").await;
+}
+
+/// `npm adduser` with npm 11's defaults: the person registers at the loginUrl.
+async fn npm_adduser_web(backend: Backend) {
+    let s = Server::start(backend).await;
+    npm_web(&s, "adduser", &[("name", "carol"), ("email", "carol@example.com"), ("password", PASSWORD)], "carol").await;
+    let (status, body) = s.login("carol", PASSWORD, None).await;
+    assert_eq!(status, StatusCode::CREATED, "the account registered in the browser: {body}");
+}
+
+/// Runs `npm SUBCOMMAND` (web auth), posts `fields` to the printed loginUrl,
+/// and checks npm stored a token of `user` that `npm whoami` accepts.
+async fn npm_web(s: &Server, subcommand: &str, fields: &[(&str, &str)], user: &str) {
     let dir = tempfile::tempdir().unwrap();
     let (npmrc, global, cache) = (dir.path().join("npmrc"), dir.path().join("globalnpmrc"), dir.path().join("cache"));
     std::fs::write(&npmrc, "").unwrap();
     std::fs::write(&global, "").unwrap();
     let registry = format!("{}/", s.base);
     let mut cmd = isolated_command("npm", &npmrc, &global, &cache);
-    cmd.args(["login", "--registry", &registry])
+    cmd.args([subcommand, "--registry", &registry])
         .current_dir(dir.path())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped());
@@ -146,25 +168,28 @@ async fn npm_login_web(backend: Backend) {
     let mut browser = Browser::new();
     let page = browser.get(&login_url).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
-    let ok = browser.post(&login_url, &[("name", "alice"), ("password", PASSWORD), ("csrf", &page.csrf())]).await;
+    let csrf = page.csrf();
+    let mut form = fields.to_vec();
+    form.push(("csrf", &csrf));
+    let ok = browser.post(&login_url, &form).await;
     assert_eq!(ok.status, StatusCode::OK, "{}", ok.body);
 
-    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("npm login ends").unwrap();
+    let status = tokio::time::timeout(Duration::from_secs(60), child.wait()).await.expect("npm ends").unwrap();
     let mut rest = String::new();
     while let Ok(Some(line)) = lines.next_line().await {
         rest.push_str(&line);
         rest.push('\n');
     }
-    assert!(status.success(), "npm login failed:\n{printed}{rest}\n{}", s.log());
+    assert!(status.success(), "npm {subcommand} failed:\n{printed}{rest}\n{}", s.log());
     assert!(rest.contains(&format!("Logged in on {registry}")), "{printed}{rest}");
     let config = std::fs::read_to_string(&npmrc).unwrap();
     let token =
         config.lines().find_map(|l| l.strip_prefix(&format!("//{}/:_authToken=", s.addr))).expect("token in the npmrc").trim().to_string();
-    assert_eq!(s.get("/-/whoami", Some(&token)).await, (StatusCode::OK, json!({"username": "alice"})));
+    assert_eq!(s.get("/-/whoami", Some(&token)).await, (StatusCode::OK, json!({"username": user})));
 
     let mut whoami = isolated_command("npm", &npmrc, &global, &cache);
     whoami.args(["whoami", "--registry", &registry]).current_dir(dir.path());
     let out = tokio::time::timeout(Duration::from_secs(60), whoami.output()).await.expect("npm whoami ends").unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "alice");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), user);
 }

@@ -92,16 +92,7 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
             (user, false)
         }
         None => {
-            // Admin accounts never come from registration: whoever registered a
-            // listed name first would be administrator.
-            if app.is_admin_name(&name) {
-                return Err(Error::Forbidden(format!(
-                    "{name} is an admin name ([auth] admins) and cannot be registered over HTTP; the operator creates it with `cairn user create {name} --admin`"
-                )));
-            }
-            if !app.config.auth.allow_public_registration {
-                return Err(Error::Forbidden("public registration is disabled".into()));
-            }
+            check_registration(app, &name)?;
             // Like the npm registry: `npm login` with an unknown name must not
             // silently create an account; `npm adduser` sends an email.
             let Some(email) = req.email.as_deref() else {
@@ -114,6 +105,29 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
     };
     let issued = tokens::issue(app, &user, NewToken { name: Some("login".into()), ..NewToken::default() }).await?;
     Ok(LoginOutcome { id: expected_id, rev: user.rev, token: issued.raw, created })
+}
+
+/// Whether `name` may be registered over HTTP: public registration is on, and
+/// it is not an admin name (whoever registered a listed name first would be
+/// administrator).
+fn check_registration(app: &App, name: &str) -> Result<()> {
+    if app.is_admin_name(name) {
+        return Err(Error::Forbidden(format!(
+            "{name} is an admin name ([auth] admins) and cannot be registered over HTTP; the operator creates it with `cairn user create {name} --admin`"
+        )));
+    }
+    if !app.config.auth.allow_public_registration {
+        return Err(Error::Forbidden("public registration is disabled".into()));
+    }
+    Ok(())
+}
+
+/// A new account from the web (npm's web `adduser`): the registration rules
+/// of `npm adduser`, an email required.
+pub async fn register(app: &App, name: &str, email: &str, password_plain: &str) -> Result<User> {
+    validate_name(name)?;
+    check_registration(app, name)?;
+    create(app, name, Some(email), password_plain, false).await
 }
 
 /// Verifies `password` for an existing account, counting a failure against the

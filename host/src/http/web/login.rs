@@ -6,7 +6,7 @@
 use http::{header, HeaderValue, StatusCode};
 use serde_json::{json, Value};
 
-use crate::domain::{users, web_login};
+use crate::domain::{sessions, users, web_login, Error};
 
 use super::super::{json_response, ApiError, ApiResult, Req, Response};
 use super::ctx::{field, form, SESSION_COOKIE};
@@ -51,32 +51,42 @@ pub async fn done(req: Req, id: &str) -> ApiResult {
     }
 }
 
-/// `GET /-/web/login/ID`: the sign-in form (or a confirmation when signed in).
+/// `GET /-/web/login/ID`: the sign-in form (or a confirmation when signed in),
+/// and a registration form when public registration is on (npm's web `adduser`).
 pub async fn page(req: &Req, ctx: &Ctx, id: &str) -> Result<Response, ApiError> {
     let login = web_login::pending(&req.app, id).await?;
-    Ok(ctx.html(StatusCode::OK, views::login::cli_login(ctx, id, login.hostname.as_deref(), None)))
+    let register = req.app.config.auth.allow_public_registration;
+    Ok(ctx.html(StatusCode::OK, views::login::cli_login(ctx, id, login.hostname.as_deref(), register, None)))
 }
 
-/// `POST /-/web/login/ID`: signs in (or confirms as the signed-in person) and
-/// lets npm's poll take its token. A password sign-in also starts a session.
+/// `POST /-/web/login/ID`: signs in, registers (with an email) or confirms as
+/// the signed-in person, and lets npm's poll take its token. A sign-in or a
+/// registration also starts a session. A refused attempt shows the forms again.
 pub async fn submit(mut req: Req, ctx: &mut Ctx, id: &str) -> Result<Response, ApiError> {
     let fields = form(&mut req).await?;
     ctx.check_csrf(&fields)?;
     let login = web_login::pending(&req.app, id).await?;
-    let user = match (&ctx.identity, field(&fields, "name")) {
-        (Some(person), "") => users::find(&req.app, &person.name).await?,
-        (_, name) => match users::authenticate(&req.app, name, field(&fields, "password"), req.client_ip).await {
-            Ok(user) => {
-                let raw = crate::domain::sessions::create(&req.app, &user).await?;
-                ctx.set_cookie(SESSION_COOKIE, &raw, Some(crate::domain::sessions::TTL_MS / 1000));
-                user
+    let (name, password, email) = (field(&fields, "name"), field(&fields, "password"), field(&fields, "email"));
+    let attempt = match (&ctx.identity, name) {
+        (Some(person), "") => users::find(&req.app, &person.name).await.map(|u| (u, false)),
+        _ if !email.is_empty() => users::register(&req.app, name, email, password).await.map(|u| (u, true)),
+        _ => users::authenticate(&req.app, name, password, req.client_ip).await.map(|u| (u, true)),
+    };
+    let user = match attempt {
+        Ok((user, fresh)) => {
+            if fresh {
+                let raw = sessions::create(&req.app, &user).await?;
+                ctx.set_cookie(SESSION_COOKIE, &raw, Some(sessions::TTL_MS / 1000));
             }
-            Err(crate::domain::Error::Unauthenticated(reason)) => {
-                let page = views::login::cli_login(ctx, id, login.hostname.as_deref(), Some(&reason));
-                return Ok(ctx.html(StatusCode::UNAUTHORIZED, page));
-            }
-            Err(e) => return Err(e.into()),
-        },
+            user
+        }
+        Err(e @ (Error::Unauthenticated(_) | Error::Invalid(_) | Error::Conflict(_) | Error::Forbidden(_))) => {
+            let api = ApiError::from(e);
+            let register = req.app.config.auth.allow_public_registration;
+            let page = views::login::cli_login(ctx, id, login.hostname.as_deref(), register, Some(&api.reason));
+            return Ok(ctx.html(api.status, page));
+        }
+        Err(e) => return Err(e.into()),
     };
     web_login::approve(&req.app, id, &user).await?;
     Ok(ctx.html(StatusCode::OK, views::login::cli_done(ctx, &user.name)))

@@ -33,7 +33,7 @@ pub fn signin(ctx: &Ctx, error: Option<&str>) -> Markup {
 }
 
 /// `/-/web/login/ID`: npm's web login, waiting for the person.
-pub fn cli_login(ctx: &Ctx, id: &str, hostname: Option<&str>, error: Option<&str>) -> Markup {
+pub fn cli_login(ctx: &Ctx, id: &str, hostname: Option<&str>, register: bool, error: Option<&str>) -> Markup {
     let action = ctx.url(&format!("/-/web/login/{id}"));
     layout(
         ctx,
@@ -53,10 +53,23 @@ pub fn cli_login(ctx: &Ctx, id: &str, hostname: Option<&str>, error: Option<&str
                 }
                 p { "Or sign in as someone else:" }
             }
-            form.card method="post" action=(action) {
+            form.card #signin-form method="post" action=(action) {
                 (csrf(ctx))
                 (credentials(error))
                 button type="submit" { "Sign in and log in npm" }
+            }
+            @if register {
+                h2 { "New here?" }
+                form.card #register-form method="post" action=(action) {
+                    (csrf(ctx))
+                    label for="reg-name" { "User name" }
+                    input #reg-name name="name" type="text" autocomplete="username" autocapitalize="none" required;
+                    label for="reg-email" { "Email" }
+                    input #reg-email name="email" type="email" autocomplete="email" required;
+                    label for="reg-password" { "Password" }
+                    input #reg-password name="password" type="password" autocomplete="new-password" required;
+                    button type="submit" { "Create the account and log in npm" }
+                }
             }
         },
     )
