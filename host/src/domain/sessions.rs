@@ -28,6 +28,7 @@ fn key(raw: &str) -> String {
 /// Starts a session for `user`; the cookie's value.
 pub async fn create(app: &App, user: &User) -> Result<String> {
     let now = now_ms();
+    app.store.purge_web(now).await?;
     let raw = new_secret();
     app.store.create_web_session(&key(&raw), &user.id, now, now + TTL_MS).await?;
     Ok(raw)

@@ -5,6 +5,7 @@
 //! same rules over the wire.
 
 mod harness;
+mod web;
 
 use cairn::domain::{auth, packages, Error};
 use serde_json::json;
