@@ -333,3 +333,24 @@ async fn chromium_admin(s: &Server, tab: &cairn_e2e::cdp::Tab, shots: &std::path
     assert!(tab.text("#task-log").await.contains("synced-pkg"), "{}", tab.text("main").await);
     tab.screenshot(&shots.join("task.png")).await;
 }
+
+/// Behind an https public URL the cookies are `Secure`; the configured logo is
+/// served by Cairn and shown in the header.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn https_cookies_and_logo() {
+    let dir = tempfile::tempdir().unwrap();
+    let logo = dir.path().join("logo.svg");
+    std::fs::write(&logo, "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"8\" height=\"8\"/>").unwrap();
+    let toml = format!("public_url = \"https://registry.example.test/npm\"\n[web]\nlogo = {:?}", logo.display().to_string());
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).toml(&toml)).await;
+    let mut b = Browser::new();
+    let page = b.get(&s.url("/-/web/signin")).await;
+    assert_eq!(page.status, StatusCode::OK);
+    let cookie = page.header("set-cookie").unwrap();
+    assert!(cookie.contains("; Secure") && cookie.contains("Path=/npm;"), "{cookie}");
+    assert!(page.body.contains("src=\"/npm/-/web/logo\"") && page.body.contains("href=\"/npm/-/web/app.css\""), "{}", page.body);
+    let logo = b.get(&s.url("/-/web/logo")).await;
+    assert_eq!(logo.status, StatusCode::OK);
+    assert_eq!(logo.header("content-type").as_deref(), Some("image/svg+xml"));
+    assert!(logo.body.starts_with("<svg"));
+}
