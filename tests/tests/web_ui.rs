@@ -83,7 +83,9 @@ async fn pages_over_http(backend: Backend) {
     // `/` keeps answering npm with JSON; a browser gets the home page.
     let (status, root) = s.get("/", None).await;
     assert_eq!(status, StatusCode::OK, "{root}");
-    assert!(root.is_object(), "{root}");
+    assert_eq!(root["engine"], json!("cairn"), "{root}");
+    let resp = s.client.get(s.url("/")).header("accept", "application/json").send().await.unwrap();
+    assert_eq!(resp.headers()["vary"], "Accept");
     let home = html(&mut anon, &s, "/").await;
     assert!(home.contains("<title>Home · Acme &lt;Registry&gt;</title>"), "{home}");
     assert!(home.contains("web-demo") && home.contains("Demo &lt;package&gt; for the UI"), "{home}");
