@@ -2,7 +2,7 @@
 //! firewall): the stylesheet and the one script, compiled into the binary,
 //! and the operator's logo file (`[web] logo`).
 
-use http::{header, HeaderValue, StatusCode};
+use http::{header, HeaderValue};
 
 use super::super::{full, ApiError, ApiResult, Req, Response};
 
@@ -41,7 +41,8 @@ pub async fn logo(req: &Req) -> ApiResult {
     };
     let meta = tokio::fs::metadata(path).await.map_err(|_| ApiError::not_found("the logo file cannot be read"))?;
     if meta.len() > MAX_LOGO_BYTES {
-        return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal_server_error", "the logo file is larger than 1 MiB"));
+        tracing::warn!(path = %path.display(), "[web] logo is larger than 1 MiB: not served");
+        return Err(ApiError::not_found("the logo file is larger than 1 MiB"));
     }
     let bytes = tokio::fs::read(path).await.map_err(|_| ApiError::not_found("the logo file cannot be read"))?;
     let mut resp = asset(content_type, "public, max-age=300", bytes);
