@@ -3,6 +3,8 @@
 # temp data dir: SQLite + local blobs) with a package of 500 versions seeded by
 # `cairn-bench seed` (realistic manifests and a readme in every version), then
 # wrk against:
+#   - the abbreviated packument (JSON, a cache hit: what the machine's load
+#     alone does to a cheap answer, for reference),
 #   - the package page of the latest version (readme from the cached packument),
 #   - the package page of an old version (its readme read from the database),
 #   - the home page, and a search results page,
@@ -87,17 +89,21 @@ done = function(summary, latency, requests)
     summary.requests, e.connect + e.read + e.write + e.timeout, e.status))
 end
 LUA
+abbrev='Accept: application/vnd.npm.install-v1+json'
 targets=(
+  "abbreviated packument, for reference (JSON from the cache)|$C/$pkg|$abbrev"
   "package page (latest)|$page"
   "package page (version $old)|$page?version=$old"
   "home page|$C/"
   "search page|$C/-/web/search?q=bench"
 )
 : >"$work/results"
-run() { # seconds target [round]
-  local secs=$1 key=${2%%|*} url=${2#*|} round=${3:-}
-  if [ -z "$round" ]; then wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s -H "$html" "$url" >/dev/null; return; fi
-  echo "$key|round=$round $(wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s -s "$work/report.lua" -H "$html" "$url" | grep '^WRK ')" >>"$work/results"
+run() { # seconds target [round]; a target is key|url[|header], the header defaulting to Accept: text/html
+  local secs=$1 key url header round=${3:-}
+  IFS='|' read -r key url header <<<"$2"
+  header=${header:-$html}
+  if [ -z "$round" ]; then wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s -H "$header" "$url" >/dev/null; return; fi
+  echo "$key|round=$round $(wrk -t1 -c"$conns" -d"${secs}s" --timeout 10s -s "$work/report.lua" -H "$header" "$url" | grep '^WRK ')" >>"$work/results"
 }
 for t in "${targets[@]}"; do run "$warmup" "$t"; done
 for round in $(seq 1 "$rounds"); do

@@ -33,6 +33,8 @@ pub struct App {
     pub outbound: crate::outbound::Outbound,
     /// Upstreams that failed recently: proxy reads and search do not wait on them.
     pub upstream_outages: crate::domain::upstream::Outages,
+    /// The web UI's package page: dependents and downloads per package, for a few seconds.
+    pub web_extras: crate::domain::web_pages::PageExtras,
 }
 
 impl App {
@@ -40,10 +42,12 @@ impl App {
         // The cache budget: all for packuments, or half of it for proxied documents in proxy mode.
         let budget = config.cache_max_bytes;
         let proxy_share = if config.sync_mode == crate::config::SyncMode::Proxy { budget / 2 } else { budget / 64 };
+        // The web UI's package page extras (dependents, downloads): a sliver.
+        let web_share = budget / 128;
         let packuments = PackumentCache::new(
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
-            budget - proxy_share,
+            budget - proxy_share - web_share,
         );
         let proxy = crate::domain::proxy::ProxyState::new(config.packument_cache_entries, proxy_share);
         let outbound = crate::outbound::Outbound::new(std::time::Duration::from_secs(config.upstream_timeout_secs), config.max_body_bytes);
@@ -68,6 +72,7 @@ impl App {
             proxy,
             outbound,
             upstream_outages: Default::default(),
+            web_extras: crate::domain::web_pages::PageExtras::new(web_share),
         })
     }
 

@@ -29,6 +29,7 @@ pub mod tokens;
 pub mod upstream;
 pub mod users;
 pub mod web_login;
+pub mod web_pages;
 
 pub use app::App;
 

@@ -4,19 +4,15 @@
 //! Read through `domain::reads` like `GET /NAME`; dependents are filtered by
 //! `reads::readable`.
 
-use chrono::{Duration, Utc};
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::domain::{reads, Error};
+use crate::domain::{reads, web_pages, Error};
 
 use super::super::{ApiError, Req, Response};
 use super::{readme, views, Ctx};
 
-/// Dependents listed at most.
-const MAX_DEPENDENTS: usize = 50;
-/// Weeks in the downloads chart.
-pub const WEEKS: usize = 12;
+pub use web_pages::WEEKS;
 /// Version rows shown unless `?all=1`.
 pub const VERSION_ROWS: usize = 30;
 
@@ -70,6 +66,7 @@ pub async fn page(req: &Req, ctx: &Ctx, name: &str) -> Result<Response, ApiError
     let readme_html = readme::render(readme_text.as_deref().unwrap_or(""), manifest);
     let file = manifest.pointer("/dist/tarball").and_then(Value::as_str).and_then(|u| u.rsplit('/').next()).unwrap_or("");
     let tarball = entry.tarballs.get(file).map(|t| (t.size, t.integrity.clone()));
+    let (dependents, weekly) = web_pages::package_extras(&req.app, reader, name).await?;
     let view = PackageView {
         name,
         doc,
@@ -79,9 +76,9 @@ pub async fn page(req: &Req, ctx: &Ctx, name: &str) -> Result<Response, ApiError
         versions: versions(doc),
         all_versions: query(req, "all") == Some("1"),
         dependencies: dependencies(manifest),
-        dependents: dependents(req, reader, name).await?,
+        dependents,
         tarball,
-        weekly: weekly(req, reader, name).await,
+        weekly,
     };
     Ok(ctx.html(StatusCode::OK, views::package::page(ctx, &view)))
 }
@@ -106,40 +103,4 @@ fn dependencies(manifest: &Value) -> Vec<(&'static str, String, String)> {
         }
     }
     out
-}
-
-/// Packages whose `latest` depends on `name` (any dependency field), that the reader may read.
-async fn dependents(req: &Req, reader: reads::Reader<'_>, name: &str) -> Result<Vec<String>, ApiError> {
-    let candidates = req.app.store.dependent_candidates(name, 500).await?;
-    let names: Vec<String> = candidates
-        .into_iter()
-        .filter(|(_, manifest)| {
-            let m: Value = serde_json::from_str(manifest).unwrap_or_default();
-            ["dependencies", "peerDependencies", "optionalDependencies", "devDependencies"]
-                .iter()
-                .any(|f| m.get(*f).and_then(Value::as_object).is_some_and(|d| d.contains_key(name)))
-        })
-        .map(|(n, _)| n)
-        .collect();
-    let mut readable = reads::readable(&req.app, reader, names).await?;
-    readable.truncate(MAX_DEPENDENTS);
-    Ok(readable)
-}
-
-/// Downloads per week over the last [`WEEKS`] weeks (empty when unknown, e.g. a proxied package).
-async fn weekly(req: &Req, reader: reads::Reader<'_>, name: &str) -> Vec<i64> {
-    let today = Utc::now().date_naive();
-    let start = today - Duration::days(WEEKS as i64 * 7 - 1);
-    let fmt = |d: chrono::NaiveDate| d.format("%Y-%m-%d").to_string();
-    let Ok(days) = reads::downloads(&req.app, reader, name, &fmt(start), &fmt(today)).await else { return Vec::new() };
-    let mut weeks = vec![0i64; WEEKS];
-    for (day, count) in days {
-        if let Ok(d) = chrono::NaiveDate::parse_from_str(&day, "%Y-%m-%d") {
-            let index = ((d - start).num_days() / 7) as usize;
-            if let Some(w) = weeks.get_mut(index) {
-                *w += count;
-            }
-        }
-    }
-    weeks
 }
