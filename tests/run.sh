@@ -18,6 +18,7 @@
 #   loopback port, stopped at exit, for the blob conformance suite and the S3
 #   end-to-end tests (each makes its own bucket). Override with
 #   CAIRN_TEST_S3=http://host:port.
+# - Debian's chromium (the web UI's browser tests).
 # - npm 10 (for `npm hook`), pnpm 9 and yarn berry 4, installed from the npm registry into
 #   ${CAIRN_CLIENTS_DIR:-~/.cache/cairn-test-clients} (outside the repository)
 #   (npm 10 under npm10/) and handed to the tests as CAIRN_PNPM, CAIRN_YARN and
@@ -67,6 +68,13 @@ command -v node >/dev/null && command -v npm >/dev/null || {
   echo "node and npm are required for the npm client tests" >&2
   exit 1
 }
+
+# Headless Chromium for the web UI tests (tests/tests/web_ui.rs drives it over
+# the DevTools protocol): Debian's package, installed when missing.
+if ! command -v chromium >/dev/null; then
+  echo "installing chromium for the web UI tests" >&2
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >&2
+fi
 
 # Without this, npm would use the machine's own ~/.npmrc settings in tests
 # that forget to pass a throwaway one.

@@ -63,6 +63,8 @@ pub struct Config {
     pub blobs: BlobsConfig,
     /// Webhooks: limits, delivery workers, retries, allowed private targets.
     pub hooks: HooksConfig,
+    /// The web UI for people (pages chosen by `Accept: text/html` on `/`, and under `/-/web/`).
+    pub web: WebConfig,
     /// WebAssembly plugins, run in the order given.
     pub plugins: Vec<PluginConfig>,
     /// Who may sync from upstreams, and whether reads fall through to them.
@@ -452,6 +454,23 @@ impl BlobsConfig {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub struct WebConfig {
+    /// Whether the pages are served (npm's web login, `POST /-/v1/login`, too).
+    pub enabled: bool,
+    /// The name shown in page titles and the header.
+    pub title: String,
+    /// A logo image file (PNG, SVG, JPEG, GIF or WebP) served at `/-/web/logo`; none by default.
+    pub logo: Option<PathBuf>,
+}
+
+impl Default for WebConfig {
+    fn default() -> Self {
+        WebConfig { enabled: true, title: "Cairn".into(), logo: None }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// A `tracing` filter, e.g. `info` or `cairn=debug,sqlx=warn`. `RUST_LOG` wins when set.
     pub level: String,
@@ -484,6 +503,7 @@ impl Default for Config {
             log: LogConfig::default(),
             blobs: BlobsConfig::default(),
             hooks: HooksConfig::default(),
+            web: WebConfig::default(),
             plugins: Vec::new(),
             config_path: None,
             sync_mode: SyncMode::All,

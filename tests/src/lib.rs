@@ -4,6 +4,8 @@
 //! Every test that touches storage is written once and run on both backends
 //! through [`both_backends!`].
 
+pub mod browser;
+pub mod cdp;
 pub mod clients;
 pub mod crash;
 pub mod fake_http;

@@ -35,6 +35,8 @@ pub struct App {
     pub upstream_outages: crate::domain::upstream::Outages,
     /// Set on SIGTERM/SIGINT: `/-/ready` answers 503 while in-flight work drains.
     pub draining: std::sync::atomic::AtomicBool,
+    /// The web UI's package page: dependents and downloads per package, for a few seconds.
+    pub web_extras: crate::domain::web_pages::PageExtras,
 }
 
 impl App {
@@ -42,10 +44,12 @@ impl App {
         // The cache budget: all for packuments, or half of it for proxied documents in proxy mode.
         let budget = config.cache_max_bytes;
         let proxy_share = if config.sync_mode == crate::config::SyncMode::Proxy { budget / 2 } else { budget / 64 };
+        // The web UI's package page extras (dependents, downloads): a sliver.
+        let web_share = budget / 128;
         let packuments = PackumentCache::new(
             std::time::Duration::from_secs(config.packument_cache_ttl_secs),
             config.packument_cache_entries,
-            budget - proxy_share,
+            budget - proxy_share - web_share,
         );
         let proxy = crate::domain::proxy::ProxyState::new(config.packument_cache_entries, proxy_share);
         let outbound = crate::outbound::Outbound::new(std::time::Duration::from_secs(config.upstream_timeout_secs), config.max_body_bytes);
@@ -71,6 +75,7 @@ impl App {
             outbound,
             upstream_outages: Default::default(),
             draining: Default::default(),
+            web_extras: crate::domain::web_pages::PageExtras::new(web_share),
         })
     }
 

@@ -24,10 +24,13 @@ pub mod reads;
 pub mod registries;
 pub mod scopes;
 pub mod search;
+pub mod sessions;
 pub mod sync;
 pub mod tokens;
 pub mod upstream;
 pub mod users;
+pub mod web_login;
+pub mod web_pages;
 
 pub use app::App;
 

@@ -83,11 +83,7 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
     app.login_limiter.check(&name, req.client_ip)?;
     let (user, created) = match app.store.user_by_name(&name).await? {
         Some(user) => {
-            if !password::verify(&password, &user.password_hash).await? {
-                app.login_limiter.failed(&name, req.client_ip);
-                return Err(Error::Unauthenticated(format!("wrong password for user {name}")));
-            }
-            app.login_limiter.succeeded(&name);
+            check_password(app, &user, &password, req.client_ip).await?;
             if let (Some(given), Some(stored)) = (&req.email, &user.email) {
                 if !given.eq_ignore_ascii_case(stored) {
                     return Err(Error::Conflict(format!("user {name} already exists with another email")));
@@ -96,16 +92,7 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
             (user, false)
         }
         None => {
-            // Admin accounts never come from registration: whoever registered a
-            // listed name first would be administrator.
-            if app.is_admin_name(&name) {
-                return Err(Error::Forbidden(format!(
-                    "{name} is an admin name ([auth] admins) and cannot be registered over HTTP; the operator creates it with `cairn user create {name} --admin`"
-                )));
-            }
-            if !app.config.auth.allow_public_registration {
-                return Err(Error::Forbidden("public registration is disabled".into()));
-            }
+            check_registration(app, &name)?;
             // Like the npm registry: `npm login` with an unknown name must not
             // silently create an account; `npm adduser` sends an email.
             let Some(email) = req.email.as_deref() else {
@@ -118,6 +105,60 @@ pub async fn login_or_register(app: &App, req: LoginRequest) -> Result<LoginOutc
     };
     let issued = tokens::issue(app, &user, NewToken { name: Some("login".into()), ..NewToken::default() }).await?;
     Ok(LoginOutcome { id: expected_id, rev: user.rev, token: issued.raw, created })
+}
+
+/// Whether `name` may be registered over HTTP: public registration is on, and
+/// it is not an admin name (whoever registered a listed name first would be
+/// administrator).
+fn check_registration(app: &App, name: &str) -> Result<()> {
+    if app.is_admin_name(name) {
+        return Err(Error::Forbidden(format!(
+            "{name} is an admin name ([auth] admins) and cannot be registered over HTTP; the operator creates it with `cairn user create {name} --admin`"
+        )));
+    }
+    if !app.config.auth.allow_public_registration {
+        return Err(Error::Forbidden("public registration is disabled".into()));
+    }
+    Ok(())
+}
+
+/// A new account from the web (npm's web `adduser`): the registration rules
+/// of `npm adduser`, an email required.
+pub async fn register(app: &App, name: &str, email: &str, password_plain: &str) -> Result<User> {
+    validate_name(name)?;
+    check_registration(app, name)?;
+    create(app, name, Some(email), password_plain, false).await
+}
+
+/// Verifies `password` for an existing account, counting a failure against the
+/// account and the address (`login_limit`); the caller checked the limit first.
+async fn check_password(app: &App, user: &User, password_plain: &str, client_ip: std::net::IpAddr) -> Result<()> {
+    if !password::verify(password_plain, &user.password_hash).await? {
+        app.login_limiter.failed(&user.name, client_ip);
+        return Err(Error::Unauthenticated(format!("wrong password for user {}", user.name)));
+    }
+    app.login_limiter.succeeded(&user.name);
+    Ok(())
+}
+
+/// A password sign-in (the web UI's and npm's web login): the login limits,
+/// then the password. An unknown name fails like a wrong password.
+pub async fn authenticate(app: &App, name: &str, password_plain: &str, client_ip: std::net::IpAddr) -> Result<User> {
+    let wrong = || Error::Unauthenticated("wrong user name or password".into());
+    if validate_name(name).is_err() || password_plain.is_empty() || password_plain.len() > 1024 {
+        app.login_limiter.failed_ip(client_ip);
+        return Err(wrong());
+    }
+    app.login_limiter.check(name, client_ip)?;
+    let Some(user) = app.store.user_by_name(name).await? else {
+        app.login_limiter.failed_ip(client_ip);
+        return Err(wrong());
+    };
+    check_password(app, &user, password_plain, client_ip).await.map_err(|e| match e {
+        Error::Unauthenticated(_) => wrong(),
+        other => other,
+    })?;
+    Ok(user)
 }
 
 /// Creates a user without any registration policy check (used by the CLI and by

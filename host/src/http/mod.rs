@@ -22,6 +22,7 @@ mod search;
 mod sync;
 mod tokens;
 mod users;
+pub mod web;
 
 pub use error::ApiError;
 pub use request::Req;

@@ -19,13 +19,16 @@ use crate::domain::App;
 use crate::domain::{auth, Identity};
 
 use super::request::{decode_segment, parse_query, refuse_oversized, too_large, BodySlot};
-use super::{admin, binaries, downloads, health, hooks, meta, package_admin, packages, registries, search, sync, tokens, users};
+use super::{admin, binaries, downloads, health, hooks, meta, package_admin, packages, registries, search, sync, tokens, users, web};
 use super::{ApiError, ApiResult, Req, Response};
 
 /// Routes that authenticate themselves from the body (login), so a stale token
 /// in the client's config must not make them fail.
 fn skips_token_auth(method: &Method, segs: &[&str]) -> bool {
-    matches!((method, segs), (&Method::PUT, ["-", "user", _]))
+    matches!(
+        (method, segs),
+        (&Method::PUT, ["-", "user", _]) | (&Method::POST, ["-", "v1", "login"]) | (&Method::GET, ["-", "v1", "done", _])
+    )
 }
 
 /// Writes that a readonly token may still make: revoking that very token (logout).
@@ -108,7 +111,11 @@ async fn route(req: Req, segs: &[&str]) -> ApiResult {
     let m = req.method.clone();
     let no_route = || Err(ApiError::not_found(format!("no route for {} /{}", m, segs.join("/"))));
     match (&m, segs) {
+        (&Method::GET | &Method::HEAD, []) if web::wants_html(&req) => web::route(req, &[]).await,
         (&Method::GET | &Method::HEAD, []) => meta::root(req).await,
+        (_, ["-", "web", rest @ ..]) => web::route(req, rest).await,
+        (&Method::POST, ["-", "v1", "login"]) => web::login::start(req).await,
+        (&Method::GET, ["-", "v1", "done", id]) => web::login::done(req, id).await,
         (&Method::GET | &Method::HEAD, ["-", "ping"]) => meta::ping(req).await,
         (&Method::GET | &Method::HEAD, ["-", "health"]) => health::health(req).await,
         (&Method::GET | &Method::HEAD, ["-", "ready"]) => health::ready(req).await,

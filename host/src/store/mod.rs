@@ -22,6 +22,8 @@ mod hooks_sql;
 #[macro_use]
 pub mod binaries;
 mod notify;
+#[macro_use]
+pub mod web;
 mod sql;
 
 use std::sync::Arc;
@@ -33,6 +35,7 @@ use crate::config::redact_url;
 pub use binaries::{BinaryEntry, BinaryStore};
 pub use hooks::HookStore;
 pub use sql::{PostgresStore, SqliteStore};
+pub use web::WebStore;
 
 /// A change another process made, told by the database.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -259,7 +262,7 @@ pub enum StoreError {
 pub type StoreResult<T> = Result<T, StoreError>;
 
 #[async_trait]
-pub trait Store: HookStore + BinaryStore + Send + Sync + 'static {
+pub trait Store: HookStore + BinaryStore + WebStore + Send + Sync + 'static {
     /// `sqlite` or `postgres`.
     fn backend(&self) -> &'static str;
     /// Applies pending migrations.

@@ -1302,6 +1302,8 @@ hooks_sql!(SqliteStore, sqlx::Sqlite, "sqlite", "", "");
 hooks_sql!(PostgresStore, sqlx::Postgres, "postgres", "FOR UPDATE SKIP LOCKED", " FOR UPDATE");
 binaries_sql!(SqliteStore, sqlx::Sqlite);
 binaries_sql!(PostgresStore, sqlx::Postgres);
+web_sql!(SqliteStore, sqlx::Sqlite);
+web_sql!(PostgresStore, sqlx::Postgres);
 
 impl SqliteStore {
     /// Opens (creating if missing) the SQLite file: WAL journal, foreign keys on,

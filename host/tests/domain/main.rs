@@ -6,6 +6,7 @@
 
 mod harness;
 mod hooks;
+mod web;
 
 use cairn::domain::{auth, packages, Error};
 use serde_json::json;
