@@ -556,8 +556,7 @@ async fn hook_deliveries_keep_order_and_are_pruned(s: &dyn Store) {
     assert_eq!(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["package:publish"; 4]);
     for e in &events {
         let hooks = s.matching_hooks(&e.package, &e.owners).await.unwrap();
-        let ds: Vec<_> =
-            hooks.iter().map(|h| NewDelivery { id: format!("{}-{}", h.id, e.seq), hook_id: h.id.clone() }).collect();
+        let ds: Vec<_> = hooks.iter().map(|h| NewDelivery { id: format!("{}-{}", h.id, e.seq), hook_id: h.id.clone() }).collect();
         assert_eq!(ds.len(), 2);
         assert!(s.fan_out(e, &payload_of(e.seq), &ds, t0).await.unwrap());
         assert!(!s.fan_out(e, "{}", &ds, t0).await.unwrap(), "an event is fanned out once");

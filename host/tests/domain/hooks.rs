@@ -33,10 +33,8 @@ async fn fan_out_all(t: &TestApp, now: i64) -> usize {
     let events = t.app.store.hook_events(1000).await.unwrap();
     for e in &events {
         let hooks = t.app.store.matching_hooks(&e.package, &e.owners).await.unwrap();
-        let deliveries: Vec<_> = hooks
-            .iter()
-            .map(|h| NewDelivery { id: uuid::Uuid::new_v4().simple().to_string(), hook_id: h.id.clone() })
-            .collect();
+        let deliveries: Vec<_> =
+            hooks.iter().map(|h| NewDelivery { id: uuid::Uuid::new_v4().simple().to_string(), hook_id: h.id.clone() }).collect();
         assert!(t.app.store.fan_out(e, "{}", &deliveries, now).await.unwrap());
     }
     events.len()
@@ -80,7 +78,10 @@ async fn old_hook_deliveries_are_pruned_and_pending_ones_stay() {
     assert_eq!(worker::prune(&t.app, t0 + 29 * DAY).await.unwrap(), Pruned::default());
 
     // Past it: every finished delivery and the stale event; the pending delivery stays.
-    assert_eq!(worker::prune(&t.app, t0 + 31 * DAY).await.unwrap(), Pruned { deliveries: n as u64 - 3, events: 1, sent_events: n as u64 - 3 });
+    assert_eq!(
+        worker::prune(&t.app, t0 + 31 * DAY).await.unwrap(),
+        Pruned { deliveries: n as u64 - 3, events: 1, sent_events: n as u64 - 3 }
+    );
     let left = t.app.store.deliveries(&h.id, 1000).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!((left[0].state.as_str(), left[0].attempts), ("pending", 1));

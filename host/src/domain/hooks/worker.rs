@@ -132,7 +132,9 @@ async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup:
             continue;
         };
         let (plugins, url) = (&app.plugins, app.config.public_url.as_str());
-        let outcome = deliver::attempt(&client, plugins, url, &hook, &delivery, event.as_ref(), cfg.max_attempts as i64, cfg.retry_base_ms, now_ms).await;
+        let outcome =
+            deliver::attempt(&client, plugins, url, &hook, &delivery, event.as_ref(), cfg.max_attempts as i64, cfg.retry_base_ms, now_ms)
+                .await;
         if let crate::store::hooks::Attempt::Failed { error, .. } = &outcome {
             tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = delivery.attempts, error, "hook delivery failed");
         }
