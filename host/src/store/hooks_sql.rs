@@ -389,7 +389,7 @@ macro_rules! hooks_store_impl {
                 now: i64,
                 lease_ms: i64,
             ) -> StoreResult<Option<($crate::store::hooks::Delivery, $crate::store::hooks::Hook, Option<$crate::store::hooks::SentEvent>)>> {
-                let _turn = self.write_turn().await;
+                let turn = self.write_turn().await;
                 let row = sqlx::query(&format!(
                     "UPDATE hook_deliveries SET attempts = attempts + 1, claimed_until = $1, updated_at = $2 \
                      WHERE id = (SELECT d.id FROM hook_deliveries d WHERE d.state = 'pending' AND d.run_after <= $2 AND d.claimed_until <= $2 \
@@ -401,6 +401,8 @@ macro_rules! hooks_store_impl {
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?;
+                // The reads (the payload is the large part) need no turn of the single writer.
+                drop(turn);
                 let Some(row) = row else { return Ok(None) };
                 let delivery = Self::delivery_from_row(&row)?;
                 let hook = sqlx::query("SELECT * FROM hooks WHERE id = $1").bind(&delivery.hook_id).fetch_optional(&self.pool).await?;
