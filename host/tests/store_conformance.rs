@@ -518,9 +518,20 @@ fn hook(id: &str) -> cairn::store::hooks::Hook {
     }
 }
 
-/// Claims the next delivery as of `now`: (hook, event seq, attempts).
+/// Claims the next delivery as of `now`: the delivery and its hook's id; its
+/// event is the one stored at the fan-out (see `payload_of`).
 async fn claim(s: &dyn Store, now: i64) -> Option<(cairn::store::hooks::Delivery, String)> {
-    s.claim_delivery(now, 60_000).await.unwrap().map(|(d, h)| (d, h.id))
+    s.claim_delivery(now, 60_000).await.unwrap().map(|(d, h, e)| {
+        let e = e.expect("the delivery's event");
+        assert_eq!((e.seq, e.event.as_str(), e.payload), (d.event_seq, d.event.as_str(), payload_of(d.event_seq)));
+        assert_eq!(d.body, None, "a delivery holds no body");
+        (d, h.id)
+    })
+}
+
+/// The payload the tests fan event `seq` out with.
+fn payload_of(seq: i64) -> String {
+    format!(r#"{{"seq":{seq}}}"#)
 }
 
 /// The deliveries of `hook`: (event seq, state), oldest first.
@@ -545,11 +556,10 @@ async fn hook_deliveries_keep_order_and_are_pruned(s: &dyn Store) {
     assert_eq!(events.iter().map(|e| e.event.as_str()).collect::<Vec<_>>(), ["package:publish"; 4]);
     for e in &events {
         let hooks = s.matching_hooks(&e.package, &e.owners).await.unwrap();
-        let ds: Vec<_> =
-            hooks.iter().map(|h| NewDelivery { id: format!("{}-{}", h.id, e.seq), hook_id: h.id.clone(), body: "{}".into() }).collect();
+        let ds: Vec<_> = hooks.iter().map(|h| NewDelivery { id: format!("{}-{}", h.id, e.seq), hook_id: h.id.clone() }).collect();
         assert_eq!(ds.len(), 2);
-        assert!(s.fan_out(e, &ds, t0).await.unwrap());
-        assert!(!s.fan_out(e, &ds, t0).await.unwrap(), "an event is fanned out once");
+        assert!(s.fan_out(e, &payload_of(e.seq), &ds, t0).await.unwrap());
+        assert!(!s.fan_out(e, "{}", &ds, t0).await.unwrap(), "an event is fanned out once");
     }
     assert!(s.hook_events(10).await.unwrap().is_empty());
     let seq: Vec<i64> = events.iter().map(|e| e.seq).collect();
@@ -599,6 +609,9 @@ async fn hook_deliveries_keep_order_and_are_pruned(s: &dyn Store) {
     assert_eq!(s.prune_deliveries(t0 + 1_000_000, 0, 1).await.unwrap(), 0);
     assert!(states(s, "h1").await.is_empty());
     assert_eq!(states(s, "h2").await.iter().map(|(q, _)| *q).collect::<Vec<_>>(), seq[1..]);
+    // A fanned-out event goes with the last delivery that refers to it.
+    assert_eq!(s.prune_sent_events(10).await.unwrap(), 1, "the first event: both its deliveries are gone");
+    assert_eq!(s.prune_sent_events(10).await.unwrap(), 0);
     // h2's queue still runs in order after the pruning.
     s.finish_delivery(&again.0, &done(200), t0 + 5).await.unwrap();
     let next = claim(s, t0 + 60_001).await.unwrap();
@@ -610,4 +623,12 @@ async fn hook_deliveries_keep_order_and_are_pruned(s: &dyn Store) {
     assert_eq!(s.hook_events(10).await.unwrap().len(), 1);
     assert_eq!(s.prune_hook_events(store::now_ms() + 1, 10).await.unwrap(), 1);
     assert!(s.hook_events(10).await.unwrap().is_empty());
+    // An event no hook matches keeps nothing; a deleted hook's events go with its deliveries.
+    s.publish(&new_version("1.5.0", "ann", "6-a")).await.unwrap();
+    let e = s.hook_events(10).await.unwrap().remove(0);
+    assert!(s.fan_out(&e, &payload_of(e.seq), &[], t0).await.unwrap());
+    assert!(s.delete_hook("h1").await.unwrap() && s.delete_hook("h2").await.unwrap());
+    assert_eq!(s.prune_sent_events(1).await.unwrap(), 1, "in batches of `limit`");
+    assert_eq!(s.prune_sent_events(10).await.unwrap(), 2);
+    assert_eq!(s.prune_sent_events(10).await.unwrap(), 0);
 }

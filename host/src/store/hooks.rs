@@ -52,12 +52,25 @@ pub struct HookEvent {
     pub created_at: i64,
 }
 
-/// A delivery created by the fan-out of an event.
+/// A delivery created by the fan-out of an event (its request is built when it is sent).
 #[derive(Debug, Clone)]
 pub struct NewDelivery {
     pub id: String,
     pub hook_id: String,
-    pub body: String,
+}
+
+/// A fanned-out event, stored once for all its deliveries and kept while any
+/// refers to it: what their requests are built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentEvent {
+    pub seq: i64,
+    pub package: String,
+    pub event: String,
+    /// JSON detail (`version`, `tag`, `user`, ...).
+    pub data: String,
+    pub created_at: i64,
+    /// The package document when the event was fanned out (JSON text).
+    pub payload: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,7 +80,9 @@ pub struct Delivery {
     pub event_seq: i64,
     pub event: String,
     pub package: String,
-    pub body: String,
+    /// The body of a delivery fanned out before migration 0014 (which stored
+    /// one per delivery); None for the others, built from their [`SentEvent`].
+    pub body: Option<String>,
     /// `pending`, `delivered` or `failed`.
     pub state: String,
     pub attempts: i64,
@@ -113,12 +128,15 @@ pub trait HookStore: Send + Sync {
     async fn hook_events(&self, limit: i64) -> StoreResult<Vec<HookEvent>>;
     /// The hooks an event of `package` (with these maintainers) goes to.
     async fn matching_hooks(&self, package: &str, owners: &[String]) -> StoreResult<Vec<Hook>>;
-    /// Removes event `seq` from the outbox and inserts its deliveries, in one
-    /// transaction; false (and nothing inserted) when another worker did it first.
-    async fn fan_out(&self, event: &HookEvent, deliveries: &[NewDelivery], now: i64) -> StoreResult<bool>;
+    /// Removes event `seq` from the outbox and, when there are deliveries,
+    /// keeps the event once with `payload` (a [`SentEvent`]) and inserts the
+    /// deliveries, in one transaction; false (and nothing inserted) when
+    /// another worker did it first.
+    async fn fan_out(&self, event: &HookEvent, payload: &str, deliveries: &[NewDelivery], now: i64) -> StoreResult<bool>;
     /// Claims the oldest due delivery whose hook has no older pending one, for
-    /// `lease_ms`; counts the attempt. With its hook.
-    async fn claim_delivery(&self, now: i64, lease_ms: i64) -> StoreResult<Option<(Delivery, Hook)>>;
+    /// `lease_ms`; counts the attempt. With its hook and its event (None only
+    /// for a delivery that carries its own `body`).
+    async fn claim_delivery(&self, now: i64, lease_ms: i64) -> StoreResult<Option<(Delivery, Hook, Option<SentEvent>)>>;
     /// Records an attempt's end on the delivery and its hook.
     async fn finish_delivery(&self, delivery: &Delivery, attempt: &Attempt, now: i64) -> StoreResult<()>;
     /// The hook's latest deliveries, newest first.
@@ -132,6 +150,10 @@ pub trait HookStore: Send + Sync {
     /// Deletes up to `limit` outbox events written before `created_before`
     /// (events no process fanned out in time). How many were deleted.
     async fn prune_hook_events(&self, created_before: i64, limit: i64) -> StoreResult<u64>;
+    /// Deletes up to `limit` fanned-out events ([`SentEvent`]s) no delivery
+    /// refers to any more (a delivery never gains an event later). How many
+    /// were deleted.
+    async fn prune_sent_events(&self, limit: i64) -> StoreResult<u64>;
 }
 
 /// The scope (`@s`) of a package name, if any.

@@ -116,6 +116,20 @@ macro_rules! hooks_sql {
                 })
             }
 
+            /// The fanned-out event `seq` (None: pruned, which a pending delivery prevents).
+            async fn sent_event(pool: &sqlx::Pool<$db>, seq: i64) -> StoreResult<Option<$crate::store::hooks::SentEvent>> {
+                let row = sqlx::query("SELECT * FROM hook_payloads WHERE event_seq = $1").bind(seq).fetch_optional(pool).await?;
+                let Some(r) = row else { return Ok(None) };
+                Ok(Some($crate::store::hooks::SentEvent {
+                    seq: r.try_get("event_seq")?,
+                    package: r.try_get("package")?,
+                    event: r.try_get("event")?,
+                    data: r.try_get("data")?,
+                    created_at: r.try_get("created_at")?,
+                    payload: r.try_get("payload")?,
+                }))
+            }
+
             fn delivery_from_row(row: &<$db as sqlx::Database>::Row) -> StoreResult<$crate::store::hooks::Delivery> {
                 Ok($crate::store::hooks::Delivery {
                     id: row.try_get("id")?,
@@ -123,7 +137,7 @@ macro_rules! hooks_sql {
                     event_seq: row.try_get("event_seq")?,
                     event: row.try_get("event")?,
                     package: row.try_get("package")?,
-                    body: row.try_get("body")?,
+                    body: Some(row.try_get::<String, _>("body")?).filter(|b| !b.is_empty()),
                     state: row.try_get("state")?,
                     attempts: row.try_get::<i32, _>("attempts")? as i64,
                     response_code: row.try_get::<Option<i32>, _>("response_code")?.map(i64::from),
@@ -323,17 +337,38 @@ macro_rules! hooks_store_impl {
                 Ok(hooks)
             }
 
-            async fn fan_out(&self, e: &$crate::store::hooks::HookEvent, deliveries: &[$crate::store::hooks::NewDelivery], now: i64) -> StoreResult<bool> {
+            async fn fan_out(
+                &self,
+                e: &$crate::store::hooks::HookEvent,
+                payload: &str,
+                deliveries: &[$crate::store::hooks::NewDelivery],
+                now: i64,
+            ) -> StoreResult<bool> {
                 let _turn = self.write_turn().await;
                 let mut tx = self.pool.begin().await?;
                 let taken = sqlx::query("DELETE FROM hook_events WHERE seq = $1").bind(e.seq).execute(&mut *tx).await?.rows_affected();
                 if taken == 0 {
                     return Ok(false);
                 }
+                if !deliveries.is_empty() {
+                    // Once per event: the deliveries' rows hold no body.
+                    sqlx::query(
+                        "INSERT INTO hook_payloads (event_seq, package, event, data, created_at, payload) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (event_seq) DO NOTHING",
+                    )
+                    .bind(e.seq)
+                    .bind(&e.package)
+                    .bind(&e.event)
+                    .bind(&e.data)
+                    .bind(e.created_at)
+                    .bind(payload)
+                    .execute(&mut *tx)
+                    .await?;
+                }
                 for d in deliveries {
                     sqlx::query(
                         "INSERT INTO hook_deliveries (id, hook_id, event_seq, event, package, body, state, attempts, run_after, claimed_until, \
-                         created_at, updated_at) SELECT $1, $2, $3, $4, $5, $6, 'pending', 0, $7, 0, $7, $7 \
+                         created_at, updated_at) SELECT $1, $2, $3, $4, $5, '', 'pending', 0, $6, 0, $6, $6 \
                          WHERE EXISTS (SELECT 1 FROM hooks WHERE id = $2) ON CONFLICT (event_seq, hook_id) DO NOTHING",
                     )
                     .bind(&d.id)
@@ -341,7 +376,6 @@ macro_rules! hooks_store_impl {
                     .bind(e.seq)
                     .bind(&e.event)
                     .bind(&e.package)
-                    .bind(&d.body)
                     .bind(now)
                     .execute(&mut *tx)
                     .await?;
@@ -350,8 +384,12 @@ macro_rules! hooks_store_impl {
                 Ok(true)
             }
 
-            async fn claim_delivery(&self, now: i64, lease_ms: i64) -> StoreResult<Option<($crate::store::hooks::Delivery, $crate::store::hooks::Hook)>> {
-                let _turn = self.write_turn().await;
+            async fn claim_delivery(
+                &self,
+                now: i64,
+                lease_ms: i64,
+            ) -> StoreResult<Option<($crate::store::hooks::Delivery, $crate::store::hooks::Hook, Option<$crate::store::hooks::SentEvent>)>> {
+                let turn = self.write_turn().await;
                 let row = sqlx::query(&format!(
                     "UPDATE hook_deliveries SET attempts = attempts + 1, claimed_until = $1, updated_at = $2 \
                      WHERE id = (SELECT d.id FROM hook_deliveries d WHERE d.state = 'pending' AND d.run_after <= $2 AND d.claimed_until <= $2 \
@@ -363,13 +401,17 @@ macro_rules! hooks_store_impl {
                 .bind(now)
                 .fetch_optional(&self.pool)
                 .await?;
+                // The reads (the payload is the large part) need no turn of the single writer.
+                drop(turn);
                 let Some(row) = row else { return Ok(None) };
                 let delivery = Self::delivery_from_row(&row)?;
                 let hook = sqlx::query("SELECT * FROM hooks WHERE id = $1").bind(&delivery.hook_id).fetch_optional(&self.pool).await?;
-                match hook {
-                    Some(h) => Ok(Some((delivery, Self::hook_from_row(&h)?))),
-                    None => Ok(None),
-                }
+                let Some(hook) = hook else { return Ok(None) };
+                let event = match delivery.body {
+                    Some(_) => None,
+                    None => Self::sent_event(&self.pool, delivery.event_seq).await?,
+                };
+                Ok(Some((delivery, Self::hook_from_row(&hook)?, event)))
             }
 
             async fn finish_delivery(&self, d: &$crate::store::hooks::Delivery, attempt: &$crate::store::hooks::Attempt, now: i64) -> StoreResult<()> {
@@ -448,6 +490,20 @@ macro_rules! hooks_store_impl {
                 .await?
                 .rows_affected();
                 Ok(old + surplus)
+            }
+
+            async fn prune_sent_events(&self, limit: i64) -> StoreResult<u64> {
+                let _turn = self.write_turn().await;
+                let done = sqlx::query(&format!(
+                    "DELETE FROM hook_payloads WHERE event_seq IN (SELECT p.event_seq FROM hook_payloads p \
+                     WHERE NOT EXISTS (SELECT 1 FROM hook_deliveries d WHERE d.event_seq = p.event_seq) LIMIT $1 {})",
+                    $skip_locked
+                ))
+                .bind(limit)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(done)
             }
 
             async fn prune_hook_events(&self, created_before: i64, limit: i64) -> StoreResult<u64> {

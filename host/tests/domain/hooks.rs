@@ -33,11 +33,9 @@ async fn fan_out_all(t: &TestApp, now: i64) -> usize {
     let events = t.app.store.hook_events(1000).await.unwrap();
     for e in &events {
         let hooks = t.app.store.matching_hooks(&e.package, &e.owners).await.unwrap();
-        let deliveries: Vec<_> = hooks
-            .iter()
-            .map(|h| NewDelivery { id: uuid::Uuid::new_v4().simple().to_string(), hook_id: h.id.clone(), body: "{}".into() })
-            .collect();
-        assert!(t.app.store.fan_out(e, &deliveries, now).await.unwrap());
+        let deliveries: Vec<_> =
+            hooks.iter().map(|h| NewDelivery { id: uuid::Uuid::new_v4().simple().to_string(), hook_id: h.id.clone() }).collect();
+        assert!(t.app.store.fan_out(e, "{}", &deliveries, now).await.unwrap());
     }
     events.len()
 }
@@ -60,7 +58,7 @@ async fn old_hook_deliveries_are_pruned_and_pending_ones_stay() {
     assert_eq!(fan_out_all(&t, t0).await, n);
     // All but the newest delivered (or failed), in order; the newest waits for a retry.
     for i in 0..n {
-        let (d, _) = t.app.store.claim_delivery(t0, 60_000).await.unwrap().expect("a due delivery");
+        let (d, _, _) = t.app.store.claim_delivery(t0, 60_000).await.unwrap().expect("a due delivery");
         let outcome = match i {
             _ if i == n - 1 => Attempt::Retry { code: Some(503), error: "the endpoint answered 503".into(), run_after: t0 + 400 * DAY },
             0 => Attempt::Failed { code: Some(410), error: "the endpoint answered 410".into() },
@@ -73,19 +71,23 @@ async fn old_hook_deliveries_are_pruned_and_pending_ones_stay() {
     let states = |list: &[cairn::store::hooks::Delivery]| list.iter().filter(|d| d.state == "pending").count();
 
     // Within the retention: only what the history no longer shows (the oldest finished ones).
-    assert_eq!(worker::prune(&t.app, t0 + DAY).await.unwrap(), Pruned { deliveries: 2, events: 0 });
+    assert_eq!(worker::prune(&t.app, t0 + DAY).await.unwrap(), Pruned { deliveries: 2, events: 0, sent_events: 2 });
     let left = t.app.store.deliveries(&h.id, 1000).await.unwrap();
     assert_eq!((left.len(), states(&left)), (n - 2, 1));
     assert_eq!(worker::prune(&t.app, t0 + DAY).await.unwrap(), Pruned::default(), "nothing more to do");
     assert_eq!(worker::prune(&t.app, t0 + 29 * DAY).await.unwrap(), Pruned::default());
 
     // Past it: every finished delivery and the stale event; the pending delivery stays.
-    assert_eq!(worker::prune(&t.app, t0 + 31 * DAY).await.unwrap(), Pruned { deliveries: n as u64 - 3, events: 1 });
+    assert_eq!(
+        worker::prune(&t.app, t0 + 31 * DAY).await.unwrap(),
+        Pruned { deliveries: n as u64 - 3, events: 1, sent_events: n as u64 - 3 }
+    );
     let left = t.app.store.deliveries(&h.id, 1000).await.unwrap();
     assert_eq!(left.len(), 1);
     assert_eq!((left[0].state.as_str(), left[0].attempts), ("pending", 1));
     assert!(t.app.store.hook_events(10).await.unwrap().is_empty());
     // And it is still delivered when due.
-    let (d, _) = t.app.store.claim_delivery(t0 + 400 * DAY, 60_000).await.unwrap().expect("the retried delivery");
+    let (d, _, event) = t.app.store.claim_delivery(t0 + 400 * DAY, 60_000).await.unwrap().expect("the retried delivery");
     assert_eq!((d.id.as_str(), d.attempts), (left[0].id.as_str(), 2));
+    assert_eq!(event.map(|e| (e.seq, e.payload)), Some((d.event_seq, "{}".to_string())), "its event outlives the others");
 }

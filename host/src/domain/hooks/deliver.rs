@@ -26,7 +26,7 @@ use serde_json::Value;
 use crate::config::PluginKind;
 use crate::outbound::{self, Outbound};
 use crate::plugins::{types, Plugins};
-use crate::store::hooks::{Attempt, Delivery, Hook};
+use crate::store::hooks::{Attempt, Delivery, Hook, SentEvent};
 
 use super::targets::TargetPolicy;
 
@@ -98,17 +98,34 @@ fn context_of(hook: &Hook, d: &Delivery, body: &Value, registry_url: &str) -> ty
     }
 }
 
+/// npm's JSON body of the delivery: built from its stored event (or the body
+/// a delivery from before migration 0014 carries).
+fn npm_body(hook: &Hook, d: &Delivery, event: Option<&SentEvent>) -> Result<String, String> {
+    match (&d.body, event) {
+        (Some(body), _) => Ok(body.clone()),
+        (None, Some(event)) => Ok(super::worker::body(event, hook)),
+        (None, None) => Err(format!("the event of delivery {} is gone", d.id)),
+    }
+}
+
 /// The request to send: npm's JSON body, or what the hook's formatter makes of the event.
-async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery, registry_url: &str) -> Result<types::Outbound, String> {
+async fn request_of(
+    plugins: &Plugins,
+    hook: &Hook,
+    d: &Delivery,
+    event: Option<&SentEvent>,
+    registry_url: &str,
+) -> Result<types::Outbound, String> {
+    let npm = npm_body(hook, d, event)?;
     let Some(name) = &hook.formatter else {
-        return Ok(types::Outbound { body: d.body.clone().into_bytes(), content_type: "application/json".into(), headers: Vec::new() });
+        return Ok(types::Outbound { body: npm.into_bytes(), content_type: "application/json".into(), headers: Vec::new() });
     };
     let set = plugins.current();
     let plugin = set
         .get(name)
         .filter(|p| p.kind() == PluginKind::HookFormatter)
         .ok_or_else(|| format!("formatter {name}: no such hook-formatter plugin is loaded"))?;
-    let body: Value = serde_json::from_str(&d.body).unwrap_or(Value::Null);
+    let body: Value = serde_json::from_str(&npm).unwrap_or(Value::Null);
     let (event, context) = (event_of(d, &body), context_of(hook, d, &body, registry_url));
     let mut out = plugin.format(&event, &context).await.map_err(|f| format!("formatter {name} failed: {}", f.message))?;
     // Values must be visible ASCII (RFC 9110 deprecates anything else; many receivers cannot read it).
@@ -119,8 +136,8 @@ async fn request_of(plugins: &Plugins, hook: &Hook, d: &Delivery, registry_url: 
     Ok(out)
 }
 
-async fn send(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery, registry_url: &str) -> Outcome {
-    let out = match request_of(plugins, hook, d, registry_url).await {
+async fn send(client: &Outbound, plugins: &Plugins, hook: &Hook, d: &Delivery, event: Option<&SentEvent>, registry_url: &str) -> Outcome {
+    let out = match request_of(plugins, hook, d, event, registry_url).await {
         Ok(out) => out,
         Err(error) => return Outcome::Transient(None, error),
     };
@@ -157,7 +174,7 @@ pub fn backoff_ms(base: u64, attempts: i64) -> i64 {
     (full / 2 + random % (full / 2 + 1)) as i64
 }
 
-/// Sends `d` once; the outcome as the store records it. `registry_url` (the
+/// Sends `d` (built from `event`) once; the outcome as the store records it. `registry_url` (the
 /// public URL) is for formatters' links.
 #[allow(clippy::too_many_arguments)]
 pub async fn attempt(
@@ -166,11 +183,12 @@ pub async fn attempt(
     registry_url: &str,
     hook: &Hook,
     d: &Delivery,
+    event: Option<&SentEvent>,
     max_attempts: i64,
     base_ms: u64,
     now: impl Fn() -> i64,
 ) -> Attempt {
-    match send(client, plugins, hook, d, registry_url).await {
+    match send(client, plugins, hook, d, event, registry_url).await {
         Outcome::Ok(code) => Attempt::Delivered { code },
         Outcome::Transient(code, error) if d.attempts < max_attempts => {
             Attempt::Retry { code, run_after: now() + backoff_ms(base_ms, d.attempts), error }
@@ -197,7 +215,7 @@ mod tests {
             event_seq: 1,
             event: "package:publish".into(),
             package: "@a/b".into(),
-            body: body.to_string(),
+            body: None,
             state: "pending".into(),
             attempts: 2,
             response_code: None,

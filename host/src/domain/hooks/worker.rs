@@ -1,7 +1,8 @@
 //! The background side of hooks: one fan-out loop turns outbox events into
-//! one delivery per matching hook (with the body fixed then, so every retry
-//! sends, and signs, the same bytes), and `[hooks] workers` delivery loops
-//! claim due deliveries and send them. Nothing here runs on a request's path.
+//! one delivery per matching hook, keeping the event once with the package
+//! document as it is then (its payload), and `[hooks] workers` delivery loops
+//! claim due deliveries and send them, each request's body built from the
+//! stored event and the hook ([`body`]): the same bytes on every retry. Nothing here runs on a request's path.
 //! Every process, hooks enabled or not, also prunes what is no longer needed
 //! ([`prune`]).
 
@@ -12,7 +13,7 @@ use serde_json::{json, Value};
 
 use crate::domain::packument::{self, Lookup};
 use crate::domain::App;
-use crate::store::hooks::{Hook, HookEvent, NewDelivery};
+use crate::store::hooks::{Hook, HookEvent, NewDelivery, SentEvent};
 use crate::store::now_ms;
 
 use super::deliver;
@@ -86,9 +87,11 @@ async fn payload(app: &App, package: &str) -> crate::domain::Result<String> {
     })
 }
 
-/// npm's hook body, with the `payload` JSON text spliced in as it is (one
-/// event's payload serves all its hooks; the document can be large).
-fn body(event: &HookEvent, hook: &Hook, payload: &str) -> String {
+/// npm's hook body, with the event's payload (JSON text) spliced in as it is
+/// (the document can be large). Made of what never changes (the stored event,
+/// the hook's owner), so a delivery carries the same bytes on every attempt.
+pub(super) fn body(event: &SentEvent, hook: &Hook) -> String {
+    let payload = &event.payload;
     let change: Value = serde_json::from_str(&event.data).unwrap_or_else(|_| json!({}));
     let version = change.get("version").cloned().unwrap_or(Value::Null);
     let text = |s: &str| Value::from(s).to_string();
@@ -104,18 +107,10 @@ fn body(event: &HookEvent, hook: &Hook, payload: &str) -> String {
 /// One event to its deliveries; whether any was created.
 async fn fan_out(app: &App, event: &HookEvent) -> crate::domain::Result<bool> {
     let hooks = app.store.matching_hooks(&event.package, &event.owners).await?;
-    let mut deliveries = Vec::with_capacity(hooks.len());
-    if !hooks.is_empty() {
-        let payload = payload(app, &event.package).await?;
-        for hook in &hooks {
-            deliveries.push(NewDelivery {
-                id: uuid::Uuid::new_v4().simple().to_string(),
-                hook_id: hook.id.clone(),
-                body: body(event, hook, &payload),
-            });
-        }
-    }
-    let done = app.store.fan_out(event, &deliveries, now_ms()).await?;
+    let deliveries: Vec<NewDelivery> =
+        hooks.iter().map(|hook| NewDelivery { id: uuid::Uuid::new_v4().simple().to_string(), hook_id: hook.id.clone() }).collect();
+    let payload = if deliveries.is_empty() { String::new() } else { payload(app, &event.package).await? };
+    let done = app.store.fan_out(event, &payload, &deliveries, now_ms()).await?;
     Ok(done && !deliveries.is_empty())
 }
 
@@ -132,12 +127,14 @@ async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup:
                 continue;
             }
         };
-        let Some((delivery, hook)) = claimed else {
+        let Some((delivery, hook, event)) = claimed else {
             let _ = tokio::time::timeout(DELIVERY_IDLE, notified).await;
             continue;
         };
         let (plugins, url) = (&app.plugins, app.config.public_url.as_str());
-        let outcome = deliver::attempt(&client, plugins, url, &hook, &delivery, cfg.max_attempts as i64, cfg.retry_base_ms, now_ms).await;
+        let outcome =
+            deliver::attempt(&client, plugins, url, &hook, &delivery, event.as_ref(), cfg.max_attempts as i64, cfg.retry_base_ms, now_ms)
+                .await;
         if let crate::store::hooks::Attempt::Failed { error, .. } = &outcome {
             tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = delivery.attempts, error, "hook delivery failed");
         }
@@ -153,7 +150,10 @@ async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup:
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Pruned {
     pub deliveries: u64,
+    /// Outbox events never fanned out.
     pub events: u64,
+    /// Fanned-out events no delivery refers to any more.
+    pub sent_events: u64,
 }
 
 /// Deletes what is no longer needed, as of `now`: delivered and failed
@@ -161,7 +161,8 @@ pub struct Pruned {
 /// among the newest [`DELIVERY_HISTORY`](super::DELIVERY_HISTORY) finished
 /// ones of their hook (all the history endpoint shows), and outbox events
 /// older than the retention (events no process fanned out, because hooks were
-/// disabled everywhere). A pending delivery is never deleted, so nothing
+/// disabled everywhere), then the fanned-out events (with their payloads)
+/// that no delivery refers to any more. A pending delivery is never deleted, so nothing
 /// undelivered is lost and per-hook order (which only looks at pending
 /// deliveries) is untouched. Safe on any number of processes at once.
 pub async fn prune(app: &App, now: i64) -> crate::domain::Result<Pruned> {
@@ -181,6 +182,13 @@ pub async fn prune(app: &App, now: i64) -> crate::domain::Result<Pruned> {
             break;
         }
     }
+    for _ in 0..PRUNE_MAX_BATCHES {
+        let n = app.store.prune_sent_events(PRUNE_BATCH).await?;
+        pruned.sent_events += n;
+        if n < PRUNE_BATCH as u64 {
+            break;
+        }
+    }
     Ok(pruned)
 }
 
@@ -188,8 +196,8 @@ async fn prune_loop(app: Arc<App>) {
     loop {
         match prune(&app, now_ms()).await {
             Ok(p) => {
-                if p.deliveries > 0 {
-                    tracing::info!(deliveries = p.deliveries, "pruned old hook deliveries");
+                if p.deliveries > 0 || p.sent_events > 0 {
+                    tracing::info!(deliveries = p.deliveries, events = p.sent_events, "pruned old hook deliveries and their events");
                 }
                 if p.events > 0 {
                     tracing::warn!(
@@ -211,13 +219,14 @@ mod tests {
 
     #[test]
     fn the_body_is_npms_with_the_payload_as_given() {
-        let event = HookEvent {
+        let payload = r#"{"name":"@s/p\"q","versions":{"1.0.0":{}}}"#;
+        let event = SentEvent {
             seq: 1,
             package: "@s/p\"q".into(),
             event: "package:publish".into(),
             data: r#"{"version":"1.0.0","tags":["latest"]}"#.into(),
-            owners: vec![],
             created_at: 1_700_000_000_000,
+            payload: payload.into(),
         };
         let hook = Hook {
             id: "h".into(),
@@ -234,8 +243,7 @@ mod tests {
             response_code: None,
             status: "active".into(),
         };
-        let payload = r#"{"name":"@s/p\"q","versions":{"1.0.0":{}}}"#;
-        let text = body(&event, &hook, payload);
+        let text = body(&event, &hook);
         let parsed: Value = serde_json::from_str(&text).expect("valid JSON");
         assert_eq!(
             parsed,
