@@ -184,6 +184,10 @@ pub struct BinaryConfig {
     /// Largest file mirrored, in bytes.
     #[serde(default = "default_max_file_bytes")]
     pub max_file_bytes: u64,
+    /// A semver range (npm syntax) of the version directories kept
+    /// (`v1.2.3/` or `1.2.3/`); directories not named like a version are kept.
+    #[serde(default)]
+    pub include_versions: Option<String>,
 }
 
 fn is_http_url(url: &str) -> bool {
@@ -565,6 +569,11 @@ impl Config {
         let mut seen = std::collections::HashSet::new();
         let plugins = &self.plugins;
         for b in &mut self.binaries {
+            if let Some(range) = &b.include_versions {
+                if nodejs_semver::Range::parse(range).is_err() {
+                    return Err(ConfigError::Invalid(format!("binary {}: include_versions {range:?} is not a semver range", b.category)));
+                }
+            }
             let ok_name = !b.category.is_empty()
                 && b.category.len() <= 100
                 && b.category.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))

@@ -135,8 +135,22 @@ fn sums_below(sums: &HashMap<String, String>, dir: &str) -> HashMap<String, Stri
     sums.iter().filter_map(|(p, h)| Some((p.strip_prefix(dir)?.to_string(), h.clone()))).collect()
 }
 
+/// Whether the directory `name` (`v1.2.3/`, `1.2.3/`) is a version outside
+/// `range`; a name that is not a version is never outside.
+fn outside_versions(range: &str, name: &str) -> bool {
+    let version = name.trim_end_matches('/');
+    let version = version.strip_prefix('v').unwrap_or(version);
+    match (nodejs_semver::Range::parse(range), nodejs_semver::Version::parse(version)) {
+        (Ok(range), Ok(version)) => !range.satisfies(&version),
+        _ => false,
+    }
+}
+
 impl Walk<'_> {
     fn ignored(&self, item: &Item) -> bool {
+        if item.is_dir && self.cfg.include_versions.as_deref().is_some_and(|r| outside_versions(r, &item.name)) {
+            return true;
+        }
         let (patterns, name) = if item.is_dir {
             (&self.cfg.ignore_dirs, item.name.trim_end_matches('/'))
         } else {
@@ -435,4 +449,18 @@ fn verified(
             }
         }
     }))
+}
+
+#[cfg(test)]
+mod include_versions_tests {
+    use super::outside_versions;
+
+    #[test]
+    fn include_versions_keeps_only_its_range() {
+        assert!(!outside_versions(">=18", "v20.1.0/"));
+        assert!(outside_versions(">=18", "v16.20.2/"));
+        assert!(!outside_versions("^20.0.0", "20.3.0/"));
+        assert!(!outside_versions(">=18", "latest/"), "not a version: kept");
+        assert!(!outside_versions(">=18", "docs/"));
+    }
 }
