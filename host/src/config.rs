@@ -349,7 +349,7 @@ pub struct HooksConfig {
     pub enabled: bool,
     /// Hooks one user may have; past it creation is refused (403).
     pub max_per_user: u32,
-    /// Deliveries sent at once by this process.
+    /// Delivery loops of this process; each sends up to 16 deliveries (one per hook) at once.
     pub workers: usize,
     /// Attempts of a delivery before it ends `failed`.
     pub max_attempts: u32,

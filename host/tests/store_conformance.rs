@@ -61,6 +61,7 @@ conformance!(
     binary_entries_round_trip,
     committed_package_changes_are_signalled,
     hook_deliveries_keep_order_and_are_pruned,
+    hook_deliveries_are_claimed_and_finished_in_batches,
 );
 
 fn user(name: &str) -> User {
@@ -481,23 +482,55 @@ async fn binary_entries_round_trip(s: &dyn Store) {
     assert_eq!(found, ["binaries/node/k3"]);
 }
 
-/// Where the backend has change signals (PostgreSQL), a committed publish and
-/// a committed removal are each signalled with the package's name; a refused
-/// publish (its transaction rolled back) is not.
+/// Both backends signal committed changes (PostgreSQL by NOTIFY, SQLite by
+/// its change log): a committed publish and a committed removal are each
+/// signalled with the package's name, a refused publish (its transaction
+/// rolled back) is not, and `Live` keeps coming while the feed works.
 async fn committed_package_changes_are_signalled(s: &dyn Store) {
-    let Some(mut signals) = s.change_signals().await.unwrap() else {
-        assert_eq!(s.backend(), "sqlite", "only SQLite has no change signals");
-        return;
-    };
+    let mut signals = s.change_signals().await.unwrap().expect("both backends signal changes");
+    assert_eq!(changes_until_lives(&mut signals, 1).await, Vec::<String>::new(), "a new feed starts at the end");
     s.publish(&new_version("1.0.0", "ann", "1-a")).await.unwrap();
-    assert_eq!(next_signal(&mut signals).await, ChangeSignal::Package("pkg".into()));
+    wait_for_change(&mut signals, "pkg").await;
     assert_eq!(s.publish(&new_version("1.1.0", "bob", "2-b")).await.unwrap(), PublishOutcome::NotMaintainer);
+    // A `Live` may have been on its way before the refused publish: wait for two.
+    assert_eq!(changes_until_lives(&mut signals, 2).await, Vec::<String>::new(), "the refused publish sent nothing");
     s.delete_package("pkg", None).await.unwrap();
-    assert_eq!(next_signal(&mut signals).await, ChangeSignal::Package("pkg".into()), "the refused publish sent nothing; the removal did");
+    wait_for_change(&mut signals, "pkg").await;
 }
 
 async fn next_signal(signals: &mut tokio::sync::mpsc::Receiver<ChangeSignal>) -> ChangeSignal {
     tokio::time::timeout(std::time::Duration::from_secs(5), signals.recv()).await.expect("a signal within 5 s").expect("open")
+}
+
+/// The names signalled until the `lives`-th `Live`.
+async fn changes_until_lives(signals: &mut tokio::sync::mpsc::Receiver<ChangeSignal>, lives: usize) -> Vec<String> {
+    let (mut names, mut seen) = (Vec::new(), 0);
+    while seen < lives {
+        match next_signal(signals).await {
+            ChangeSignal::Package(name) => names.push(name),
+            ChangeSignal::Live => seen += 1,
+            ChangeSignal::Lost => panic!("no signal may be lost here"),
+        }
+    }
+    names
+}
+
+/// Waits until `name` is signalled and then `Live` (SQLite's log has a row
+/// per changed row: one write may signal a name several times); nothing else
+/// may be signalled.
+async fn wait_for_change(signals: &mut tokio::sync::mpsc::Receiver<ChangeSignal>, name: &str) {
+    let mut found = false;
+    loop {
+        match next_signal(signals).await {
+            ChangeSignal::Package(n) => {
+                assert_eq!(n, name);
+                found = true;
+            }
+            ChangeSignal::Live if found => return,
+            ChangeSignal::Live => {}
+            ChangeSignal::Lost => panic!("no signal may be lost here"),
+        }
+    }
 }
 
 fn hook(id: &str) -> cairn::store::hooks::Hook {
@@ -631,4 +664,57 @@ async fn hook_deliveries_keep_order_and_are_pruned(s: &dyn Store) {
     assert_eq!(s.prune_sent_events(1).await.unwrap(), 1, "in batches of `limit`");
     assert_eq!(s.prune_sent_events(10).await.unwrap(), 2);
     assert_eq!(s.prune_sent_events(10).await.unwrap(), 0);
+}
+
+/// A batch claim takes at most one delivery per hook (the oldest pending one)
+/// and at most `limit`; a batch of attempt ends is recorded at once, on the
+/// deliveries and their hooks.
+async fn hook_deliveries_are_claimed_and_finished_in_batches(s: &dyn Store) {
+    use cairn::store::hooks::{Attempt, NewDelivery};
+    let t0 = store::now_ms();
+    for id in ["h1", "h2", "h3"] {
+        assert!(s.create_hook(&hook(id), 20).await.unwrap());
+    }
+    for (i, v) in ["1.0.0", "1.1.0"].iter().enumerate() {
+        s.publish(&new_version(v, "ann", &format!("{}-a", i + 1))).await.unwrap();
+    }
+    let events = s.hook_events(10).await.unwrap();
+    for e in &events {
+        let ds: Vec<_> = ["h1", "h2", "h3"].iter().map(|h| NewDelivery { id: format!("{h}-{}", e.seq), hook_id: h.to_string() }).collect();
+        assert!(s.fan_out(e, &payload_of(e.seq), &ds, t0).await.unwrap());
+    }
+    let seq: Vec<i64> = events.iter().map(|e| e.seq).collect();
+    let first = s.claim_deliveries(t0, 60_000, 10).await.unwrap();
+    let mut claimed: Vec<_> = first.iter().map(|(d, h)| (h.id.as_str(), d.event_seq, d.attempts)).collect();
+    claimed.sort();
+    assert_eq!(claimed, [("h1", seq[0], 1), ("h2", seq[0], 1), ("h3", seq[0], 1)], "one per hook, the oldest");
+    assert!(first.iter().all(|(d, h)| d.hook_id == h.id && h.secret == "s"));
+    assert!(s.claim_deliveries(t0, 60_000, 10).await.unwrap().is_empty(), "each hook has a delivery in flight");
+    let event = s.sent_event(seq[0]).await.unwrap().expect("the stored event");
+    assert_eq!((event.event.as_str(), event.payload), ("package:publish", payload_of(seq[0])));
+
+    let end = |hook: &str| match hook {
+        "h1" => Attempt::Delivered { code: 200 },
+        "h2" => Attempt::Retry { code: Some(503), error: "the endpoint answered 503".into(), run_after: t0 + 10_000 },
+        _ => Attempt::Failed { code: Some(410), error: "the endpoint answered 410".into() },
+    };
+    let ends: Vec<_> = first.iter().map(|(d, h)| (d.clone(), end(&h.id))).collect();
+    s.finish_deliveries(&ends, t0 + 1).await.unwrap();
+    let h1 = s.hook("h1").await.unwrap().unwrap();
+    let h3 = s.hook("h3").await.unwrap().unwrap();
+    assert_eq!((h1.delivered, h1.response_code, h1.last_delivery), (true, Some(200), Some(t0 + 1)));
+    assert_eq!((h3.delivered, h3.response_code), (false, Some(410)));
+    assert_eq!(states(s, "h2").await, [(seq[0], "pending".into()), (seq[1], "pending".into())]);
+    // h2 waits for its retry; the others go on with their next event, `limit` at most.
+    let next = s.claim_deliveries(t0 + 2, 60_000, 1).await.unwrap();
+    assert_eq!(next.iter().map(|(d, _)| d.event_seq).collect::<Vec<_>>(), [seq[1]]);
+    let rest = s.claim_deliveries(t0 + 2, 60_000, 10).await.unwrap();
+    assert_eq!(rest.len(), 1);
+    assert_ne!(rest[0].1.id, next[0].1.id);
+    assert!(rest.iter().chain(&next).all(|(_, h)| h.id != "h2"));
+    let retried = s.claim_deliveries(t0 + 10_000, 60_000, 10).await.unwrap();
+    assert_eq!(retried.iter().map(|(d, h)| (h.id.as_str(), d.event_seq, d.attempts)).collect::<Vec<_>>(), [("h2", seq[0], 2)]);
+    for id in ["h1", "h2", "h3"] {
+        assert!(s.delete_hook(id).await.unwrap());
+    }
 }

@@ -133,12 +133,30 @@ pub trait HookStore: Send + Sync {
     /// deliveries, in one transaction; false (and nothing inserted) when
     /// another worker did it first.
     async fn fan_out(&self, event: &HookEvent, payload: &str, deliveries: &[NewDelivery], now: i64) -> StoreResult<bool>;
-    /// Claims the oldest due delivery whose hook has no older pending one, for
-    /// `lease_ms`; counts the attempt. With its hook and its event (None only
-    /// for a delivery that carries its own `body`).
-    async fn claim_delivery(&self, now: i64, lease_ms: i64) -> StoreResult<Option<(Delivery, Hook, Option<SentEvent>)>>;
-    /// Records an attempt's end on the delivery and its hook.
-    async fn finish_delivery(&self, delivery: &Delivery, attempt: &Attempt, now: i64) -> StoreResult<()>;
+    /// Claims up to `limit` due deliveries for `lease_ms`, at most one per
+    /// hook: each the oldest pending delivery of its hook (so a hook's
+    /// deliveries go out one at a time, in event order), oldest first; counts
+    /// the attempts. With their hooks.
+    async fn claim_deliveries(&self, now: i64, lease_ms: i64, limit: i64) -> StoreResult<Vec<(Delivery, Hook)>>;
+    /// The fanned-out event `seq` (None: pruned, which a pending delivery prevents).
+    async fn sent_event(&self, seq: i64) -> StoreResult<Option<SentEvent>>;
+    /// Records the ends of attempts on the deliveries and their hooks, in one transaction.
+    async fn finish_deliveries(&self, finished: &[(Delivery, Attempt)], now: i64) -> StoreResult<()>;
+
+    /// Claims one delivery ([`claim_deliveries`](Self::claim_deliveries)),
+    /// with its hook and its event (None only for a delivery that carries its own `body`).
+    async fn claim_delivery(&self, now: i64, lease_ms: i64) -> StoreResult<Option<(Delivery, Hook, Option<SentEvent>)>> {
+        let Some((delivery, hook)) = self.claim_deliveries(now, lease_ms, 1).await?.into_iter().next() else { return Ok(None) };
+        let event = match delivery.body {
+            Some(_) => None,
+            None => self.sent_event(delivery.event_seq).await?,
+        };
+        Ok(Some((delivery, hook, event)))
+    }
+    /// Records one attempt's end ([`finish_deliveries`](Self::finish_deliveries)).
+    async fn finish_delivery(&self, delivery: &Delivery, attempt: &Attempt, now: i64) -> StoreResult<()> {
+        self.finish_deliveries(&[(delivery.clone(), attempt.clone())], now).await
+    }
     /// The hook's latest deliveries, newest first.
     async fn deliveries(&self, hook_id: &str, limit: i64) -> StoreResult<Vec<Delivery>>;
 

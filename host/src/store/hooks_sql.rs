@@ -117,7 +117,7 @@ macro_rules! hooks_sql {
             }
 
             /// The fanned-out event `seq` (None: pruned, which a pending delivery prevents).
-            async fn sent_event(pool: &sqlx::Pool<$db>, seq: i64) -> StoreResult<Option<$crate::store::hooks::SentEvent>> {
+            async fn load_sent_event(pool: &sqlx::Pool<$db>, seq: i64) -> StoreResult<Option<$crate::store::hooks::SentEvent>> {
                 let row = sqlx::query("SELECT * FROM hook_payloads WHERE event_seq = $1").bind(seq).fetch_optional(pool).await?;
                 let Some(r) = row else { return Ok(None) };
                 Ok(Some($crate::store::hooks::SentEvent {
@@ -384,66 +384,98 @@ macro_rules! hooks_store_impl {
                 Ok(true)
             }
 
-            async fn claim_delivery(
+            async fn claim_deliveries(
                 &self,
                 now: i64,
                 lease_ms: i64,
-            ) -> StoreResult<Option<($crate::store::hooks::Delivery, $crate::store::hooks::Hook, Option<$crate::store::hooks::SentEvent>)>> {
+                limit: i64,
+            ) -> StoreResult<Vec<($crate::store::hooks::Delivery, $crate::store::hooks::Hook)>> {
                 let turn = self.write_turn().await;
-                let row = sqlx::query(&format!(
+                // Only the oldest pending delivery of a hook qualifies, so one
+                // statement claims at most one per hook.
+                let rows = sqlx::query(&format!(
                     "UPDATE hook_deliveries SET attempts = attempts + 1, claimed_until = $1, updated_at = $2 \
-                     WHERE id = (SELECT d.id FROM hook_deliveries d WHERE d.state = 'pending' AND d.run_after <= $2 AND d.claimed_until <= $2 \
+                     WHERE id IN (SELECT d.id FROM hook_deliveries d WHERE d.state = 'pending' AND d.run_after <= $2 AND d.claimed_until <= $2 \
                      AND NOT EXISTS (SELECT 1 FROM hook_deliveries o WHERE o.hook_id = d.hook_id AND o.state = 'pending' AND o.event_seq < d.event_seq) \
-                     ORDER BY d.event_seq LIMIT 1 {}) AND claimed_until <= $2 RETURNING *",
+                     ORDER BY d.event_seq LIMIT $3 {}) AND claimed_until <= $2 RETURNING *",
                     $skip_locked
                 ))
                 .bind(now + lease_ms)
                 .bind(now)
-                .fetch_optional(&self.pool)
+                .bind(limit)
+                .fetch_all(&self.pool)
                 .await?;
-                // The reads (the payload is the large part) need no turn of the single writer.
+                // The reads need no turn of the single writer.
                 drop(turn);
-                let Some(row) = row else { return Ok(None) };
-                let delivery = Self::delivery_from_row(&row)?;
-                let hook = sqlx::query("SELECT * FROM hooks WHERE id = $1").bind(&delivery.hook_id).fetch_optional(&self.pool).await?;
-                let Some(hook) = hook else { return Ok(None) };
-                let event = match delivery.body {
-                    Some(_) => None,
-                    None => Self::sent_event(&self.pool, delivery.event_seq).await?,
-                };
-                Ok(Some((delivery, Self::hook_from_row(&hook)?, event)))
+                let mut deliveries = rows.iter().map(Self::delivery_from_row).collect::<StoreResult<Vec<_>>>()?;
+                if deliveries.is_empty() {
+                    return Ok(Vec::new());
+                }
+                deliveries.sort_by_key(|d| d.event_seq);
+                let placeholders: Vec<String> = (1..=deliveries.len()).map(|i| format!("${i}")).collect();
+                let sql = format!("SELECT * FROM hooks WHERE id IN ({})", placeholders.join(", "));
+                let mut query = sqlx::query(&sql);
+                for d in &deliveries {
+                    query = query.bind(&d.hook_id);
+                }
+                let mut hooks = std::collections::HashMap::new();
+                for row in query.fetch_all(&self.pool).await? {
+                    let hook = Self::hook_from_row(&row)?;
+                    hooks.insert(hook.id.clone(), hook);
+                }
+                // A hook deleted meanwhile took its deliveries with it.
+                Ok(deliveries
+                    .into_iter()
+                    .filter_map(|d| {
+                        let hook = hooks.get(&d.hook_id)?.clone();
+                        Some((d, hook))
+                    })
+                    .collect())
             }
 
-            async fn finish_delivery(&self, d: &$crate::store::hooks::Delivery, attempt: &$crate::store::hooks::Attempt, now: i64) -> StoreResult<()> {
+            async fn sent_event(&self, seq: i64) -> StoreResult<Option<$crate::store::hooks::SentEvent>> {
+                Self::load_sent_event(&self.pool, seq).await
+            }
+
+            async fn finish_deliveries(
+                &self,
+                finished: &[($crate::store::hooks::Delivery, $crate::store::hooks::Attempt)],
+                now: i64,
+            ) -> StoreResult<()> {
                 use $crate::store::hooks::Attempt;
+                if finished.is_empty() {
+                    return Ok(());
+                }
                 let _turn = self.write_turn().await;
-                let (state, code, error, run_after) = match attempt {
-                    Attempt::Delivered { code } => ("delivered", Some(*code), None, d.run_after),
-                    Attempt::Retry { code, error, run_after } => ("pending", *code, Some(error.as_str()), *run_after),
-                    Attempt::Failed { code, error } => ("failed", *code, Some(error.as_str()), d.run_after),
-                };
-                let finished = (state != "pending").then_some(now);
                 let mut tx = self.pool.begin().await?;
-                sqlx::query(
-                    "UPDATE hook_deliveries SET state = $1, response_code = $2, last_error = COALESCE($3, last_error), run_after = $4, \
-                     claimed_until = 0, updated_at = $5, finished_at = $6 WHERE id = $7",
-                )
-                .bind(state)
-                .bind(code.map(|c| c as i32))
-                .bind(error)
-                .bind(run_after)
-                .bind(now)
-                .bind(finished)
-                .bind(&d.id)
-                .execute(&mut *tx)
-                .await?;
-                sqlx::query("UPDATE hooks SET delivered = (delivered OR $1), last_delivery = $2, response_code = $3 WHERE id = $4")
-                    .bind(state == "delivered")
-                    .bind(now)
+                for (d, attempt) in finished {
+                    let (state, code, error, run_after) = match attempt {
+                        Attempt::Delivered { code } => ("delivered", Some(*code), None, d.run_after),
+                        Attempt::Retry { code, error, run_after } => ("pending", *code, Some(error.as_str()), *run_after),
+                        Attempt::Failed { code, error } => ("failed", *code, Some(error.as_str()), d.run_after),
+                    };
+                    let finished_at = (state != "pending").then_some(now);
+                    sqlx::query(
+                        "UPDATE hook_deliveries SET state = $1, response_code = $2, last_error = COALESCE($3, last_error), run_after = $4, \
+                         claimed_until = 0, updated_at = $5, finished_at = $6 WHERE id = $7",
+                    )
+                    .bind(state)
                     .bind(code.map(|c| c as i32))
-                    .bind(&d.hook_id)
+                    .bind(error)
+                    .bind(run_after)
+                    .bind(now)
+                    .bind(finished_at)
+                    .bind(&d.id)
                     .execute(&mut *tx)
                     .await?;
+                    sqlx::query("UPDATE hooks SET delivered = (delivered OR $1), last_delivery = $2, response_code = $3 WHERE id = $4")
+                        .bind(state == "delivered")
+                        .bind(now)
+                        .bind(code.map(|c| c as i32))
+                        .bind(&d.hook_id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
                 tx.commit().await?;
                 Ok(())
             }

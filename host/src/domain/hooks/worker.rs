@@ -1,19 +1,26 @@
 //! The background side of hooks: one fan-out loop turns outbox events into
 //! one delivery per matching hook, keeping the event once with the package
 //! document as it is then (its payload), and `[hooks] workers` delivery loops
-//! claim due deliveries and send them, each request's body built from the
-//! stored event and the hook ([`body`]): the same bytes on every retry. Nothing here runs on a request's path.
+//! claim due deliveries (up to [`CLAIM_BATCH`] at once, one per hook) and send
+//! them concurrently, each request's body built from the stored event and the
+//! hook ([`body`]): the same bytes on every retry. One task records the
+//! attempts' ends, all that are waiting in one transaction (the single SQLite
+//! writer is the scarce part). Nothing here runs on a request's path.
 //! Every process, hooks enabled or not, also prunes what is no longer needed
 //! ([`prune`]).
 
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use tokio::sync::mpsc;
 
 use serde_json::{json, Value};
 
 use crate::domain::packument::{self, Lookup};
 use crate::domain::App;
-use crate::store::hooks::{Hook, HookEvent, NewDelivery, SentEvent};
+use crate::store::hooks::{Attempt, Delivery, Hook, HookEvent, NewDelivery, SentEvent};
 use crate::store::now_ms;
 
 use super::deliver;
@@ -25,6 +32,14 @@ const FAN_OUT_BATCH: i64 = 100;
 const FAN_OUT_IDLE: Duration = Duration::from_millis(100);
 /// Longest pause of an idle delivery loop (woken at once by a fan-out here).
 const DELIVERY_IDLE: Duration = Duration::from_millis(500);
+/// Deliveries a loop claims at once (one per hook at most), sent concurrently.
+const CLAIM_BATCH: i64 = 16;
+/// Attempt ends recorded in one transaction at most.
+const FINISH_BATCH: usize = 256;
+/// Tries to record a batch of attempt ends.
+const FINISH_TRIES: u32 = 3;
+/// Fanned-out events kept in memory for the deliveries that follow them.
+const EVENT_CACHE: usize = 16;
 
 /// How often a process prunes old deliveries and events.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -43,9 +58,12 @@ pub fn start(app: Arc<App>) -> Vec<tokio::task::JoinHandle<()>> {
     let wakeup = Arc::new(tokio::sync::Notify::new());
     let policy = Arc::new(TargetPolicy::new(app.config.hooks.allowed_nets()));
     let client = deliver::client(policy, Duration::from_millis(app.config.hooks.timeout_ms));
-    let mut handles = vec![pruner, tokio::spawn(fan_out_loop(app.clone(), wakeup.clone()))];
+    let (finished, to_record) = mpsc::unbounded_channel();
+    let deliverer = Arc::new(Deliverer { app: app.clone(), client, wakeup: wakeup.clone(), events: Default::default(), finished });
+    let mut handles =
+        vec![pruner, tokio::spawn(fan_out_loop(app.clone(), wakeup.clone())), tokio::spawn(finish_loop(app.clone(), to_record, wakeup))];
     for _ in 0..app.config.hooks.workers {
-        handles.push(tokio::spawn(delivery_loop(app.clone(), client.clone(), wakeup.clone())));
+        handles.push(tokio::spawn(delivery_loop(deliverer.clone())));
     }
     handles
 }
@@ -64,8 +82,11 @@ async fn fan_out_loop(app: Arc<App>, wakeup: Arc<tokio::sync::Notify>) {
             tokio::time::sleep(FAN_OUT_IDLE).await;
             continue;
         }
+        // One document per package and round: it is read after every event
+        // of the round was committed, so it shows each of them.
+        let mut payloads = HashMap::new();
         for event in events {
-            match fan_out(&app, &event).await {
+            match fan_out(&app, &event, &mut payloads).await {
                 Ok(true) => wakeup.notify_waiters(),
                 Ok(false) => {}
                 Err(e) => {
@@ -104,44 +125,138 @@ pub(super) fn body(event: &SentEvent, hook: &Hook) -> String {
     )
 }
 
-/// One event to its deliveries; whether any was created.
-async fn fan_out(app: &App, event: &HookEvent) -> crate::domain::Result<bool> {
+/// One event to its deliveries; whether any was created. `payloads` holds the
+/// documents this round already read.
+async fn fan_out(app: &App, event: &HookEvent, payloads: &mut HashMap<String, Arc<String>>) -> crate::domain::Result<bool> {
     let hooks = app.store.matching_hooks(&event.package, &event.owners).await?;
     let deliveries: Vec<NewDelivery> =
         hooks.iter().map(|hook| NewDelivery { id: uuid::Uuid::new_v4().simple().to_string(), hook_id: hook.id.clone() }).collect();
-    let payload = if deliveries.is_empty() { String::new() } else { payload(app, &event.package).await? };
+    let payload = match (deliveries.is_empty(), payloads.get(&event.package)) {
+        (true, _) => Arc::default(),
+        (false, Some(payload)) => payload.clone(),
+        (false, None) => {
+            let payload = Arc::new(payload(app, &event.package).await?);
+            payloads.insert(event.package.clone(), payload.clone());
+            payload
+        }
+    };
     let done = app.store.fan_out(event, &payload, &deliveries, now_ms()).await?;
     Ok(done && !deliveries.is_empty())
 }
 
-async fn delivery_loop(app: Arc<App>, client: crate::outbound::Outbound, wakeup: Arc<tokio::sync::Notify>) {
-    let cfg = &app.config.hooks;
-    let lease = cfg.timeout_ms as i64 * 2 + 30_000;
+/// What the delivery loops share: the outbound client, the events of the
+/// deliveries in flight (each event goes to every matching hook, so it is
+/// read once, not once per delivery) and the queue of attempt ends that one
+/// task records, many per transaction.
+struct Deliverer {
+    app: Arc<App>,
+    client: crate::outbound::Outbound,
+    wakeup: Arc<tokio::sync::Notify>,
+    events: std::sync::Mutex<VecDeque<Arc<SentEvent>>>,
+    finished: mpsc::UnboundedSender<(Delivery, Attempt)>,
+}
+
+impl Deliverer {
+    /// The stored event `seq`, from memory when a recent claim read it.
+    async fn event(&self, seq: i64) -> crate::domain::Result<Option<Arc<SentEvent>>> {
+        if let Some(event) = self.events.lock().expect("not poisoned").iter().find(|e| e.seq == seq) {
+            return Ok(Some(event.clone()));
+        }
+        let Some(event) = self.app.store.sent_event(seq).await? else { return Ok(None) };
+        let event = Arc::new(event);
+        let mut events = self.events.lock().expect("not poisoned");
+        if events.len() >= EVENT_CACHE {
+            events.pop_front();
+        }
+        events.push_back(event.clone());
+        Ok(Some(event))
+    }
+
+    /// One attempt of a claimed delivery; its end goes to the recording task.
+    async fn send(&self, delivery: Delivery, hook: Hook, event: Option<Arc<SentEvent>>) {
+        let cfg = &self.app.config.hooks;
+        let (plugins, url) = (&self.app.plugins, self.app.config.public_url.as_str());
+        let outcome = deliver::attempt(
+            &self.client,
+            plugins,
+            url,
+            &hook,
+            &delivery,
+            event.as_deref(),
+            cfg.max_attempts as i64,
+            cfg.retry_base_ms,
+            now_ms,
+        )
+        .await;
+        if let Attempt::Failed { error, .. } = &outcome {
+            tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = delivery.attempts, error, "hook delivery failed");
+        }
+        // Only fails once the recording task is gone (shutting down); the
+        // lease then runs out and the delivery is sent again, under the same id.
+        let _ = self.finished.send((delivery, outcome));
+    }
+}
+
+/// Claims up to [`CLAIM_BATCH`] due deliveries (one per hook at most) and
+/// sends them concurrently, again and again.
+async fn delivery_loop(d: Arc<Deliverer>) {
+    let lease = d.app.config.hooks.timeout_ms as i64 * 2 + 30_000;
     loop {
-        let notified = wakeup.notified();
-        let claimed = match app.store.claim_delivery(now_ms(), lease).await {
+        let notified = d.wakeup.notified();
+        let claimed = match d.app.store.claim_deliveries(now_ms(), lease, CLAIM_BATCH).await {
             Ok(c) => c,
             Err(e) => {
-                tracing::warn!(error = %e, "claiming a hook delivery failed");
+                tracing::warn!(error = %e, "claiming hook deliveries failed");
                 tokio::time::sleep(Duration::from_secs(1)).await;
                 continue;
             }
         };
-        let Some((delivery, hook, event)) = claimed else {
+        if claimed.is_empty() {
             let _ = tokio::time::timeout(DELIVERY_IDLE, notified).await;
             continue;
-        };
-        let (plugins, url) = (&app.plugins, app.config.public_url.as_str());
-        let outcome =
-            deliver::attempt(&client, plugins, url, &hook, &delivery, event.as_ref(), cfg.max_attempts as i64, cfg.retry_base_ms, now_ms)
-                .await;
-        if let crate::store::hooks::Attempt::Failed { error, .. } = &outcome {
-            tracing::warn!(hook = hook.id, delivery = delivery.id, attempts = delivery.attempts, error, "hook delivery failed");
         }
-        if let Err(e) = app.store.finish_delivery(&delivery, &outcome, now_ms()).await {
-            tracing::warn!(error = %e, delivery = delivery.id, "recording a hook delivery failed");
+        let mut sends = FuturesUnordered::new();
+        for (delivery, hook) in claimed {
+            // Read here, one after the other: the deliveries of a batch mostly share their event.
+            let event = match delivery.body {
+                Some(_) => None,
+                None => match d.event(delivery.event_seq).await {
+                    Ok(event) => event,
+                    Err(e) => {
+                        // Left claimed: it goes out once its lease runs out.
+                        tracing::warn!(error = %e, delivery = delivery.id, "reading a hook delivery's event failed");
+                        continue;
+                    }
+                },
+            };
+            sends.push(d.send(delivery, hook, event));
         }
-        // The next one to this hook may be due now.
+        while sends.next().await.is_some() {}
+    }
+}
+
+/// Records attempt ends, all that are waiting in one transaction, and wakes
+/// the delivery loops: the next delivery of those hooks may be due now.
+async fn finish_loop(app: Arc<App>, mut finished: mpsc::UnboundedReceiver<(Delivery, Attempt)>, wakeup: Arc<tokio::sync::Notify>) {
+    while let Some(first) = finished.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < FINISH_BATCH {
+            match finished.try_recv() {
+                Ok(f) => batch.push(f),
+                Err(_) => break,
+            }
+        }
+        for round in 1..=FINISH_TRIES {
+            match app.store.finish_deliveries(&batch, now_ms()).await {
+                Ok(()) => break,
+                // After the last try the leases run out and these deliveries
+                // are sent again, under the same ids (receivers deduplicate).
+                Err(e) => {
+                    tracing::warn!(error = %e, deliveries = batch.len(), round, "recording hook deliveries failed");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
         wakeup.notify_waiters();
     }
 }
