@@ -1,6 +1,7 @@
-//! Several nodes on one PostgreSQL (issue 12): what one node writes, every
-//! node serves at once. The packument TTL is set to an hour here, so only the
-//! database's change signals can make another node see a write in time.
+//! Several nodes on one PostgreSQL (issue 12), or two servers on one SQLite
+//! file: what one writes, the other serves at once. The packument TTL is set
+//! to an hour here, so only the database's change signals (NOTIFY; SQLite's
+//! change log) can make another node see a write in time.
 
 use std::time::{Duration, Instant};
 
@@ -11,7 +12,11 @@ use serde_json::{json, Value};
 mod writes_on_one_node_are_visible_on_another {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres() {
-        super::writes_on_one_node_are_visible_on_another().await
+        super::writes_on_one_node_are_visible_on_another(cairn_e2e::Backend::Postgres).await
+    }
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sqlite() {
+        super::writes_on_one_node_are_visible_on_another(cairn_e2e::Backend::Sqlite).await
     }
 }
 
@@ -29,9 +34,9 @@ async fn visible_on(b: &Server, name: &str, what: &str, check: impl Fn(&Value) -
     start.elapsed()
 }
 
-async fn writes_on_one_node_are_visible_on_another() {
-    let a = Server::start_with(ServerOptions::new(Backend::Postgres).toml(LONG_TTL)).await;
-    let b = Server::start_with(ServerOptions::new(Backend::Postgres).database(&a.database_url).toml(LONG_TTL)).await;
+async fn writes_on_one_node_are_visible_on_another(backend: Backend) {
+    let a = Server::start_with(ServerOptions::new(backend).toml(LONG_TTL)).await;
+    let b = Server::start_with(ServerOptions::new(backend).database(&a.database_url).toml(LONG_TTL)).await;
     let alice = a.add_user("alice", PW).await;
     publish_ok(&a, &alice, "spread", "1.0.0").await;
     // b caches the document now.

@@ -1,17 +1,18 @@
-//! Nodes sharing one database: what another node changed is dropped from this
-//! node's caches as it commits (the store's change signals), so a publish on
-//! one node is visible on all of them at once; the packument TTL stays only as
-//! a safety net. Tokens and blocks need nothing here: they are read from the
-//! database on every request.
+//! Processes sharing one database (nodes on PostgreSQL; a server and
+//! `cairn sync` on one SQLite file): what another one changed is dropped from
+//! this one's caches as it commits (the store's change signals), so a publish
+//! on one node is visible on all of them at once. While the signals flow,
+//! cached packuments do not expire; the TTL is the safety net for when they
+//! stop. Tokens and blocks need nothing here: they are read from the database
+//! on every request.
 
 use std::sync::Arc;
 
 use crate::domain::App;
 use crate::store::ChangeSignal;
 
-/// Follows the store's change signals until the server stops; `None` when the
-/// backend has none (SQLite) or listening could not start (logged: the TTL
-/// still bounds staleness).
+/// Follows the store's change signals until the server stops; `None` when
+/// listening could not start (logged: the TTL still bounds staleness).
 pub async fn start(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
     // The listener holds one pooled connection for good.
     if app.config.database_max_connections < 2 && app.store.backend() == "postgres" {
@@ -30,7 +31,8 @@ pub async fn start(app: Arc<App>) -> Option<tokio::task::JoinHandle<()>> {
         while let Some(signal) = signals.recv().await {
             match signal {
                 ChangeSignal::Package(name) => app.packuments.invalidate(&name),
-                ChangeSignal::Lost => app.packuments.clear(),
+                ChangeSignal::Lost => app.packuments.unfollow(),
+                ChangeSignal::Live => app.packuments.follow(),
             }
         }
     }))

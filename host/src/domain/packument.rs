@@ -1,8 +1,11 @@
 //! Packuments (package documents) built from storage, and the per-package cache
 //! of their serialized forms. Reads are served from the cache: full and
 //! abbreviated JSON, each also gzipped once at build time, with an ETag. Every
-//! write to a package invalidates its entry; with several processes sharing a
-//! database, entries also expire after `packument_cache_ttl_secs`. The cache is
+//! write to a package invalidates its entry, and so does every write another
+//! process makes to the same database while this one follows the store's
+//! change signals ([`PackumentCache::follow`]). Only while it does not (no
+//! signal for a few seconds) do entries expire after `packument_cache_ttl_secs`
+//! and get revalidated against storage. The cache is
 //! bounded by entries and by bytes (`packument_cache_entries`, `cache_max_bytes`).
 
 use std::collections::{HashMap, HashSet};
@@ -114,9 +117,16 @@ pub struct PackumentCache {
     /// built from a read that began before an invalidation of its name is not
     /// kept: a reader racing a write must not cache what the write replaced.
     generations: Box<[AtomicU64]>,
+    /// Until when (ms, [`clock_ms`]) every change made elsewhere is known to
+    /// reach [`PackumentCache::invalidate`]: entries do not expire before then.
+    following_until: AtomicU64,
 }
 
 const GENERATION_SLOTS: usize = 256;
+
+/// How long one change signal `Live` vouches for the feed (the store sends
+/// one at least every second while it works).
+pub const FOLLOW_WINDOW: Duration = Duration::from_secs(3);
 
 /// What the cache holds for a name.
 enum Hit {
@@ -133,7 +143,30 @@ impl PackumentCache {
     pub fn new(ttl: Duration, max_entries: usize, max_bytes: u64) -> Self {
         let entries = bounded_cache(max_entries, max_bytes, |name, entry: &Arc<Cached>| name.len() + entry.weight);
         let generations = (0..GENERATION_SLOTS).map(|_| AtomicU64::new(0)).collect();
-        PackumentCache { entries, ttl, revalidating: Mutex::new(HashSet::new()), generations }
+        PackumentCache { entries, ttl, revalidating: Mutex::new(HashSet::new()), generations, following_until: AtomicU64::new(0) }
+    }
+
+    /// The store's change feed is working: every change committed elsewhere
+    /// until now has been passed to [`invalidate`](Self::invalidate), and
+    /// entries need no TTL for [`FOLLOW_WINDOW`]. After a gap (the window ran
+    /// out) changes may have been missed, so everything is dropped first.
+    pub fn follow(&self) {
+        let now = clock_ms();
+        if self.following_until.load(Ordering::SeqCst) <= now {
+            self.clear();
+        }
+        self.following_until.store(now + FOLLOW_WINDOW.as_millis() as u64, Ordering::SeqCst);
+    }
+
+    /// Changes may have been missed: drop everything, and let entries expire
+    /// by the TTL until the feed works again.
+    pub fn unfollow(&self) {
+        self.following_until.store(0, Ordering::SeqCst);
+        self.clear();
+    }
+
+    fn following(&self, now: u64) -> bool {
+        now < self.following_until.load(Ordering::Relaxed)
     }
 
     pub fn invalidate(&self, name: &str) {
@@ -162,7 +195,8 @@ impl PackumentCache {
 
     fn hit(&self, name: &str) -> Hit {
         let Some(entry) = self.entries.get(name) else { return Hit::Miss };
-        if clock_ms().saturating_sub(entry.checked.load(Ordering::Relaxed)) < self.ttl.as_millis() as u64 {
+        let now = clock_ms();
+        if self.following(now) || now.saturating_sub(entry.checked.load(Ordering::Relaxed)) < self.ttl.as_millis() as u64 {
             return Hit::Fresh(entry);
         }
         let claimed = self.revalidating.lock().expect("cache lock").insert(name.to_string());
@@ -511,6 +545,42 @@ mod tests {
         cache.invalidate("busy");
         cache.put(entry("other", 10), other);
         assert!(matches!(cache.hit("busy"), Hit::Miss));
+    }
+
+    /// While the change feed works, entries do not expire (every change
+    /// elsewhere arrives as an invalidation); when it stops, or after a gap,
+    /// nothing cached before can be trusted.
+    #[test]
+    fn entries_outlive_the_ttl_only_while_changes_are_followed() {
+        let cache = PackumentCache::new(Duration::ZERO, 100, 1 << 20);
+        cache.put(entry("a", 10), cache.generation("a"));
+        assert!(matches!(cache.hit("a"), Hit::Stale { claimed: true, .. }), "a TTL of 0 expires at once");
+        cache.release("a");
+
+        cache.follow();
+        assert!(matches!(cache.hit("a"), Hit::Miss), "the first signal drops what was cached without one");
+        cache.put(entry("a", 10), cache.generation("a"));
+        assert!(matches!(cache.hit("a"), Hit::Fresh(_)), "followed: no TTL");
+        cache.follow();
+        assert!(matches!(cache.hit("a"), Hit::Fresh(_)), "no gap: kept");
+        cache.invalidate("a");
+        assert!(matches!(cache.hit("a"), Hit::Miss));
+
+        cache.put(entry("a", 10), cache.generation("a"));
+        cache.unfollow();
+        assert!(matches!(cache.hit("a"), Hit::Miss), "signals lost: everything goes");
+        cache.put(entry("a", 10), cache.generation("a"));
+        assert!(matches!(cache.hit("a"), Hit::Stale { .. }), "and the TTL applies again");
+        cache.release("a");
+
+        // A window that ran out is a gap.
+        cache.follow();
+        cache.put(entry("a", 10), cache.generation("a"));
+        cache.following_until.store(clock_ms(), Ordering::SeqCst);
+        assert!(matches!(cache.hit("a"), Hit::Stale { .. }), "the window ran out");
+        cache.release("a");
+        cache.follow();
+        assert!(matches!(cache.hit("a"), Hit::Miss), "a signal after a gap drops everything");
     }
 
     #[test]

@@ -45,6 +45,9 @@ pub enum ChangeSignal {
     /// Signals may have been missed (the connection was lost, or the consumer
     /// fell behind): treat everything as changed.
     Lost,
+    /// Every change committed until now has been signalled. Sent at least
+    /// every second while the feed works.
+    Live,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
