@@ -61,10 +61,7 @@ impl PageExtras {
         let weigh =
             |name: &str, e: &Extras| name.len() + 64 + e.dependents.iter().map(|d| d.len() + 24).sum::<usize>() + e.weekly.len() * 8;
         let weigh_counts = |caller: &str, _: &Counts| caller.len() + 64;
-        PageExtras {
-            cache: bounded_cache(MAX_ENTRIES, max_bytes, weigh),
-            counts: bounded_cache(MAX_ENTRIES, max_bytes / 16, weigh_counts),
-        }
+        PageExtras { cache: bounded_cache(MAX_ENTRIES, max_bytes, weigh), counts: bounded_cache(MAX_ENTRIES, max_bytes / 16, weigh_counts) }
     }
 }
 

@@ -3,9 +3,9 @@
 use maud::{html, Markup};
 
 use super::{date, layout, package_url, q};
+use crate::domain::web_pages::Home;
 use crate::http::web::home::{Listed, PAGE_SIZE};
 use crate::http::web::Ctx;
-use crate::domain::web_pages::Home;
 
 pub fn home(ctx: &Ctx, h: &Home) -> Markup {
     let plus = if h.complete { "" } else { "+" };
