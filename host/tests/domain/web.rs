@@ -1,8 +1,9 @@
 //! npm's web login, browser sessions and the home page's listings, in-process.
 
 use cairn::domain::reads::Reader;
-use cairn::domain::{sessions, web_login, web_pages, Error};
+use cairn::domain::{search, sessions, web_login, web_pages, Error};
 use cairn::store::now_ms;
+use futures_util::StreamExt;
 
 use crate::harness::TestApp;
 
@@ -50,17 +51,21 @@ async fn sessions_end_and_have_their_own_csrf_token() {
     assert!(sessions::identity(&t.app, &other, ip).await.unwrap().is_none());
 }
 
+/// The scope-policy plugin, with `@alice` hidden from anonymous readers.
+fn private_alice_scope() -> String {
+    format!(
+        "[[plugins]]\nname = \"scopes\"\nkind = \"auth-policy\"\npath = {:?}\n[plugins.config]\nprivate_scopes = [\"@alice\"]\n",
+        cairn_e2e::plugin("scope_policy").display().to_string()
+    )
+}
+
 /// The home page's counts and recent packages hold only what the reader may
 /// read: a private scope (scope-policy's `private_scopes`) is left out for
 /// anonymous readers, even when its packages are all the newest, and counted
 /// for signed-in readers and admins.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn home_counts_only_what_the_reader_may_read() {
-    let toml = format!(
-        "[[plugins]]\nname = \"scopes\"\nkind = \"auth-policy\"\npath = {:?}\n[plugins.config]\nprivate_scopes = [\"@alice\"]\n",
-        cairn_e2e::plugin("scope_policy").display().to_string()
-    );
-    let t = TestApp::with_toml(&toml).await;
+    let t = TestApp::with_toml(&private_alice_scope()).await;
     let alice = t.user("alice").await;
     let mut root = t.user("root").await;
     root.is_admin = true;
@@ -97,4 +102,25 @@ async fn home_counts_everything_without_a_policy() {
     let mut recent: Vec<&str> = home.recent.iter().map(|p| p.name.as_str()).collect();
     recent.sort_unstable();
     assert_eq!(recent, ["one", "two"]);
+}
+
+/// Past the matches it counts exactly, search gives the readable matches it
+/// looked at as a lower bound (`more`), never an estimate from the unfiltered
+/// count (which would count a private scope's matches).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_totals_never_count_unreadable_matches() {
+    let t = TestApp::with_toml(&private_alice_scope()).await;
+    let alice = t.user("alice").await;
+    // The private matches are the oldest: the search looks at them last.
+    for i in 0..5 {
+        t.publish(&alice, &format!("@alice/match-{i}"), "1.0.0").await.unwrap();
+    }
+    let names: Vec<String> = (0..1_000).map(|i| format!("match-{i:04}")).collect();
+    let published: Vec<_> =
+        futures_util::stream::iter(names.iter().map(|n| t.publish(&alice, n, "1.0.0"))).buffer_unordered(8).collect().await;
+    assert!(published.iter().all(Result::is_ok));
+    let ip = "127.0.0.1".parse().unwrap();
+    let page = search::search(&t.app, Reader::new(None, ip), "match-", 0, 20).await.unwrap();
+    assert_eq!(page.local.len(), 20);
+    assert_eq!((page.total, page.more), (1_000, true), "the readable matches looked at, not 1,005");
 }
