@@ -209,6 +209,11 @@ async fn publish_and_change_packages(s: &dyn Store) {
     assert_eq!(p.tags, vec![("latest".to_string(), "1.1.0".to_string())]);
     assert_eq!(p.maintainers.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), vec!["ann"]);
     assert_eq!(s.version_by_file("pkg", "pkg-1.0.0.tgz").await.unwrap().unwrap().version, "1.0.0");
+    // The web UI's listings: packages with their version counts after a name, by recency from an offset.
+    assert_eq!(s.package_version_counts("", 10).await.unwrap(), [("pkg".to_string(), 2)]);
+    assert!(s.package_version_counts("pkg", 10).await.unwrap().is_empty());
+    assert_eq!(s.recent_packages(0, 10).await.unwrap().iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["pkg"]);
+    assert!(s.recent_packages(1, 10).await.unwrap().is_empty());
     // A stale rev changes nothing.
     let stale = PackageChange {
         expected_rev: Some("1-a".into()),
@@ -628,6 +633,11 @@ async fn hook_deliveries_keep_order_and_are_pruned(s: &dyn Store) {
         ["delivered", "delivered", "failed", "delivered"]
     );
     assert_eq!(states(s, "h2").await.into_iter().map(|(_, st)| st).collect::<Vec<_>>()[1..], pending(3));
+    // The web UI's overview: pending and failed deliveries per hook, by owner.
+    let counts: Vec<_> = s.hook_overviews(None, 0, 10).await.unwrap().into_iter().map(|o| (o.hook.id, o.pending, o.failed)).collect();
+    assert_eq!(counts, [("h1".to_string(), 0, 1), ("h2".to_string(), 3, 0)]);
+    assert_eq!(s.hook_overviews(Some("ann"), 1, 10).await.unwrap().len(), 1);
+    assert!(s.hook_overviews(Some("zed"), 0, 10).await.unwrap().is_empty());
     // By age: strictly before the cut-off.
     assert_eq!(s.prune_deliveries(t0 + 1, 100, 1000).await.unwrap(), 0);
     assert_eq!(s.prune_deliveries(t0 + 2, 100, 1000).await.unwrap(), 2, "the first delivery of each hook");

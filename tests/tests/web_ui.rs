@@ -3,17 +3,20 @@
 //! headless Chromium over the DevTools protocol (search, package page, version
 //! switch, copy button, sign-in, tokens, a hostile readme with a clean
 //! console, a private scope hidden), with screenshots of the main pages under
-//! `$CARGO_TARGET_TMPDIR/web-screenshots/`.
+//! `$CARGO_TARGET_TMPDIR/web-screenshots/`. The hook pages: who may see and
+//! delete which hook, deliveries to a real loopback receiver, no secret in
+//! any page, CSRF on the delete form.
 
 use cairn_e2e::browser::{attr_after, Browser};
 use cairn_e2e::cdp::Chrome;
-use cairn_e2e::publish::{assert_published, publish_with};
+use cairn_e2e::hook_receiver::Receiver;
+use cairn_e2e::publish::{assert_published, poll, publish_ok, publish_with};
 use cairn_e2e::upstream::{sync_ok, wait_success, FakeUpstream};
 use cairn_e2e::{both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::json;
 use sha2::Digest;
 
-both_backends!(pages_over_http, pages_in_chromium);
+both_backends!(pages_over_http, pages_in_chromium, hook_pages);
 
 const PW: &str = "correct-horse-1";
 
@@ -26,7 +29,11 @@ fn options(backend: Backend, fake: &FakeUpstream) -> ServerOptions {
         "[[plugins]]\nname = \"scopes\"\nkind = \"auth-policy\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\npublishers = {{ \"@secret\" = [\"alice\"] }}\nprivate_scopes = [\"@secret\"]\n",
         plugin("scope_policy").display().to_string()
     );
-    ServerOptions::new(backend).toml("[web]\ntitle = \"Acme <Registry>\"").tail(&plugin_toml).tail(&fake.registry_toml("fake", ""))
+    ServerOptions::new(backend)
+        .toml("[web]\ntitle = \"Acme <Registry>\"")
+        .tail(&plugin_toml)
+        .tail(&fake.registry_toml("fake", ""))
+        .tail(HOOKS_TOML)
 }
 
 /// alice publishes `web-dep`, `web-demo` 1.0.0, 1.1.0 and 2.0.0 (hostile readme),
@@ -90,7 +97,9 @@ async fn pages_over_http(backend: Backend) {
     assert!(home.contains("<title>Home · Acme &lt;Registry&gt;</title>"), "{home}");
     assert!(home.contains("web-demo") && home.contains("Demo &lt;package&gt; for the UI"), "{home}");
     assert!(!home.contains("secret"), "a private scope on the home page: {home}");
-    assert!(home.contains("<strong id=\"count-packages\">5</strong>"), "{home}");
+    // Counts of what the reader may read: not @secret/hidden (4 packages, 6 versions).
+    assert!(home.contains("<strong id=\"count-packages\">4</strong>"), "{home}");
+    assert!(home.contains("<strong id=\"count-versions\">6</strong>"), "{home}");
 
     // Assets are Cairn's own.
     for (path, kind) in [("/-/web/app.css", "text/css"), ("/-/web/app.js", "text/javascript")] {
@@ -166,6 +175,8 @@ async fn admin_over_http(s: &Server, task: &str) {
             continue;
         }
         assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+        let home = b.get(&s.url("/-/web/")).await.body;
+        assert!(home.contains("<strong id=\"count-packages\">5</strong>"), "an admin reads @secret: {home}");
         for expected in [
             format!("/-/web/admin/tasks/{task}"),
             "synced-pkg".into(),
@@ -199,6 +210,9 @@ async fn signed_in_over_http(s: &Server) {
 
     let user = html(&mut b, s, "/-/web/user").await;
     assert!(user.contains("@secret/hidden") && user.contains("web-demo"), "{user}");
+    let home = html(&mut b, s, "/-/web/").await;
+    assert!(home.contains("<strong id=\"count-packages\">5</strong>") && home.contains("href=\"/-/web/package/@secret/hidden\""), "{home}");
+    assert!(home.contains("<strong id=\"count-versions\">7</strong>"), "{home}");
     let results = html(&mut b, s, "/-/web/search?q=secret").await;
     assert!(results.contains("@secret/hidden"), "signed in, alice may read @secret: {results}");
     let csrf = attr_after(&user, "name=\"csrf\"", "value").unwrap();
@@ -234,8 +248,13 @@ async fn signed_in_over_http(s: &Server) {
 async fn pages_in_chromium(backend: Backend) {
     let fake = FakeUpstream::start().await;
     let s = Server::start_with(options(backend, &fake)).await;
-    seed(&s).await;
+    let alice = seed(&s).await;
     let task = seed_sync(&s, &fake).await;
+    // A hook with one delivery, for the admin's hook pages.
+    let receiver = Receiver::start(0).await;
+    let hook = add_hook(&s, &alice, "package", "web-hooked", &receiver.url, SECRETS[0]).await;
+    publish_ok(&s, &alice, "web-hooked", "1.0.0").await;
+    delivery_done(&s, &alice, &hook).await;
     let shots = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("web-screenshots").join(format!("{backend:?}").to_lowercase());
     std::fs::create_dir_all(&shots).unwrap();
     let chrome = Chrome::launch().await;
@@ -287,6 +306,7 @@ async fn pages_in_chromium(backend: Backend) {
 
     chromium_signed_in(&s, &tab, &shots).await;
     chromium_admin(&s, &tab, &shots, &task).await;
+    chromium_hooks(&s, &tab, &shots, &hook).await;
     assert_eq!(tab.problems(&s.base), Vec::<String>::new(), "console errors, exceptions or dialogs");
 }
 
@@ -336,6 +356,21 @@ async fn chromium_admin(s: &Server, tab: &cairn_e2e::cdp::Tab, shots: &std::path
     tab.screenshot(&shots.join("task.png")).await;
 }
 
+/// The admin opens the hooks from the admin page, then a hook's deliveries.
+async fn chromium_hooks(s: &Server, tab: &cairn_e2e::cdp::Tab, shots: &std::path::Path, hook: &str) {
+    tab.goto(&s.url("/-/web/admin")).await;
+    tab.click_and_wait("#hooks-link").await;
+    tab.wait_for("document.querySelector('table.hooks')").await;
+    let row = format!("tr[data-hook='{hook}']");
+    assert!(tab.text(&row).await.contains("web-hooked"), "{}", tab.text("main").await);
+    tab.screenshot(&shots.join("hooks.png")).await;
+    tab.click_and_wait(&format!("{row} a")).await;
+    tab.wait_for("document.querySelector('#delivery-list')").await;
+    assert_eq!(tab.text("#delivery-list .state").await, "delivered");
+    assert!(!tab.text("main").await.contains(SECRETS[0]));
+    tab.screenshot(&shots.join("hook.png")).await;
+}
+
 /// Behind an https public URL the cookies are `Secure`; the configured logo is
 /// served by Cairn and shown in the header.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -355,4 +390,146 @@ async fn https_cookies_and_logo() {
     assert_eq!(logo.status, StatusCode::OK);
     assert_eq!(logo.header("content-type").as_deref(), Some("image/svg+xml"));
     assert!(logo.body.starts_with("<svg"));
+}
+
+const HOOKS_TOML: &str = "[hooks]\nallow_private_targets = [\"127.0.0.0/8\"]\nretry_base_ms = 50\ntimeout_ms = 2000\n";
+/// The secrets of the hooks `hook_pages` registers: no page may show any.
+const SECRETS: [&str; 3] = ["alice-secret-one-1", "alice-secret-two-2", "bob-secret-three-3"];
+
+/// A browser signed in as `name`.
+async fn sign_in(s: &Server, name: &str) -> Browser {
+    let mut b = Browser::new();
+    let csrf = b.get(&s.url("/-/web/signin")).await.csrf();
+    let done = b.post(&s.url("/-/web/signin"), &[("name", name), ("password", PW), ("csrf", &csrf)]).await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    b
+}
+
+/// Registers a hook over the API; its id.
+async fn add_hook(s: &Server, token: &str, kind: &str, name: &str, endpoint: &str, secret: &str) -> String {
+    let body = json!({"type": kind, "name": name, "endpoint": endpoint, "secret": secret});
+    let (status, hook) = s.call(Method::POST, "/-/npm/v1/hooks/hook", Some(token), Some(&body)).await;
+    assert_eq!(status, StatusCode::OK, "{hook}");
+    hook["id"].as_str().unwrap().to_string()
+}
+
+/// Waits until the newest delivery of hook `id` is delivered or failed.
+async fn delivery_done(s: &Server, token: &str, id: &str) {
+    let done = poll(30, || async {
+        let (_, list) = s.get(&format!("/-/npm/v1/hooks/hook/{id}/deliveries"), Some(token)).await;
+        let state = list["objects"][0]["state"].clone();
+        (state == json!("delivered") || state == json!("failed")).then_some(())
+    })
+    .await;
+    assert!(done.is_some(), "hook {id}: no finished delivery");
+}
+
+/// The `<tr>` of hook `id` in a hook table.
+fn hook_row<'a>(page: &'a str, id: &str) -> &'a str {
+    let start = page.find(&format!("data-hook=\"{id}\"")).unwrap_or_else(|| panic!("no row of hook {id}:\n{page}"));
+    &page[start..start + page[start..].find("</tr>").unwrap()]
+}
+
+/// The hook pages: refused to others, deliveries from a real receiver, the
+/// endpoint's user info redacted, no secret anywhere, CSRF on deletes.
+async fn hook_pages(backend: Backend) {
+    let s = Server::start_with(ServerOptions::new(backend).tail(HOOKS_TOML)).await;
+    let ok = Receiver::start(0).await;
+    let gone = Receiver::start_failing_with(410, usize::MAX).await;
+    let alice = s.add_user("alice", PW).await;
+    let bob = s.add_user("bob", PW).await;
+    s.add_admin("root", PW).await;
+    let h_ok = add_hook(&s, &alice, "package", "hooked", &ok.url, SECRETS[0]).await;
+    let h_gone = add_hook(&s, &alice, "package", "hooked", &gone.url, SECRETS[1]).await;
+    let h_bob = add_hook(&s, &bob, "owner", "bob", "http://bob:hunter2-pw@127.0.0.1:9/x", SECRETS[2]).await;
+    publish_ok(&s, &alice, "hooked", "1.0.0").await;
+    delivery_done(&s, &alice, &h_ok).await;
+    delivery_done(&s, &alice, &h_gone).await;
+    let mut pages = Vec::new();
+
+    // Signed out: 401 (the page says to sign in); another user: 403, the delete form too.
+    let mut anon = Browser::new();
+    for path in ["/-/web/admin/hooks".to_string(), format!("/-/web/hooks/{h_ok}")] {
+        let page = anon.get(&s.url(&path)).await;
+        assert_eq!(page.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert!(page.body.contains("href=\"/-/web/signin\""), "{}", page.body);
+    }
+    let mut b = sign_in(&s, "bob").await;
+    assert_eq!(b.get(&s.url("/-/web/admin/hooks")).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(b.get(&s.url(&format!("/-/web/hooks/{h_ok}"))).await.status, StatusCode::FORBIDDEN);
+    let bob_page = b.get(&s.url("/-/web/user")).await;
+    let bob_csrf = bob_page.csrf();
+    assert!(hook_row(&bob_page.body, &h_bob).contains("http://***@127.0.0.1:9/x"), "{}", bob_page.body);
+    assert!(!bob_page.body.contains(&h_ok) && !bob_page.body.contains("hunter2"), "{}", bob_page.body);
+    let refused = b.post(&s.url(&format!("/-/web/hooks/{h_ok}/delete")), &[("csrf", &bob_csrf)]).await;
+    assert_eq!(refused.status, StatusCode::FORBIDDEN, "{}", refused.body);
+    assert_eq!(s.get(&format!("/-/npm/v1/hooks/hook/{h_ok}"), Some(&alice)).await.0, StatusCode::OK);
+    pages.push(bob_page.body);
+
+    // An admin sees every hook, its last delivery and its pending and failed counts.
+    let mut root = sign_in(&s, "root").await;
+    let admin = root.get(&s.url("/-/web/admin")).await;
+    assert!(admin.body.contains("href=\"/-/web/admin/hooks\""), "{}", admin.body);
+    let list = root.get(&s.url("/-/web/admin/hooks")).await;
+    assert_eq!(list.status, StatusCode::OK, "{}", list.body);
+    let row = hook_row(&list.body, &h_ok);
+    for expected in ["<td>alice</td>", "hooked</a>", ok.url.as_str(), "<td class=\"response\">200</td>", "<td class=\"failed\">0</td>"] {
+        assert!(row.contains(expected), "{expected} missing from {row}");
+    }
+    let row = hook_row(&list.body, &h_gone);
+    assert!(row.contains("<td class=\"response\">410</td>") && row.contains("<td class=\"failed\">1</td>"), "{row}");
+    assert!(row.contains("<td class=\"pending\">0</td>"), "{row}");
+    let row = hook_row(&list.body, &h_bob);
+    assert!(row.contains("<td>bob</td>") && row.contains("http://***@127.0.0.1:9/x") && !row.contains("hunter2"), "{row}");
+    pages.push(list.body);
+
+    // A hook's deliveries: event, state, attempts, response, the last error.
+    let page = root.get(&s.url(&format!("/-/web/hooks/{h_ok}"))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    let row = &page.body[page.body.find("data-delivery=").expect("a delivery row")..];
+    for expected in ["<td>package:publish</td>", "<td>hooked</td>", ">delivered</span>", "<td class=\"attempts\">1</td>", ">200</td>"] {
+        assert!(row.contains(expected), "{expected} missing from {row}");
+    }
+    pages.push(page.body);
+    let page = root.get(&s.url(&format!("/-/web/hooks/{h_gone}"))).await;
+    let row = &page.body[page.body.find("data-delivery=").expect("a delivery row")..];
+    assert!(row.contains(">failed</span>") && row.contains(">410</td>"), "{row}");
+    let error = &row[row.find("class=\"error-text\">").expect("the error text")..];
+    assert!(error.contains("410"), "{error}");
+    let root_csrf = page.csrf();
+    pages.push(page.body);
+
+    // Deleting needs the page's CSRF token: none, or another session's, is 403.
+    let delete_gone = s.url(&format!("/-/web/hooks/{h_gone}/delete"));
+    for fields in [vec![("from", "admin")], vec![("from", "admin"), ("csrf", bob_csrf.as_str())]] {
+        let forged = root.post(&delete_gone, &fields).await;
+        assert_eq!(forged.status, StatusCode::FORBIDDEN, "{}", forged.body);
+        assert_eq!(s.get(&format!("/-/npm/v1/hooks/hook/{h_gone}"), Some(&alice)).await.0, StatusCode::OK, "still there");
+    }
+    let deleted = root.post(&delete_gone, &[("from", "admin"), ("csrf", &root_csrf)]).await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert_eq!(deleted.header("location").as_deref(), Some("/-/web/admin/hooks"));
+    assert_eq!(s.get(&format!("/-/npm/v1/hooks/hook/{h_gone}"), Some(&alice)).await.0, StatusCode::NOT_FOUND);
+
+    // The owner: their hooks on their page, their hook's page, and deleting it.
+    let mut a = sign_in(&s, "alice").await;
+    let user = a.get(&s.url("/-/web/user")).await;
+    assert!(hook_row(&user.body, &h_ok).contains("<td class=\"response\">200</td>"), "{}", user.body);
+    assert!(!user.body.contains(&h_bob) && !user.body.contains(&h_gone), "{}", user.body);
+    let page = a.get(&s.url(&format!("/-/web/hooks/{h_ok}"))).await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
+    pages.push(page.body);
+    let deleted = a.post(&s.url(&format!("/-/web/hooks/{h_ok}/delete")), &[("csrf", &user.csrf())]).await;
+    assert_eq!(deleted.status, StatusCode::SEE_OTHER, "{}", deleted.body);
+    assert_eq!(deleted.header("location").as_deref(), Some("/-/web/user"));
+    assert_eq!(s.get(&format!("/-/npm/v1/hooks/hook/{h_ok}"), Some(&alice)).await.0, StatusCode::NOT_FOUND);
+    let user = a.get(&s.url("/-/web/user")).await;
+    assert!(!user.body.contains(&h_ok), "{}", user.body);
+    pages.push(user.body);
+
+    for page in &pages {
+        for secret in SECRETS {
+            assert!(!page.contains(secret), "a hook's secret in a page:\n{page}");
+        }
+    }
 }

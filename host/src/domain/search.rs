@@ -13,9 +13,12 @@ use super::reads::{readable, Reader};
 use super::{proxy, Result};
 
 /// When a read policy filters local matches: once the page is full, matches
-/// are counted exactly up to `EXACT_TOTAL_UP_TO` and estimated past it (as if
-/// all were visible); nothing past `SCAN_LIMIT` is looked at (a page there
-/// comes up short). Each match looked at is one question to the plugins.
+/// are counted exactly up to `EXACT_TOTAL_UP_TO` and not further (the total
+/// is then the readable matches among those looked at, a lower bound, and
+/// [`Page::more`] says so: an estimate from the unfiltered count would
+/// reveal how many matches the reader may not see); nothing past
+/// `SCAN_LIMIT` is looked at (a page there comes up short). Each match looked
+/// at is one question to the plugins.
 const EXACT_TOTAL_UP_TO: i64 = 1_000;
 const SCAN_LIMIT: i64 = 5_000;
 const SCAN_CHUNK: i64 = 250;
@@ -27,13 +30,15 @@ pub struct Page {
     /// Result objects from the upstream, as it sent them.
     pub upstream: Vec<Value>,
     /// Matches in all (local and upstream; upstream names that are also here
-    /// may be counted twice).
+    /// may be counted twice); a lower bound when `more`.
     pub total: i64,
+    /// Whether there are local matches past those counted in `total`.
+    pub more: bool,
 }
 
 /// Results `from..from + size` of local packages, then upstream ones.
 pub async fn search(app: &App, reader: Reader<'_>, text: &str, from: i64, size: i64) -> Result<Page> {
-    let (names, local_total) = local_names(app, reader, text, from, size).await?;
+    let (names, local_total, more) = local_names(app, reader, text, from, size).await?;
     let mut local = Vec::with_capacity(names.len());
     for name in names {
         if let Lookup::Found(entry) = packument::lookup(app, &name, false).await? {
@@ -49,17 +54,19 @@ pub async fn search(app: &App, reader: Reader<'_>, text: &str, from: i64, size: 
     // A few more than needed, to make up for names dropped below; at least one, for the total.
     let ask = (wanted + 10).min(250);
     let Some((objects, upstream_total)) = proxy::search(app, text, upstream_from, ask).await? else {
-        return Ok(Page { local, upstream: Vec::new(), total: local_total });
+        return Ok(Page { local, upstream: Vec::new(), total: local_total, more });
     };
     let upstream = upstream_results(app, reader, objects, wanted as usize).await?;
-    Ok(Page { local, upstream, total: local_total + upstream_total })
+    Ok(Page { local, upstream, total: local_total + upstream_total, more })
 }
 
-/// Local names at `from..from + size` among the matches `reader` may read, and
-/// how many matches they may read in all.
-async fn local_names(app: &App, reader: Reader<'_>, text: &str, from: i64, size: i64) -> Result<(Vec<String>, i64)> {
+/// Local names at `from..from + size` among the matches `reader` may read,
+/// how many matches they may read in all (of those looked at), and whether
+/// matches were left unlooked at.
+async fn local_names(app: &App, reader: Reader<'_>, text: &str, from: i64, size: i64) -> Result<(Vec<String>, i64, bool)> {
     if !app.plugins.has_auth_policies() {
-        return Ok(app.store.search(text, from, size).await?);
+        let (names, total) = app.store.search(text, from, size).await?;
+        return Ok((names, total, false));
     }
     let (mut page, mut visible, mut scanned) = (Vec::new(), 0i64, 0i64);
     loop {
@@ -73,10 +80,10 @@ async fn local_names(app: &App, reader: Reader<'_>, text: &str, from: i64, size:
             visible += 1;
         }
         if got < SCAN_CHUNK || scanned >= total {
-            return Ok((page, visible));
+            return Ok((page, visible, false));
         }
         if (scanned >= EXACT_TOTAL_UP_TO && visible >= from + size) || scanned >= SCAN_LIMIT {
-            return Ok((page, visible + (total - scanned)));
+            return Ok((page, visible, true));
         }
     }
 }

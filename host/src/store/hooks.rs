@@ -39,6 +39,14 @@ impl std::fmt::Debug for Hook {
     }
 }
 
+/// A hook with how many of its deliveries are pending and failed.
+#[derive(Debug, Clone)]
+pub struct HookOverview {
+    pub hook: Hook,
+    pub pending: i64,
+    pub failed: i64,
+}
+
 /// One event of the outbox, waiting to be fanned out to deliveries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HookEvent {
@@ -119,6 +127,9 @@ pub trait HookStore: Send + Sync {
     async fn hook(&self, id: &str) -> StoreResult<Option<Hook>>;
     /// Hooks of `owner` (everyone's with None), optionally only those named `name`, oldest first.
     async fn hooks(&self, owner: Option<&str>, name: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<Hook>>;
+    /// [`hooks`](HookStore::hooks) (without the name filter) with the counts
+    /// of their pending and failed deliveries.
+    async fn hook_overviews(&self, owner: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<HookOverview>>;
     /// Sets endpoint, secret and formatter; false when there is no such hook.
     async fn update_hook(&self, id: &str, endpoint: &str, secret: &str, formatter: Option<&str>, now: i64) -> StoreResult<bool>;
     /// Deletes the hook and its deliveries; false when there is no such hook.

@@ -271,6 +271,30 @@ macro_rules! hooks_store_impl {
                 .collect()
             }
 
+            async fn hook_overviews(&self, owner: Option<&str>, offset: i64, limit: i64) -> StoreResult<Vec<$crate::store::hooks::HookOverview>> {
+                // `state <> 'pending'` lets SQLite use the partial index of finished deliveries.
+                let rows = sqlx::query(
+                    "SELECT h.*, \
+                     (SELECT COUNT(*) FROM hook_deliveries d WHERE d.hook_id = h.id AND d.state = 'pending') AS pending_count, \
+                     (SELECT COUNT(*) FROM hook_deliveries d WHERE d.hook_id = h.id AND d.state <> 'pending' AND d.state = 'failed') \
+                     AS failed_count FROM hooks h WHERE ($1 IS NULL OR h.owner = $1) ORDER BY h.created_at, h.id LIMIT $2 OFFSET $3",
+                )
+                .bind(owner)
+                .bind(limit)
+                .bind(offset)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter()
+                    .map(|r| {
+                        Ok($crate::store::hooks::HookOverview {
+                            hook: Self::hook_from_row(r)?,
+                            pending: r.try_get("pending_count")?,
+                            failed: r.try_get("failed_count")?,
+                        })
+                    })
+                    .collect()
+            }
+
             async fn update_hook(&self, id: &str, endpoint: &str, secret: &str, formatter: Option<&str>, now: i64) -> StoreResult<bool> {
                 let _turn = self.write_turn().await;
                 let done = sqlx::query("UPDATE hooks SET endpoint = $1, secret = $2, formatter = $3, updated_at = $4 WHERE id = $5")

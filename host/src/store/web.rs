@@ -55,10 +55,14 @@ pub trait WebStore {
     async fn web_session_user(&self, session_key: &str, now: i64) -> StoreResult<Option<User>>;
     async fn delete_web_session(&self, session_key: &str) -> StoreResult<()>;
 
-    /// Packages by last change, newest first.
-    async fn recent_packages(&self, limit: i64) -> StoreResult<Vec<PackageSummary>>;
+    /// Packages by last change, newest first, from position `offset`.
+    async fn recent_packages(&self, offset: i64, limit: i64) -> StoreResult<Vec<PackageSummary>>;
     /// (packages, versions) stored here.
     async fn package_counts(&self) -> StoreResult<(i64, i64)>;
+    /// Up to `limit` packages named after `after` (in name order) with their
+    /// number of versions: a walk over every package, for counts a read
+    /// policy filters.
+    async fn package_version_counts(&self, after: &str, limit: i64) -> StoreResult<Vec<(String, i64)>>;
     /// Packages whose `latest` manifest text mentions `"name"` (candidates: the
     /// caller checks the dependency fields), by name, at most `limit`.
     async fn dependent_candidates(&self, name: &str, limit: i64) -> StoreResult<Vec<(String, String)>>;
@@ -185,10 +189,12 @@ macro_rules! web_sql {
                 Ok(())
             }
 
-            async fn recent_packages(&self, limit: i64) -> StoreResult<Vec<$crate::store::web::PackageSummary>> {
-                let rows = sqlx::query("SELECT name, description, modified_at FROM packages ORDER BY modified_at DESC, name LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&self.pool)
+            async fn recent_packages(&self, offset: i64, limit: i64) -> StoreResult<Vec<$crate::store::web::PackageSummary>> {
+                let rows =
+                    sqlx::query("SELECT name, description, modified_at FROM packages ORDER BY modified_at DESC, name LIMIT $1 OFFSET $2")
+                        .bind(limit)
+                        .bind(offset)
+                        .fetch_all(&self.pool)
                     .await?;
                 rows.iter()
                     .map(|r| {
@@ -206,6 +212,18 @@ macro_rules! web_sql {
                     .fetch_one(&self.pool)
                     .await?;
                 Ok((row.try_get("p")?, row.try_get("v")?))
+            }
+
+            async fn package_version_counts(&self, after: &str, limit: i64) -> StoreResult<Vec<(String, i64)>> {
+                let rows = sqlx::query(
+                    "SELECT p.name, (SELECT COUNT(*) FROM versions v WHERE v.package = p.name) AS n FROM packages p \
+                     WHERE p.name > $1 ORDER BY p.name LIMIT $2",
+                )
+                .bind(after)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?;
+                rows.iter().map(|r| Ok((r.try_get("name")?, r.try_get("n")?))).collect()
             }
 
             async fn dependent_candidates(&self, name: &str, limit: i64) -> StoreResult<Vec<(String, String)>> {

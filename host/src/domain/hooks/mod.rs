@@ -7,7 +7,7 @@ pub mod targets;
 pub mod worker;
 
 use crate::domain::App;
-use crate::store::hooks::{Delivery, Hook};
+use crate::store::hooks::{Delivery, Hook, HookOverview};
 use crate::store::now_ms;
 
 use super::policy::{self, Action};
@@ -115,16 +115,41 @@ pub async fn create(app: &App, caller: &Identity, new: NewHook) -> Result<Hook> 
     Ok(hook)
 }
 
-/// The caller's hooks (everyone's for an admin asking for `all`).
-pub async fn list(app: &App, caller: &Identity, all: bool, package: Option<&str>, offset: i64, limit: i64) -> Result<Vec<Hook>> {
+/// Whose hooks a listing shows (None: everyone's), once the caller may list
+/// them (`all`: admins only) with this paging.
+fn listed_owner(caller: &Identity, all: bool, offset: i64, limit: i64) -> Result<Option<&str>> {
     if all && !caller.is_admin {
         return Err(Error::Forbidden("only admins may list every user's hooks".into()));
     }
     if !(0..=100).contains(&limit) || offset < 0 {
         return Err(Error::Invalid("limit must be 0-100 and offset at least 0".into()));
     }
-    let owner = (!all).then_some(caller.name.as_str());
+    Ok((!all).then_some(caller.name.as_str()))
+}
+
+/// The caller's hooks (everyone's for an admin asking for `all`).
+pub async fn list(app: &App, caller: &Identity, all: bool, package: Option<&str>, offset: i64, limit: i64) -> Result<Vec<Hook>> {
+    let owner = listed_owner(caller, all, offset, limit)?;
     Ok(app.store.hooks(owner, package, offset, limit).await?)
+}
+
+/// [`list`] for pages: the hooks with the counts of their pending and failed
+/// deliveries, the secrets left out (pages show no secret).
+pub async fn overview(app: &App, caller: &Identity, all: bool, offset: i64, limit: i64) -> Result<Vec<HookOverview>> {
+    let owner = listed_owner(caller, all, offset, limit)?;
+    let mut list = app.store.hook_overviews(owner, offset, limit).await?;
+    for o in &mut list {
+        o.hook.secret.clear();
+    }
+    Ok(list)
+}
+
+/// A hook and its latest deliveries, for its owner or an admin, the secret
+/// left out.
+pub async fn with_deliveries(app: &App, caller: &Identity, id: &str) -> Result<(Hook, Vec<Delivery>)> {
+    let mut hook = owned(app, caller, id).await?;
+    hook.secret.clear();
+    Ok((hook, app.store.deliveries(id, DELIVERY_HISTORY).await?))
 }
 
 pub async fn get(app: &App, caller: &Identity, id: &str) -> Result<Hook> {

@@ -1,5 +1,6 @@
 //! Pages for admins: sync tasks with their logs (reloading while a task
-//! runs), blocks, registries and scopes, plugins with their call statistics.
+//! runs), blocks, registries and scopes, plugins with their call statistics,
+//! a link to the hooks (`hooks.rs`).
 
 use http::StatusCode;
 
@@ -11,7 +12,7 @@ use super::{views, Ctx};
 /// Rows per list.
 const ROWS: i64 = 50;
 
-fn require_admin(ctx: &Ctx) -> Result<(), ApiError> {
+pub(super) fn require_admin(ctx: &Ctx) -> Result<(), ApiError> {
     if ctx.person()?.is_admin {
         Ok(())
     } else {

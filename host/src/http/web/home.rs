@@ -3,13 +3,13 @@
 use http::StatusCode;
 use serde_json::Value;
 
-use crate::domain::{reads, search};
+use crate::domain::{reads, search, web_pages};
 
 use super::super::{ApiError, Req, Response};
 use super::{views, Ctx};
 
 /// Packages listed as recently changed.
-const RECENT: i64 = 12;
+const RECENT: usize = 12;
 /// Results per search page.
 pub const PAGE_SIZE: i64 = 20;
 /// The last page a search goes to.
@@ -59,11 +59,8 @@ pub fn keywords(v: Option<&Value>) -> Vec<String> {
 /// `GET /` (with `Accept: text/html`) and `GET /-/web/`.
 pub async fn home(req: &Req, ctx: &Ctx) -> Result<Response, ApiError> {
     let reader = reads::Reader::new(ctx.identity.as_ref(), req.client_ip);
-    let recent = req.app.store.recent_packages(RECENT * 2).await?;
-    let names = reads::readable(&req.app, reader, recent.iter().map(|p| p.name.clone()).collect()).await?;
-    let recent: Vec<_> = recent.into_iter().filter(|p| names.contains(&p.name)).take(RECENT as usize).collect();
-    let (packages, versions) = req.app.store.package_counts().await?;
-    Ok(ctx.html(StatusCode::OK, views::home::home(ctx, &recent, packages, versions)))
+    let home = web_pages::home(&req.app, reader, RECENT).await?;
+    Ok(ctx.html(StatusCode::OK, views::home::home(ctx, &home)))
 }
 
 /// `GET /-/web/search?q=TEXT&page=N`: what `/-/v1/search` would list, a page at a time.
@@ -71,7 +68,7 @@ pub async fn search(req: &Req, ctx: &Ctx) -> Result<Response, ApiError> {
     let q = req.query.iter().find(|(k, _)| k == "q").map(|(_, v)| v.trim().to_string()).unwrap_or_default();
     let page = req.query.iter().find(|(k, _)| k == "page").and_then(|(_, v)| v.parse::<i64>().ok()).unwrap_or(1).clamp(1, MAX_PAGE);
     if q.is_empty() {
-        return Ok(ctx.html(StatusCode::OK, views::home::results(ctx, &q, &[], 0, 1)));
+        return Ok(ctx.html(StatusCode::OK, views::home::results(ctx, &q, &[], (0, false), 1)));
     }
     if q.chars().count() > 200 {
         return Err(ApiError::invalid("the search text is longer than 200 characters"));
@@ -80,5 +77,5 @@ pub async fn search(req: &Req, ctx: &Ctx) -> Result<Response, ApiError> {
     let found = search::search(&req.app, reader, &q, (page - 1) * PAGE_SIZE, PAGE_SIZE).await?;
     let mut listed: Vec<Listed> = found.local.iter().map(|e| Listed::from_doc(&e.value)).collect();
     listed.extend(found.upstream.iter().map(Listed::from_upstream));
-    Ok(ctx.html(StatusCode::OK, views::home::results(ctx, &q, &listed, found.total, page)))
+    Ok(ctx.html(StatusCode::OK, views::home::results(ctx, &q, &listed, (found.total, found.more), page)))
 }

@@ -3,7 +3,7 @@
 //! under `/-/web/`, plus npm's web login (`POST /-/v1/login`, `login.rs`).
 //! One file per page group: `home` (home, search), `package`, `user` (sign
 //! in/out, the user page, tokens), `admin` (tasks and logs, blocks, registries,
-//! plugins); `assets` (CSS, JS, logo: every asset is
+//! plugins), `hooks` (webhooks and their deliveries); `assets` (CSS, JS, logo: every asset is
 //! served by Cairn), `readme` (Markdown rendered and sanitised), `ctx` (the
 //! session cookie, CSRF tokens, the page answer and its headers).
 //!
@@ -14,6 +14,7 @@ mod admin;
 mod assets;
 mod ctx;
 mod home;
+mod hooks;
 pub mod login;
 mod package;
 mod readme;
@@ -63,6 +64,9 @@ pub async fn route(req: Req, rest: &[&str]) -> ApiResult {
         (&Method::POST, ["tokens", key, "delete"]) => user::revoke_token(req, &mut ctx, key).await,
         (&Method::GET | &Method::HEAD, ["admin"]) => admin::page(&req, &ctx).await,
         (&Method::GET | &Method::HEAD, ["admin", "tasks", id]) => admin::task(&req, &ctx, id).await,
+        (&Method::GET | &Method::HEAD, ["admin", "hooks"]) => hooks::admin_list(&req, &ctx).await,
+        (&Method::GET | &Method::HEAD, ["hooks", id]) => hooks::page(&req, &ctx, id).await,
+        (&Method::POST, ["hooks", id, "delete"]) => hooks::delete(req, &mut ctx, id).await,
         _ => Err(ApiError::not_found("no such page")),
     };
     Ok(result.unwrap_or_else(|e| ctx.error_page(e)))

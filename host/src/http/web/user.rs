@@ -1,10 +1,10 @@
-//! Signing in and out, the user page (the person's packages and tokens), and
-//! creating and revoking tokens from it.
+//! Signing in and out, the user page (the person's packages, tokens and
+//! hooks), and creating and revoking tokens from it.
 
 use http::StatusCode;
 
 use crate::domain::tokens::{self, NewToken};
-use crate::domain::{reads, sessions, users, Error};
+use crate::domain::{hooks, reads, sessions, users, Error};
 
 use super::super::{ApiError, Req, Response};
 use super::ctx::{field, form, CSRF_COOKIE, SESSION_COOKIE};
@@ -42,14 +42,17 @@ pub async fn signout(mut req: Req, ctx: &mut Ctx) -> Result<Response, ApiError> 
     Ok(ctx.redirect("/-/web/"))
 }
 
-/// `GET /-/web/user`: the person's packages and tokens; `created` is a token
-/// just made, shown this once.
+/// `GET /-/web/user`: the person's packages, tokens and hooks; `created` is a
+/// token just made, shown this once.
 pub async fn page(req: &Req, ctx: &Ctx, created: Option<&str>) -> Result<Response, ApiError> {
     let person = ctx.person()?;
     let reader = reads::Reader::new(Some(person), req.client_ip);
     let packages = reads::readable(&req.app, reader, req.app.store.packages_of(&person.name).await?).await?;
     let tokens = tokens::list(&req.app, person).await?;
-    Ok(ctx.html(StatusCode::OK, views::user::page(ctx, person, &packages, &tokens, created)))
+    // At most `max_per_user` hooks exist; the domain lists 100 at a time.
+    let hooks = hooks::overview(&req.app, person, false, 0, 100).await?;
+    let data = views::user::UserPage { packages: &packages, tokens: &tokens, hooks: &hooks, created };
+    Ok(ctx.html(StatusCode::OK, views::user::page(ctx, person, &data)))
 }
 
 /// `POST /-/web/tokens`: a new token (readonly, CIDR whitelist), shown once;

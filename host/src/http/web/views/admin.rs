@@ -25,6 +25,7 @@ pub fn page(ctx: &Ctx, a: &Admin) -> Markup {
         "Admin",
         html! {
             h1 { "Admin" }
+            p { a #hooks-link href=(ctx.url("/-/web/admin/hooks")) { "Webhooks and their deliveries" } }
             section aria-labelledby="tasks" { h2 #tasks { "Sync tasks" } div.scroll { table.versions #task-list {
                 thead { tr { th { "Task" } th { "Kind" } th { "Target" } th { "State" } th { "Created" } th { "Error" } } }
                 tbody { @for t in a.tasks { tr {

@@ -3,11 +3,12 @@
 use maud::{html, Markup};
 
 use super::{date, layout, package_url, q};
+use crate::domain::web_pages::Home;
 use crate::http::web::home::{Listed, PAGE_SIZE};
 use crate::http::web::Ctx;
-use crate::store::web::PackageSummary;
 
-pub fn home(ctx: &Ctx, recent: &[PackageSummary], packages: i64, versions: i64) -> Markup {
+pub fn home(ctx: &Ctx, h: &Home) -> Markup {
+    let plus = if h.complete { "" } else { "+" };
     layout(
         ctx,
         "Home",
@@ -18,13 +19,13 @@ pub fn home(ctx: &Ctx, recent: &[PackageSummary], packages: i64, versions: i64) 
                 div.copy { input #home-q type="search" name="q" placeholder="name, keyword or description"; button type="submit" { "Search" } }
             }
             div.stats {
-                div { strong #count-packages { (packages) } "packages" }
-                div { strong #count-versions { (versions) } "versions" }
+                div { strong #count-packages { (h.packages) (plus) } "packages" }
+                div { strong #count-versions { (h.versions) (plus) } "versions" }
             }
             h2 { "Recently published" }
-            @if recent.is_empty() { p.muted { "Nothing published yet." } }
+            @if h.recent.is_empty() { p.muted { "Nothing published yet." } }
             ul.results #recent {
-                @for p in recent {
+                @for p in &h.recent {
                     li {
                         a.name href=(package_url(ctx, &p.name, None)) { (p.name) }
                         " " span.muted { (date(p.modified_at)) }
@@ -36,7 +37,9 @@ pub fn home(ctx: &Ctx, recent: &[PackageSummary], packages: i64, versions: i64) 
     )
 }
 
-pub fn results(ctx: &Ctx, text: &str, listed: &[Listed], total: i64, page: i64) -> Markup {
+/// `total` is (the number of results, whether there are more than that).
+pub fn results(ctx: &Ctx, text: &str, listed: &[Listed], total: (i64, bool), page: i64) -> Markup {
+    let (total, more) = total;
     let title = if text.is_empty() { "Search".to_string() } else { format!("Search: {text}") };
     let page_url = |n: i64| ctx.url(&format!("/-/web/search?q={}&page={n}", q(text)));
     layout(
@@ -49,7 +52,7 @@ pub fn results(ctx: &Ctx, text: &str, listed: &[Listed], total: i64, page: i64) 
                 div.copy { input #results-q type="search" name="q" value=(text); button type="submit" { "Search" } }
             }
             @if !text.is_empty() {
-                p #result-count { (total) " result" @if total != 1 { "s" } " for " strong { (text) } }
+                p #result-count { (total) @if more { "+" } " result" @if total != 1 || more { "s" } " for " strong { (text) } }
                 ul.results #results {
                     @for p in listed {
                         li {
@@ -65,7 +68,7 @@ pub fn results(ctx: &Ctx, text: &str, listed: &[Listed], total: i64, page: i64) 
                 nav.pager aria-label="Pages" {
                     @if page > 1 { a rel="prev" href=(page_url(page - 1)) { "← Previous" } }
                     span.muted { "Page " (page) }
-                    @if page * PAGE_SIZE < total { a rel="next" href=(page_url(page + 1)) { "Next →" } }
+                    @if page * PAGE_SIZE < total || more { a rel="next" href=(page_url(page + 1)) { "Next →" } }
                 }
             }
         },

@@ -4,6 +4,7 @@
 
 pub mod admin;
 pub mod home;
+pub mod hooks;
 pub mod login;
 pub mod package;
 pub mod user;
@@ -93,6 +94,11 @@ pub fn error(ctx: &Ctx, status: StatusCode, heading: &str, reason: &str) -> Mark
 /// `2026-11-30` of milliseconds since the epoch.
 pub fn date(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d").to_string()).unwrap_or_default()
+}
+
+/// `2026-11-30 12:34:56 UTC` of milliseconds since the epoch.
+pub fn datetime(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
 }
 
 /// What a path segment keeps unencoded (`@` too: scoped names stay readable).

@@ -1,13 +1,26 @@
-//! The user page: packages, tokens (create, revoke), the new token shown once.
+//! The user page: packages, tokens (create, revoke), the new token shown once,
+//! the person's hooks (with their deliveries one click away; delete).
 
 use maud::{html, Markup};
 
+use super::hooks::{self as hook_views, ListedOn};
 use super::{csrf, date, layout, package_url};
 use crate::domain::Identity;
 use crate::http::web::Ctx;
+use crate::store::hooks::HookOverview;
 use crate::store::Token;
 
-pub fn page(ctx: &Ctx, person: &Identity, packages: &[String], tokens: &[Token], created: Option<&str>) -> Markup {
+/// What the user page lists.
+pub struct UserPage<'a> {
+    pub packages: &'a [String],
+    pub tokens: &'a [Token],
+    pub hooks: &'a [HookOverview],
+    /// A token just created, shown this once.
+    pub created: Option<&'a str>,
+}
+
+pub fn page(ctx: &Ctx, person: &Identity, data: &UserPage) -> Markup {
+    let UserPage { packages, tokens, hooks, created } = *data;
     layout(
         ctx,
         &person.name,
@@ -32,6 +45,11 @@ pub fn page(ctx: &Ctx, person: &Identity, packages: &[String], tokens: &[Token],
                 h2 #tokens { "Tokens" }
                 (token_table(ctx, tokens))
                 (token_form(ctx))
+            }
+            section aria-labelledby="hooks" {
+                h2 #hooks { "Hooks" }
+                @if hooks.is_empty() { p { "No hooks. Add one with " code { "npm hook add" } "." } }
+                @else { (hook_views::table(ctx, hooks, ListedOn::User)) }
             }
         },
     )
