@@ -408,6 +408,19 @@ pub fn plugin(name: &str) -> PathBuf {
     path
 }
 
+/// The builds of each sample plugin, one per guest language: `(label, file
+/// stem for [`plugin`])`. The shared end-to-end cases of a sample run once per
+/// entry, so adding an implementation (e.g. `("py", "block_rules_py")`) is one
+/// line here.
+pub mod samples {
+    pub const SCOPE_POLICY: &[(&str, &str)] = &[("rust", "scope_policy"), ("js", "scope_policy_js")];
+    pub const BLOCK_RULES: &[(&str, &str)] = &[("rust", "block_rules"), ("js", "block_rules_js")];
+    pub const CHAT_HOOK: &[(&str, &str)] = &[("rust", "chat_hook"), ("js", "chat_hook_js")];
+    /// The misbehaving auth policy (modes `loop`, `alloc`, `trap`, `garbage`,
+    /// `ok`, `deny`, `init-fail` in every language).
+    pub const HOSTILE: &[(&str, &str)] = &[("rust", "hostile"), ("js", "hostile_js")];
+}
+
 impl Server {
     /// Rewrites the config file (the generated part stays) with `extra` appended, for reloads.
     pub fn rewrite_config(&self, extra: &str) {
