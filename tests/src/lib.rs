@@ -156,9 +156,10 @@ impl Server {
         };
         let config_path = data_dir.path().join("cairn.toml");
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\n{}\n[auth]\nlast_used_flush_secs = 1\n{}\n[publish]\n{}\n# -- extra --\n{}",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\nplugin_cache_dir = {:?}\n{}\n[auth]\nlast_used_flush_secs = 1\n{}\n[publish]\n{}\n# -- extra --\n{}",
             data_dir.path().display().to_string(),
             database_url,
+            shared_plugin_cache().display().to_string(),
             opts.toml,
             opts.auth_toml,
             if opts.publish_toml.is_empty() { "allowed_scopes = [\"*\"]\n" } else { &opts.publish_toml },
@@ -397,6 +398,29 @@ pub fn plugin_dir() -> PathBuf {
             .expect("run plugins/build.sh");
         assert!(status.success(), "plugins/build.sh failed");
         out
+    })
+    .clone()
+}
+
+/// The compiled-plugin cache every test server shares (`plugin_cache_dir`):
+/// a JavaScript plugin takes seconds to compile, once per cairn build rather
+/// than once per server. One folder per build of the binary (its size and
+/// time), the folders of older builds removed.
+pub fn shared_plugin_cache() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let bin = cairn_bin();
+        let meta = std::fs::metadata(&bin).expect("cairn binary");
+        let stamp = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let root = bin.parent().expect("target/<profile>").join("e2e-plugin-cache");
+        let dir = root.join(format!("{stamp}-{}", meta.len()));
+        for old in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if old.path() != dir {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        std::fs::create_dir_all(&dir).expect("plugin cache dir");
+        dir
     })
     .clone()
 }

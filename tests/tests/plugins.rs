@@ -31,6 +31,11 @@ fn scope_policy(publishers: &str) -> String {
     scope_policy_from("scope_policy", publishers)
 }
 
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
 async fn users(s: &Server) -> (String, String, String) {
     (s.add_admin("admin", PW).await, s.add_user("alice", PW).await, s.add_user("bob", PW).await)
 }
@@ -46,13 +51,15 @@ async fn scope_policy_limits_publishing_and_private_reads() {
 async fn scope_policy_limits(file: &str) {
     let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy_from(file, "\"@acme\" = [\"alice\"]"))).await;
     let (_, alice, bob) = users(&s).await;
-    // The compiled plugin is cached on disk for the next start.
-    let cached: Vec<_> = std::fs::read_dir(s.data_dir.path().join("plugin-cache"))
+    // The compiled plugin is cached on disk (`plugin_cache_dir`, shared by the
+    // test servers) for the next start, named by the hash of the wasm file.
+    let hash = hex_sha256(&std::fs::read(plugin(file)).unwrap());
+    let cached = std::fs::read_dir(cairn_e2e::shared_plugin_cache())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-        .collect();
-    assert_eq!(cached.len(), 1, "one precompiled plugin in the cache");
+        .any(|e| e.file_name().to_string_lossy().starts_with(&hash) && e.path().extension().is_some_and(|x| x == "cwasm"));
+    assert!(cached, "{file}: the precompiled plugin is in the cache");
+    assert!(!s.data_dir.path().join("plugin-cache").exists(), "plugin_cache_dir replaces <data_dir>/plugin-cache");
 
     // With the real npm CLI: bob may not publish in @acme, alice may.
     let npm = NpmProject::new(&s, &bob, "@acme/tool", "1.0.0");
@@ -288,7 +295,8 @@ fn hostile_limits(mode: &str) -> String {
 const HOSTILE_MEMORY_MB: u64 = 96;
 
 /// What every build of the hostile sample does, and what the fault says.
-const HOSTILE_MODES: &[(&str, &str)] = &[("loop", "timed out"), ("alloc", "memory limit"), ("trap", "hostile trap"), ("garbage", "malformed")];
+const HOSTILE_MODES: &[(&str, &str)] =
+    &[("loop", "timed out"), ("alloc", "memory limit"), ("trap", "hostile trap"), ("garbage", "malformed")];
 /// Sandbox escapes only the Rust build tries (a JavaScript engine has no file or socket API).
 const RUST_ESCAPES: &[(&str, &str)] = &[("file", "hostile: file"), ("socket", "hostile: socket")];
 
@@ -375,7 +383,10 @@ async fn bad_plugin_configuration_is_refused_at_start() {
         cases.push((plugin_toml("badtype", "block-rule", file, "", "licenses = \"MIT\""), vec!["badtype", "`licenses`"]));
     }
     for (_, file) in CHAT_HOOK {
-        cases.push((plugin_toml("unknownkey", "hook-formatter", file, "", "user_name = \"x\""), vec!["unknownkey", "unknown field `user_name`"]));
+        cases.push((
+            plugin_toml("unknownkey", "hook-formatter", file, "", "user_name = \"x\""),
+            vec!["unknownkey", "unknown field `user_name`"],
+        ));
     }
     for (tail, needles) in cases {
         let result = Server::try_start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;
