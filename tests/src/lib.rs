@@ -213,7 +213,9 @@ impl Server {
                 l.push('\n');
             }
         });
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
+        // Generous: the first server to load a JavaScript plugin compiles it
+        // (70 s in a debug build on a loaded 2-core machine; then it is cached).
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(240))).await.unwrap();
         let Ok(addr) = addr else {
             let _ = child.kill();
             let _ = child.wait();

@@ -312,7 +312,11 @@ async fn hostile_plugins_are_stopped_and_the_server_keeps_answering() {
 async fn hostile_contained(label: &str, file: &str, modes: &[(&str, &str)]) {
     // Each hostile plugin alone in front of reads: test each by reloading a
     // config with just that one (the reload path is itself under test elsewhere).
-    let s = Server::start_with(ServerOptions::new(Backend::Sqlite)).await;
+    // Started with it in a harmless mode, so that its compilation (long for a
+    // JavaScript engine in a debug build, then cached) is part of the start.
+    let s =
+        Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml("h-ok", "auth-policy", file, RELAXED, "mode = \"ok\"")))
+            .await;
     let (admin, alice, _) = users(&s).await;
     let p = publish_with(&s, Some(&alice), "victim", "1.0.0", json!({}), None).await;
     assert_eq!(p.status, StatusCode::CREATED);
