@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Builds every plugin in this workspace as a WebAssembly component
-# (wasm32-wasip2, release) and copies the .wasm files into OUT_DIR.
+# (wasm32-wasip2, release) and copies the .wasm files into OUT_DIR, then the
+# JavaScript plugins of js/ (js/build.sh: componentize-js, pinned, installed
+# outside the repository on first use and cached; needs node and npm).
 #
 #   plugins/build.sh [OUT_DIR]     (default: plugins/dist/)
 #
@@ -53,3 +55,6 @@ for wasm in "${built[@]}"; do
     name="$(basename "$wasm")"
     printf '  %-20s %8d bytes\n' "$name" "$(stat -c %s "$out/$name")"
 done
+
+# The plugins in other languages, into the same folder.
+bash "$here/js/build.sh" "$out"

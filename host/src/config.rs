@@ -67,6 +67,10 @@ pub struct Config {
     pub web: WebConfig,
     /// WebAssembly plugins, run in the order given.
     pub plugins: Vec<PluginConfig>,
+    /// Where compiled plugins are cached (one file per plugin build and Cairn
+    /// build). Default: `<data_dir>/plugin-cache`. Processes of one Cairn build
+    /// may share it (files are written whole and renamed into place).
+    pub plugin_cache_dir: Option<PathBuf>,
     /// Who may sync from upstreams, and whether reads fall through to them.
     pub sync_mode: SyncMode,
     /// What happens to versions (and packages) gone upstream.
@@ -509,6 +513,7 @@ impl Default for Config {
             hooks: HooksConfig::default(),
             web: WebConfig::default(),
             plugins: Vec::new(),
+            plugin_cache_dir: None,
             config_path: None,
             sync_mode: SyncMode::All,
             sync_delete_mode: SyncDeleteMode::Ignore,
@@ -808,6 +813,11 @@ fn rewrite_userinfo(text: &str, replacement: &str) -> String {
 }
 
 impl Config {
+    /// Where compiled plugins are cached: `plugin_cache_dir`, else `<data_dir>/plugin-cache`.
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.plugin_cache_dir.clone().unwrap_or_else(|| self.data_dir.join("plugin-cache"))
+    }
+
     /// A plugin's file, resolved against the config file's directory.
     pub fn plugin_path(&self, plugin: &PluginConfig) -> PathBuf {
         match (&self.config_path, plugin.path.is_absolute()) {

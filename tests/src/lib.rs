@@ -156,9 +156,10 @@ impl Server {
         };
         let config_path = data_dir.path().join("cairn.toml");
         let config = format!(
-            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\n{}\n[auth]\nlast_used_flush_secs = 1\n{}\n[publish]\n{}\n# -- extra --\n{}",
+            "listen = \"127.0.0.1:0\"\ndata_dir = {:?}\ndatabase_url = {:?}\nplugin_cache_dir = {:?}\n{}\n[auth]\nlast_used_flush_secs = 1\n{}\n[publish]\n{}\n# -- extra --\n{}",
             data_dir.path().display().to_string(),
             database_url,
+            shared_plugin_cache().display().to_string(),
             opts.toml,
             opts.auth_toml,
             if opts.publish_toml.is_empty() { "allowed_scopes = [\"*\"]\n" } else { &opts.publish_toml },
@@ -212,7 +213,9 @@ impl Server {
                 l.push('\n');
             }
         });
-        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(60))).await.unwrap();
+        // Generous: the first server to load a JavaScript plugin compiles it
+        // (70 s in a debug build on a loaded 2-core machine; then it is cached).
+        let addr = tokio::task::spawn_blocking(move || rx.recv_timeout(Duration::from_secs(240))).await.unwrap();
         let Ok(addr) = addr else {
             let _ = child.kill();
             let _ = child.wait();
@@ -401,11 +404,47 @@ pub fn plugin_dir() -> PathBuf {
     .clone()
 }
 
+/// The compiled-plugin cache every test server shares (`plugin_cache_dir`):
+/// a JavaScript plugin takes seconds to compile, once per cairn build rather
+/// than once per server. One folder per build of the binary (its size and
+/// time), the folders of older builds removed.
+pub fn shared_plugin_cache() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let bin = cairn_bin();
+        let meta = std::fs::metadata(&bin).expect("cairn binary");
+        let stamp = meta.modified().ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos());
+        let root = bin.parent().expect("target/<profile>").join("e2e-plugin-cache");
+        let dir = root.join(format!("{stamp}-{}", meta.len()));
+        for old in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            if old.path() != dir {
+                let _ = std::fs::remove_dir_all(old.path());
+            }
+        }
+        std::fs::create_dir_all(&dir).expect("plugin cache dir");
+        dir
+    })
+    .clone()
+}
+
 /// Path of one sample plugin, e.g. `plugin("scope_policy")`.
 pub fn plugin(name: &str) -> PathBuf {
     let path = plugin_dir().join(format!("{name}.wasm"));
     assert!(path.exists(), "{} was not built", path.display());
     path
+}
+
+/// The builds of each sample plugin, one per guest language: `(label, file
+/// stem for [`plugin`])`. The shared end-to-end cases of a sample run once per
+/// entry, so adding an implementation (e.g. `("py", "block_rules_py")`) is one
+/// line here.
+pub mod samples {
+    pub const SCOPE_POLICY: &[(&str, &str)] = &[("rust", "scope_policy"), ("js", "scope_policy_js")];
+    pub const BLOCK_RULES: &[(&str, &str)] = &[("rust", "block_rules"), ("js", "block_rules_js")];
+    pub const CHAT_HOOK: &[(&str, &str)] = &[("rust", "chat_hook"), ("js", "chat_hook_js")];
+    /// The misbehaving auth policy (modes `loop`, `alloc`, `trap`, `garbage`,
+    /// `ok`, `deny`, `init-fail` in every language).
+    pub const HOSTILE: &[(&str, &str)] = &[("rust", "hostile"), ("js", "hostile_js")];
 }
 
 impl Server {

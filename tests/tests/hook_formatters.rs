@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 use cairn_e2e::hook_receiver::{Received, Receiver};
 use cairn_e2e::publish::*;
+use cairn_e2e::samples::CHAT_HOOK;
 use cairn_e2e::{both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
@@ -97,10 +98,18 @@ async fn formatters_built_against_0_1_0_still_work(backend: Backend) {
     assert!(out["body"].as_str().unwrap().contains("bob published foo@2.0.0"), "{out}");
 }
 
+/// Once per build of the sample (Rust, JavaScript, ...).
 async fn chat_hook_links_the_package(backend: Backend) {
+    for (label, file) in CHAT_HOOK {
+        eprintln!("chat hook: {label} ({file}.wasm)");
+        chat_hook_links(backend, file).await;
+    }
+}
+
+async fn chat_hook_links(backend: Backend, file: &str) {
     let plugins = [
-        formatter_toml("chat", &plugin("chat_hook"), 2000, "username = \"registry-bot\""),
-        formatter_toml("chat-web", &plugin("chat_hook"), 2000, "package_link = \"https://web.example.com/package/{name}\""),
+        formatter_toml("chat", &plugin(file), 2000, "username = \"registry-bot\""),
+        formatter_toml("chat-web", &plugin(file), 2000, "package_link = \"https://web.example.com/package/{name}\""),
     ];
     let s = start(backend, &plugins).await;
     let admin = s.add_admin("admin", PW).await;

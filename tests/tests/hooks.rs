@@ -4,6 +4,7 @@
 
 use cairn_e2e::hook_receiver::{Received, Receiver};
 use cairn_e2e::publish::*;
+use cairn_e2e::samples::CHAT_HOOK;
 use cairn_e2e::{assert_error, both_backends, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
@@ -436,10 +437,11 @@ async fn events_survive_kill_9(backend: Backend) {
 
 // ---------------------------------------------------------------- formatters
 
-fn formatter_toml(name: &str, config: &str) -> String {
+/// `file` (a build of the chat-hook sample) as the formatter `name`.
+fn formatter_toml(file: &str, name: &str, config: &str) -> String {
     format!(
         "[[plugins]]\nname = {name:?}\nkind = \"hook-formatter\"\npath = {:?}\ntimeout_ms = 2000\n[plugins.config]\n{config}\n",
-        plugin("chat_hook").display().to_string()
+        plugin(file).display().to_string()
     )
 }
 
@@ -448,12 +450,20 @@ async fn deliveries_of(s: &Server, token: &str, hook: &Value) -> Value {
     list
 }
 
+/// Once per build of the chat-hook sample (Rust, JavaScript, ...).
 async fn formatter_plugins_build_the_request(backend: Backend) {
+    for (label, file) in CHAT_HOOK {
+        eprintln!("chat hook: {label} ({file}.wasm)");
+        formatters_build_the_request(backend, file).await;
+    }
+}
+
+async fn formatters_build_the_request(backend: Backend, file: &str) {
     // `bad` returns a header value the host refuses (not visible ASCII): a bad result, a fault.
     let tail = [
         LOOPBACK_OK.to_string(),
-        formatter_toml("chat", "username = \"registry-bot\"\nheaders = { \"X-Channel\" = \"#releases\" }"),
-        formatter_toml("bad", "headers = { \"X-Channel\" = \"#réleases\" }"),
+        formatter_toml(file, "chat", "username = \"registry-bot\"\nheaders = { \"X-Channel\" = \"#releases\" }"),
+        formatter_toml(file, "bad", "headers = { \"X-Channel\" = \"#réleases\" }"),
     ]
     .join("\n");
     let s = start(backend, &tail).await;
@@ -522,8 +532,16 @@ async fn formatter_plugins_build_the_request(backend: Backend) {
     assert!(got2[1].signed_with(SECRET));
 }
 
+/// Once per build of the chat-hook sample (Rust, JavaScript, ...).
 async fn formatters_swap_without_restart(backend: Backend) {
-    let with_chat = |username: &str| format!("{LOOPBACK_OK}\n{}", formatter_toml("chat", &format!("username = {username:?}")));
+    for (label, file) in CHAT_HOOK {
+        eprintln!("chat hook: {label} ({file}.wasm)");
+        formatters_swap(backend, file).await;
+    }
+}
+
+async fn formatters_swap(backend: Backend, file: &str) {
+    let with_chat = |username: &str| format!("{LOOPBACK_OK}\n{}", formatter_toml(file, "chat", &format!("username = {username:?}")));
     let s = start(backend, &with_chat("v1")).await;
     let admin = s.add_admin("admin", PW).await;
     let alice = s.add_user("alice", PW).await;

@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use cairn_e2e::publish::{publish_with, tarball};
+use cairn_e2e::samples::{BLOCK_RULES, CHAT_HOOK, HOSTILE, SCOPE_POLICY};
 use cairn_e2e::{assert_error, cairn_bin, plugin, Backend, Method, Server, ServerOptions, StatusCode};
 use serde_json::{json, Value};
 
@@ -21,14 +22,18 @@ fn plugin_toml(name: &str, kind: &str, file: &str, extra: &str, config: &str) ->
 /// suite on 2 cores, and time limits have tests of their own (hostile plugins).
 const RELAXED: &str = "timeout_ms = 2000";
 
+/// `scope_policy.wasm` (or another build of the sample: `file`) as `acme-scopes`.
+fn scope_policy_from(file: &str, publishers: &str) -> String {
+    plugin_toml("acme-scopes", "auth-policy", file, RELAXED, &format!("publishers = {{ {publishers} }}\nprivate_scopes = [\"@secret\"]"))
+}
+
 fn scope_policy(publishers: &str) -> String {
-    plugin_toml(
-        "acme-scopes",
-        "auth-policy",
-        "scope_policy",
-        RELAXED,
-        &format!("publishers = {{ {publishers} }}\nprivate_scopes = [\"@secret\"]"),
-    )
+    scope_policy_from("scope_policy", publishers)
+}
+
+fn hex_sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(bytes))
 }
 
 async fn users(s: &Server) -> (String, String, String) {
@@ -37,15 +42,24 @@ async fn users(s: &Server) -> (String, String, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn scope_policy_limits_publishing_and_private_reads() {
-    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy("\"@acme\" = [\"alice\"]"))).await;
+    for (label, file) in SCOPE_POLICY {
+        eprintln!("scope policy: {label} ({file}.wasm)");
+        scope_policy_limits(file).await;
+    }
+}
+
+async fn scope_policy_limits(file: &str) {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy_from(file, "\"@acme\" = [\"alice\"]"))).await;
     let (_, alice, bob) = users(&s).await;
-    // The compiled plugin is cached on disk for the next start.
-    let cached: Vec<_> = std::fs::read_dir(s.data_dir.path().join("plugin-cache"))
+    // The compiled plugin is cached on disk (`plugin_cache_dir`, shared by the
+    // test servers) for the next start, named by the hash of the wasm file.
+    let hash = hex_sha256(&std::fs::read(plugin(file)).unwrap());
+    let cached = std::fs::read_dir(cairn_e2e::shared_plugin_cache())
         .unwrap()
         .filter_map(|e| e.ok())
-        .filter(|e| e.path().extension().is_some_and(|x| x == "cwasm"))
-        .collect();
-    assert_eq!(cached.len(), 1, "one precompiled plugin in the cache");
+        .any(|e| e.file_name().to_string_lossy().starts_with(&hash) && e.path().extension().is_some_and(|x| x == "cwasm"));
+    assert!(cached, "{file}: the precompiled plugin is in the cache");
+    assert!(!s.data_dir.path().join("plugin-cache").exists(), "plugin_cache_dir replaces <data_dir>/plugin-cache");
 
     // With the real npm CLI: bob may not publish in @acme, alice may.
     let npm = NpmProject::new(&s, &bob, "@acme/tool", "1.0.0");
@@ -84,10 +98,15 @@ async fn scope_policy_limits_publishing_and_private_reads() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn block_rules_reject_publishes_with_their_reason() {
+    for (label, file) in BLOCK_RULES {
+        eprintln!("block rules: {label} ({file}.wasm)");
+        block_rules_reject(file).await;
+    }
+}
+
+async fn block_rules_reject(file: &str) {
     let config = "name_patterns = [\"^evil-\"]\nlicenses = [\"GPL-3.0\"]\nblock_install_scripts = true";
-    let s =
-        Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml("rules", "block-rule", "block_rules", RELAXED, config)))
-            .await;
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml("rules", "block-rule", file, RELAXED, config))).await;
     let (_, alice, _) = users(&s).await;
     let before = cairn_e2e::publish::blob_files(&s);
     for (name, extra, needle) in [
@@ -269,79 +288,110 @@ async fn hot_swap_changes_decisions_without_restart_or_failed_requests() {
 /// rather than the clock.
 fn hostile_limits(mode: &str) -> String {
     let timeout = if mode == "loop" { "timeout_ms = 100" } else { RELAXED };
-    format!("{timeout}\nmax_memory_mb = 32")
+    format!("{timeout}\nmax_memory_mb = {HOSTILE_MEMORY_MB}")
 }
+
+/// Below what `alloc` asks for (1 GiB), above what a JavaScript engine needs to start.
+const HOSTILE_MEMORY_MB: u64 = 96;
+
+/// What every build of the hostile sample does, and what the fault says.
+const HOSTILE_MODES: &[(&str, &str)] =
+    &[("loop", "timed out"), ("alloc", "memory limit"), ("trap", "hostile trap"), ("garbage", "malformed")];
+/// Sandbox escapes only the Rust build tries (a JavaScript engine has no file or socket API).
+const RUST_ESCAPES: &[(&str, &str)] = &[("file", "hostile: file"), ("socket", "hostile: socket")];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_plugins_are_stopped_and_the_server_keeps_answering() {
-    let modes = [
-        ("loop", "timed out"),
-        ("alloc", "memory limit"),
-        ("trap", "hostile trap"),
-        ("garbage", "malformed"),
-        ("file", "hostile: file"),
-        ("socket", "hostile: socket"),
-    ];
-    let tail: String = modes
-        .iter()
-        .map(|(mode, _)| plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", &hostile_limits(mode), &format!("mode = {mode:?}")))
-        .collect::<Vec<_>>()
-        .join("\n");
-    // Each hostile plugin alone in front of reads: load them all, then test each by reloading a
+    for (label, file) in HOSTILE {
+        eprintln!("hostile: {label} ({file}.wasm)");
+        let escapes = if *label == "rust" { RUST_ESCAPES } else { &[] };
+        hostile_contained(label, file, &[HOSTILE_MODES, escapes].concat()).await;
+    }
+}
+
+async fn hostile_contained(label: &str, file: &str, modes: &[(&str, &str)]) {
+    // Each hostile plugin alone in front of reads: test each by reloading a
     // config with just that one (the reload path is itself under test elsewhere).
-    let s = Server::start_with(ServerOptions::new(Backend::Sqlite)).await;
+    // Started with it in a harmless mode, so that its compilation (long for a
+    // JavaScript engine in a debug build, then cached) is part of the start.
+    let s =
+        Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml("h-ok", "auth-policy", file, RELAXED, "mode = \"ok\"")))
+            .await;
     let (admin, alice, _) = users(&s).await;
     let p = publish_with(&s, Some(&alice), "victim", "1.0.0", json!({}), None).await;
     assert_eq!(p.status, StatusCode::CREATED);
-    let _ = tail;
-    for (mode, needle) in modes {
-        s.rewrite_config(&plugin_toml(&format!("h-{mode}"), "auth-policy", "hostile", &hostile_limits(mode), &format!("mode = {mode:?}")));
+    for &(mode, needle) in modes {
+        s.rewrite_config(&plugin_toml(&format!("h-{mode}"), "auth-policy", file, &hostile_limits(mode), &format!("mode = {mode:?}")));
         let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
-        assert_eq!(status, StatusCode::OK, "{mode}: {out}");
+        assert_eq!(status, StatusCode::OK, "{label} {mode}: {out}");
         let started = std::time::Instant::now();
         let (status, body) = s.get("/victim", Some(&alice)).await;
         assert_error(status, &body, 503);
         let reason = body["reason"].as_str().unwrap();
-        assert!(reason.contains(&format!("h-{mode}")), "{mode}: the error names the plugin: {reason}");
-        assert!(reason.contains(needle), "{mode}: expected {needle:?} in {reason}");
-        assert!(started.elapsed() < Duration::from_secs(10), "{mode} took {:?}", started.elapsed());
+        assert!(reason.contains(&format!("h-{mode}")), "{label} {mode}: the error names the plugin: {reason}");
+        assert!(reason.contains(needle), "{label} {mode}: expected {needle:?} in {reason}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{label} {mode} took {:?}", started.elapsed());
         // The server keeps answering other requests, and stays up for the next call.
         let (status, _) = s.get("/-/ping", None).await;
-        assert_eq!(status, StatusCode::OK, "{mode}");
+        assert_eq!(status, StatusCode::OK, "{label} {mode}");
         let (status, _) = s.get("/victim", Some(&alice)).await;
-        assert_eq!(status.as_u16(), 503, "{mode}: the second call fails the same way");
-        assert!(s.log().contains(&format!("h-{mode}")), "{mode}: the fault is logged with the plugin name");
+        assert_eq!(status.as_u16(), 503, "{label} {mode}: the second call fails the same way");
+        assert!(s.log().contains(&format!("h-{mode}")), "{label} {mode}: the fault is logged with the plugin name");
     }
     // The file and socket attempts failed inside the sandbox (the guest printed its error).
     let log = s.log();
     assert!(!log.contains("root:x:0:0"), "the guest read /etc/passwd");
 
     // on_error = "allow" lets requests through a faulty plugin.
-    s.rewrite_config(&plugin_toml("h-trap", "auth-policy", "hostile", "on_error = \"allow\"", "mode = \"trap\""));
+    s.rewrite_config(&plugin_toml("h-trap", "auth-policy", file, "on_error = \"allow\"", "mode = \"trap\""));
     let (status, _) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
     assert_eq!(status, StatusCode::OK);
     let (status, _) = s.get("/victim", Some(&alice)).await;
     assert_eq!(status, StatusCode::OK);
     let (_, list) = s.get("/-/admin/plugins", Some(&admin)).await;
     assert!(list["plugins"][0]["errors"].as_u64().unwrap() >= 1);
+    // A plugin that behaves is called normally: deny with its reason, then allow.
+    s.rewrite_config(&plugin_toml("h-deny", "auth-policy", file, RELAXED, "mode = \"deny\""));
+    let (status, _) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK);
+    let (status, body) = s.get("/victim", Some(&alice)).await;
+    assert_error(status, &body, 403);
+    assert!(body["reason"].as_str().unwrap().contains("hostile says no"), "{label}: {body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_plugin_configuration_is_refused_at_start() {
-    let cases = [
+    let mut cases = vec![
         (
             "[[plugins]]\nname = \"missing\"\nkind = \"auth-policy\"\npath = \"/nonexistent/x.wasm\"\n".to_string(),
             vec!["missing", "cannot read"],
         ),
-        (plugin_toml("wrongkind", "block-rule", "scope_policy", "", ""), vec!["wrongkind", "auth-policy"]),
-        (plugin_toml("initfail", "auth-policy", "hostile", "", "mode = \"init-fail\""), vec!["initfail", "init refused by config"]),
-        (plugin_toml("badcfg", "block-rule", "block_rules", "", "name_patterns = [\"(unclosed\"]"), vec!["badcfg", "(unclosed"]),
         (
             format!("[[plugins]]\nname = \"notwasm\"\nkind = \"auth-policy\"\npath = {:?}\n", cairn_bin().display().to_string()),
             vec!["notwasm", "not a WebAssembly"],
         ),
         (plugin_toml("typo", "auth-policy", "scope_policy", "timeout = 5", ""), vec!["timeout"]),
     ];
+    // Each build of the samples refuses a bad configuration the same way,
+    // naming the offending key or value.
+    for (_, file) in SCOPE_POLICY {
+        cases.push((plugin_toml("wrongkind", "block-rule", file, "", ""), vec!["wrongkind", "auth-policy"]));
+        cases.push((plugin_toml("unknownkey", "auth-policy", file, "", "publisher = {}"), vec!["unknownkey", "unknown field `publisher`"]));
+        cases.push((plugin_toml("noat", "auth-policy", file, "", "private_scopes = [\"acme\"]"), vec!["noat", "`@acme`"]));
+    }
+    for (_, file) in HOSTILE {
+        cases.push((plugin_toml("initfail", "auth-policy", file, "", "mode = \"init-fail\""), vec!["initfail", "init refused by config"]));
+    }
+    for (_, file) in BLOCK_RULES {
+        cases.push((plugin_toml("badcfg", "block-rule", file, "", "name_patterns = [\"(unclosed\"]"), vec!["badcfg", "(unclosed"]));
+        cases.push((plugin_toml("badtype", "block-rule", file, "", "licenses = \"MIT\""), vec!["badtype", "`licenses`"]));
+    }
+    for (_, file) in CHAT_HOOK {
+        cases.push((
+            plugin_toml("unknownkey", "hook-formatter", file, "", "user_name = \"x\""),
+            vec!["unknownkey", "unknown field `user_name`"],
+        ));
+    }
     for (tail, needles) in cases {
         let result = Server::try_start_with(ServerOptions::new(Backend::Sqlite).tail(&tail)).await;
         let Err(log) = result else { panic!("started with a bad plugin config:\n{tail}") };
@@ -357,15 +407,18 @@ fn plugin_check_describes_components() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("kind:        block-rule") && stdout.contains("cairn:plugin@0.1.1"), "{stdout}");
+    let samples = [(SCOPE_POLICY, "auth-policy"), (BLOCK_RULES, "block-rule"), (CHAT_HOOK, "hook-formatter"), (HOSTILE, "auth-policy")];
+    let every_build = samples.iter().flat_map(|(builds, kind)| builds.iter().map(move |(_, file)| (*file, *kind)));
     for (file, kind) in [
-        ("scope_policy", "auth-policy"),
         ("static_index", "upstream-adapter"),
         ("npm_upstream", "upstream-adapter"),
-        ("chat_hook", "hook-formatter"),
         ("cloudevents_hook", "hook-formatter"),
         ("hostile_hook", "hook-formatter"),
         ("node_dist", "upstream-adapter"),
-    ] {
+    ]
+    .into_iter()
+    .chain(every_build)
+    {
         let out = std::process::Command::new(cairn_bin()).args(["plugin", "check"]).arg(plugin(file)).output().unwrap();
         assert!(String::from_utf8_lossy(&out.stdout).contains(kind), "{file}");
     }
@@ -548,7 +601,14 @@ async fn listed(s: &Server, token: Option<&str>, text: &str) -> (Vec<String>, Ve
 /// no listing names it. Authenticated callers see everything.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn private_scope_is_hidden_from_every_read_route() {
-    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy(""))).await;
+    for (label, file) in SCOPE_POLICY {
+        eprintln!("scope policy: {label} ({file}.wasm)");
+        private_scope_is_hidden(file).await;
+    }
+}
+
+async fn private_scope_is_hidden(file: &str) {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&scope_policy_from(file, ""))).await;
     let (_, alice, bob) = users(&s).await;
     for name in ["@secret/stuff", "@open/stuff"] {
         let p = publish_with(&s, Some(&alice), name, "1.0.0", json!({"keywords": ["stuff"]}), None).await;

@@ -63,7 +63,7 @@ pub struct Plugins {
 impl Plugins {
     /// Loads the configured plugins; any failure is an error naming the plugin.
     pub async fn load(config: &Config) -> anyhow::Result<Plugins> {
-        let runtime = Arc::new(PluginRuntime::new(config.data_dir.join("plugin-cache"))?);
+        let runtime = Arc::new(PluginRuntime::new(config.plugin_cache_dir())?);
         let set = runtime.load_set(config).await?;
         Ok(Plugins { runtime, current: ArcSwap::from_pointee(set), reload_lock: tokio::sync::Mutex::new(()) })
     }
