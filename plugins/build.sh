@@ -53,3 +53,5 @@ for wasm in "${built[@]}"; do
     name="$(basename "$wasm")"
     printf '  %-20s %8d bytes\n' "$name" "$(stat -c %s "$out/$name")"
 done
+# Python plugins (plugins/py/*/app.py), with componentize-py.
+bash "$here/py/build.sh" "$out"

@@ -37,6 +37,18 @@ impl Inspection {
         let bare = format!("{WIT_PACKAGE}/{name}");
         self.exports.iter().any(|e| e == &bare || e.strip_prefix(&bare).is_some_and(|v| v.starts_with('@')))
     }
+
+    /// The WIT world the component was built for (the one the host links it as).
+    pub fn world(&self) -> &'static str {
+        match self.kind {
+            PluginKind::AuthPolicy => "auth-policy",
+            PluginKind::BlockRule => "block-rule",
+            PluginKind::UpstreamAdapter if self.exports_interface("binary-source") => "binary-source-adapter",
+            PluginKind::UpstreamAdapter => "upstream-adapter",
+            PluginKind::HookFormatter if self.exports_interface("rich-formatter") => "rich-hook-formatter",
+            PluginKind::HookFormatter => "hook-formatter",
+        }
+    }
 }
 
 /// Reads kind and contract version from a component's exports.
