@@ -56,7 +56,8 @@ pub enum PluginCommand {
 }
 
 pub async fn run(command: PluginCommand) -> anyhow::Result<()> {
-    crate::telemetry::init("warn");
+    // `test` prints each failure itself; the runtime's warnings would repeat them.
+    crate::telemetry::init(if matches!(command, PluginCommand::Test { .. }) { "error" } else { "warn" });
     match command {
         PluginCommand::Check { file, config } => check(&file, config.as_deref()).await,
         PluginCommand::Bench { file, config, calls } => bench(&file, &config, calls).await,
@@ -90,11 +91,11 @@ impl Standalone {
         let runtime = PluginRuntime::new(cache_dir())?;
         let bytes = std::fs::read(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
         let started = Instant::now();
-        let (component, _) =
-            tokio::task::block_in_place(|| runtime.compile(&bytes)).map_err(|e| anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
+        let (component, _) = tokio::task::block_in_place(|| runtime.compile(&bytes))
+            .map_err(|e| anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
         let compile = started.elapsed();
-        let inspection =
-            crate::plugins::inspect(runtime.engine(), &component).map_err(|e| anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
+        let inspection = crate::plugins::inspect(runtime.engine(), &component)
+            .map_err(|e| anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
         let pc = plugin_config(file, config, inspection.kind)?;
         let cfg = Config { plugins: vec![pc.clone()], ..Config::default() };
         let plugin = match runtime.load_set(&cfg).await {

@@ -45,7 +45,8 @@ struct Checks {
     size: Option<u64>,
 }
 
-const CHECK_KEYS: &[&str] = &["name", "expect", "reason_contains", "content_type", "headers", "body_contains", "versions", "entries", "size"];
+const CHECK_KEYS: &[&str] =
+    &["name", "expect", "reason_contains", "content_type", "headers", "body_contains", "versions", "entries", "size"];
 
 /// A plugin's answer: its outcome (`allow`, `block`, `fault`, ...), the
 /// reason or message that came with it, and data for the finer checks.
@@ -156,9 +157,14 @@ async fn call(plugin: &LoadedPlugin, input: &serde_json::Map<String, Value>) -> 
             let (event, context) = input.into_event("admin", "http://127.0.0.1:7001", "2026-01-01T00:00:00.000Z".into());
             match plugin.format(&event, &context).await {
                 Ok(out) => {
-                    let headers: BTreeMap<String, String> = out.headers.into_iter().map(|h| (h.name.to_ascii_lowercase(), h.value)).collect();
+                    let headers: BTreeMap<String, String> =
+                        out.headers.into_iter().map(|h| (h.name.to_ascii_lowercase(), h.value)).collect();
                     let body = String::from_utf8_lossy(&out.body).into_owned();
-                    Answer { outcome: "ok", detail: None, data: json!({"content_type": out.content_type, "headers": headers, "body": body}) }
+                    Answer {
+                        outcome: "ok",
+                        detail: None,
+                        data: json!({"content_type": out.content_type, "headers": headers, "body": body}),
+                    }
                 }
                 Err(fault) => error_or_fault(fault),
             }
@@ -178,7 +184,9 @@ fn error_or_fault(fault: crate::plugins::Fault) -> Answer {
 async fn upstream_call(plugin: &LoadedPlugin, i: UpstreamInput) -> Answer {
     match (i.binary_path, i.version, i.url) {
         (Some(path), _, _) => match plugin.binary_list(&path).await {
-            Ok(Some(entries)) => Answer { outcome: "found", detail: None, data: json!(entries.iter().map(|e| &e.name).collect::<Vec<_>>()) },
+            Ok(Some(entries)) => {
+                Answer { outcome: "found", detail: None, data: json!(entries.iter().map(|e| &e.name).collect::<Vec<_>>()) }
+            }
             Ok(None) => Answer::of("missing"),
             Err(fault) => error_or_fault(fault),
         },

@@ -15,7 +15,9 @@ include!(concat!(env!("OUT_DIR"), "/templates.rs"));
 const WIT: &str = include_str!("../../../wit/plugin.wit");
 
 pub fn run(name: &str, lang: &str, kind: &str, dir: Option<PathBuf>) -> anyhow::Result<()> {
-    if name.is_empty() || !name.starts_with(|c: char| c.is_ascii_lowercase()) || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+    if name.is_empty()
+        || !name.starts_with(|c: char| c.is_ascii_lowercase())
+        || !name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
     {
         bail!("the name {name:?} must be lower-case letters, digits and dashes, starting with a letter");
     }
@@ -87,7 +89,8 @@ fn make_executable(path: &Path) -> anyhow::Result<()> {
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(|e| anyhow!("cannot chmod {}: {e}", path.display()))?;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755))
+            .map_err(|e| anyhow!("cannot chmod {}: {e}", path.display()))?;
     }
     let _ = path;
     Ok(())

@@ -1,14 +1,11 @@
 //! What a component is: its kind and contract version, read from its
 //! exports (at load and for `cairn plugin check`).
 
-use std::path::Path;
-
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::bindings::{WIT_PACKAGE, WIT_VERSION};
-use super::load::PluginRuntime;
 use crate::config::PluginKind;
 
 /// What a component is, read from its exports.
@@ -83,13 +80,4 @@ pub fn inspect(engine: &Engine, component: &Component) -> anyhow::Result<Inspect
 fn major_minor(v: &str) -> String {
     let mut parts = v.split('.');
     format!("{}.{}", parts.next().unwrap_or(""), parts.next().unwrap_or(""))
-}
-
-/// For `cairn plugin check`: compile without caching and describe the component.
-pub fn check_file(path: &Path) -> anyhow::Result<Inspection> {
-    let runtime = PluginRuntime::new(std::env::temp_dir().join(format!("cairn-plugin-check-{}", std::process::id())))?;
-    let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    let (component, _) = runtime.compile(&bytes)?;
-    let _ = std::fs::remove_dir_all(&runtime.cache_dir);
-    inspect(runtime.engine(), &component)
 }

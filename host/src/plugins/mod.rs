@@ -37,7 +37,7 @@ mod stats;
 pub mod types;
 
 pub use bindings::WIT_VERSION;
-pub use inspect::{check_file, inspect, Inspection};
+pub use inspect::{inspect, Inspection};
 pub use load::PluginRuntime;
 pub use plugin::{Fault, LoadedPlugin, PluginSet};
 pub use probe::Probe;

@@ -62,7 +62,16 @@ impl LoadedPlugin {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits: Limits { inner: limits, memory_bytes: 0 }, meta: self.meta.clone(), stderr });
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                limits: Limits { inner: limits, memory_bytes: 0 },
+                meta: self.meta.clone(),
+                stderr,
+            },
+        );
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         store

@@ -46,7 +46,8 @@ impl LoadedPlugin {
         };
         let first_call = started.elapsed();
         called?;
-        let memory_bytes = self.warm.lock().expect("warm pool lock").last().map_or(memory_after_init, |w| w.store.data().limits.memory_bytes);
+        let memory_bytes =
+            self.warm.lock().expect("warm pool lock").last().map_or(memory_after_init, |w| w.store.data().limits.memory_bytes);
         Ok(Probe { start, first_call: self.kind().ne(&PluginKind::UpstreamAdapter).then_some(first_call), memory_bytes })
     }
 }
@@ -56,7 +57,13 @@ fn sample_package() -> types::PackageRef {
 }
 
 fn sample_caller() -> types::Caller {
-    types::Caller { user: Some("cairn-check".into()), admin: false, token_readonly: false, token_automation: false, client_ip: "127.0.0.1".into() }
+    types::Caller {
+        user: Some("cairn-check".into()),
+        admin: false,
+        token_readonly: false,
+        token_automation: false,
+        client_ip: "127.0.0.1".into(),
+    }
 }
 
 fn sample_version() -> types::VersionInfo {
