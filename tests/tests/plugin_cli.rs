@@ -34,6 +34,17 @@ fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cases").join(name)
 }
 
+/// A Cairn config file in `dir` whose block-rule entry for `file` has a
+/// generous timeout (the tests share 2 cores; limits have tests of their own),
+/// `extra` keys and the settings of `settings`.
+fn block_rule_config(dir: &Path, file: &str, extra: &str, settings: &Path) -> PathBuf {
+    let path = dir.join(format!("{file}.cairn.toml"));
+    let settings = std::fs::read_to_string(settings).unwrap();
+    let entry = format!("[[plugins]]\nname = \"rules\"\nkind = \"block-rule\"\npath = \"{file}.wasm\"\ntimeout_ms = 2000\n{extra}\n");
+    std::fs::write(&path, format!("{entry}[plugins.config]\n{settings}")).unwrap();
+    path
+}
+
 /// `cairn plugin new` for every kind in `lang`, then each skeleton's own
 /// `test.sh` (its build script, then `cairn plugin test` on its cases).
 fn skeletons_build_and_pass(lang: &str) {
@@ -96,7 +107,9 @@ fn plugin_new_refuses_bad_names_and_used_directories() {
 fn block_rules_cases_pass_in_every_language() {
     let (config, cases) = (fixture("block_rules.config.toml"), fixture("block_rules.cases.toml"));
     let count = std::fs::read_to_string(&cases).unwrap().matches("[[case]]").count();
+    let dir = tempfile::tempdir().unwrap();
     for (label, file) in BLOCK_RULES {
+        let config = block_rule_config(dir.path(), file, "", &config);
         let out = cairn(&["test"]).arg(plugin(file)).arg("--config").arg(&config).arg(&cases).output().unwrap();
         let all = text(&out);
         assert!(out.status.success(), "{label}: {all}");
@@ -140,7 +153,9 @@ fn plugin_test_shows_the_input_expected_and_actual_answer_of_a_failing_case() {
 
 #[test]
 fn plugin_check_prints_the_world_and_the_cost_of_a_python_component() {
-    let out = cairn(&["check"]).arg(plugin("block_rules_py")).arg("--config").arg(fixture("block_rules.config.toml")).output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = block_rule_config(dir.path(), "block_rules_py", "", &fixture("block_rules.config.toml"));
+    let out = cairn(&["check"]).arg(plugin("block_rules_py")).arg("--config").arg(&config).output().unwrap();
     let all = text(&out);
     assert!(out.status.success(), "{all}");
     for needle in ["kind:        block-rule", "world:       block-rule", "cairn:plugin@0.1.1", "init, cairn:plugin/rule@0.1.1"] {
@@ -148,10 +163,7 @@ fn plugin_check_prints_the_world_and_the_cost_of_a_python_component() {
     }
     assert!(all.contains("start:") && all.contains("first call:") && all.contains("memory:"), "{all}");
     // Limits that leave too little room are called out (it holds about 12 MiB).
-    let dir = tempfile::tempdir().unwrap();
-    let tight = dir.path().join("cairn.toml");
-    let entry = "[[plugins]]\nname = \"rules\"\nkind = \"block-rule\"\npath = \"block_rules_py.wasm\"\nmax_memory_mb = 16\n";
-    std::fs::write(&tight, entry).unwrap();
+    let tight = block_rule_config(dir.path(), "block_rules_py", "max_memory_mb = 16", &fixture("block_rules.config.toml"));
     let out = cairn(&["check"]).arg(plugin("block_rules_py")).arg("--config").arg(&tight).output().unwrap();
     let all = text(&out);
     assert!(out.status.success(), "{all}");
