@@ -58,3 +58,5 @@ done
 
 # The plugins in other languages, into the same folder.
 bash "$here/js/build.sh" "$out"
+# Python plugins (plugins/py/*/app.py), with componentize-py.
+bash "$here/py/build.sh" "$out"

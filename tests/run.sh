@@ -24,6 +24,9 @@
 #   (npm 10 under npm10/) and handed to the tests as CAIRN_PNPM, CAIRN_YARN and
 #   CAIRN_NPM10. Corepack is not used:
 #   it downloads from outside the npm registry.
+# - componentize-py (PyPI), for the Python plugins and the Python skeletons of
+#   `cairn plugin new` (tests/tests/plugin_cli.rs), installed by their build
+#   scripts into ${CAIRN_PLUGIN_TOOLS_DIR:-~/.cache/cairn-plugin-tools}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 target="${CARGO_TARGET_DIR:-$PWD/target}"

@@ -1,15 +1,14 @@
 //! `/-/admin/...`: operator endpoints (admins only).
 
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 use base64::Engine;
-use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::config::PluginKind;
 use crate::domain::{packages::require_admin, Error};
+use crate::plugins::inputs::{AuthInput, BlockInput, HookInput, UpstreamInput};
 use crate::plugins::{types, Fault, LoadedPlugin};
 
 use super::{ok_json, ApiError, ApiResult, Req};
@@ -41,74 +40,6 @@ fn fault(plugin: &LoadedPlugin, f: Fault) -> ApiError {
     Error::Unavailable(format!("plugin {} failed: {}", plugin.name(), f.message)).into()
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuthInput {
-    action: String,
-    package: Option<String>,
-    version: Option<String>,
-    user: Option<String>,
-    #[serde(default)]
-    admin: bool,
-    #[serde(default)]
-    readonly: bool,
-    #[serde(default)]
-    automation: bool,
-    ip: Option<IpAddr>,
-}
-
-fn action(name: &str) -> Result<types::Action, ApiError> {
-    use types::Action::*;
-    Ok(match name {
-        "read" => Read,
-        "publish" => Publish,
-        "unpublish" => Unpublish,
-        "deprecate" => Deprecate,
-        "dist-tag" => DistTag,
-        "owner" => Owner,
-        "token" => Token,
-        "sync" => Sync,
-        "block" => Block,
-        "registry-admin" => RegistryAdmin,
-        "hook-admin" => HookAdmin,
-        other => return Err(ApiError::invalid(format!("unknown action {other:?}"))),
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct BlockInput {
-    manifest: Value,
-    #[serde(default)]
-    files: Vec<(String, u64)>,
-    #[serde(default)]
-    tarball_size: u64,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct UpstreamInput {
-    #[serde(default)]
-    package: String,
-    version: Option<String>,
-    url: Option<String>,
-    /// A directory of the plugin's binary source (0.1.1) to list instead.
-    binary_path: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct HookInput {
-    kind: String,
-    package: String,
-    version: Option<String>,
-    actor: Option<String>,
-    #[serde(default)]
-    payload: Value,
-    /// The package document a rich formatter gets (0.1.1).
-    document: Option<Value>,
-}
-
 /// `POST /-/admin/plugins/:name/test`: calls one plugin with the given input
 /// and shows its answer, so an operator can try a plugin before relying on it.
 pub async fn test(mut req: Req, name: &str) -> ApiResult {
@@ -120,19 +51,7 @@ pub async fn test(mut req: Req, name: &str) -> ApiResult {
     match plugin.kind() {
         PluginKind::AuthPolicy => {
             let input: AuthInput = serde_json::from_value(body)?;
-            let act = action(&input.action)?;
-            let package = input.package.map(|n| types::PackageRef {
-                scope: n.strip_prefix('@').and_then(|x| x.split_once('/')).map(|(s, _)| format!("@{s}")),
-                name: n,
-                version: input.version,
-            });
-            let caller = types::Caller {
-                user: input.user,
-                admin: input.admin,
-                token_readonly: input.readonly,
-                token_automation: input.automation,
-                client_ip: input.ip.unwrap_or(req.client_ip).to_string(),
-            };
+            let (act, package, caller) = input.into_call(req.client_ip).map_err(ApiError::invalid)?;
             let decision = plugin.authorize(act, package.as_ref(), &caller).await.map_err(|f| fault(&plugin, f))?;
             match decision {
                 types::Decision::Allow => ok_json(json!({"decision": "allow"})),
@@ -141,14 +60,7 @@ pub async fn test(mut req: Req, name: &str) -> ApiResult {
         }
         PluginKind::BlockRule => {
             let input: BlockInput = serde_json::from_value(body)?;
-            let info = types::VersionInfo {
-                name: input.manifest["name"].as_str().unwrap_or("").to_string(),
-                version: input.manifest["version"].as_str().unwrap_or("").to_string(),
-                manifest_json: input.manifest.to_string(),
-                tarball_size: input.tarball_size,
-                files: input.files.into_iter().map(|(path, size)| types::FileEntry { path, size }).collect(),
-                origin: types::Origin::Publish,
-            };
+            let info = input.into_version().map_err(ApiError::invalid)?;
             let verdict = plugin.check(&info).await.map_err(|f| fault(&plugin, f))?;
             match verdict {
                 types::Verdict::Accept => ok_json(json!({"verdict": "accept"})),
@@ -192,26 +104,8 @@ async fn test_upstream(plugin: &LoadedPlugin, input: UpstreamInput) -> ApiResult
 
 /// A formatter's answer to `input`, with a context as if `user` owned a package hook on it.
 async fn test_formatter(plugin: &LoadedPlugin, input: HookInput, user: &str, public_url: &str) -> ApiResult {
-    let registry_url = public_url.trim_end_matches('/').to_string();
-    let context = types::HookContext {
-        delivery_id: "test".into(),
-        attempt: 1,
-        hook_id: "test".into(),
-        hook_owner: user.to_string(),
-        hook_type: "package".into(),
-        hook_name: input.package.clone(),
-        package_url: format!("{registry_url}/{}", input.package),
-        registry_url,
-        package_json: input.document.map(|d| d.to_string()),
-    };
-    let event = types::Event {
-        kind: input.kind,
-        package: input.package,
-        version: input.version,
-        actor: input.actor,
-        time: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-        payload_json: input.payload.to_string(),
-    };
+    let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+    let (event, context) = input.into_event(user, public_url, time);
     let out = plugin.format(&event, &context).await.map_err(|f| fault(plugin, f))?;
     ok_json(json!({
         "content_type": out.content_type,

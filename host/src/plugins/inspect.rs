@@ -1,14 +1,11 @@
 //! What a component is: its kind and contract version, read from its
 //! exports (at load and for `cairn plugin check`).
 
-use std::path::Path;
-
-use anyhow::{anyhow, bail};
+use anyhow::bail;
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
 use super::bindings::{WIT_PACKAGE, WIT_VERSION};
-use super::load::PluginRuntime;
 use crate::config::PluginKind;
 
 /// What a component is, read from its exports.
@@ -36,6 +33,18 @@ impl Inspection {
     pub fn exports_interface(&self, name: &str) -> bool {
         let bare = format!("{WIT_PACKAGE}/{name}");
         self.exports.iter().any(|e| e == &bare || e.strip_prefix(&bare).is_some_and(|v| v.starts_with('@')))
+    }
+
+    /// The WIT world the component was built for (the one the host links it as).
+    pub fn world(&self) -> &'static str {
+        match self.kind {
+            PluginKind::AuthPolicy => "auth-policy",
+            PluginKind::BlockRule => "block-rule",
+            PluginKind::UpstreamAdapter if self.exports_interface("binary-source") => "binary-source-adapter",
+            PluginKind::UpstreamAdapter => "upstream-adapter",
+            PluginKind::HookFormatter if self.exports_interface("rich-formatter") => "rich-hook-formatter",
+            PluginKind::HookFormatter => "hook-formatter",
+        }
     }
 }
 
@@ -71,13 +80,4 @@ pub fn inspect(engine: &Engine, component: &Component) -> anyhow::Result<Inspect
 fn major_minor(v: &str) -> String {
     let mut parts = v.split('.');
     format!("{}.{}", parts.next().unwrap_or(""), parts.next().unwrap_or(""))
-}
-
-/// For `cairn plugin check`: compile without caching and describe the component.
-pub fn check_file(path: &Path) -> anyhow::Result<Inspection> {
-    let runtime = PluginRuntime::new(std::env::temp_dir().join(format!("cairn-plugin-check-{}", std::process::id())))?;
-    let bytes = std::fs::read(path).map_err(|e| anyhow!("cannot read {}: {e}", path.display()))?;
-    let (component, _) = runtime.compile(&bytes)?;
-    let _ = std::fs::remove_dir_all(&runtime.cache_dir);
-    inspect(runtime.engine(), &component)
 }

@@ -20,22 +20,27 @@
 //! conversions), `host_imports` (what a guest may call), `load` (engine,
 //! compile cache, linkers, loading a set), `inspect` (kind and contract
 //! version of a component), `pool` (warm instances, deadlines, faults),
-//! `calls` (one method per export), `stats`, `plugin` (a loaded plugin, the set).
+//! `calls` (one method per export), `stats`, `plugin` (a loaded plugin, the set),
+//! `inputs` (a call's input as data, for the admin test endpoint and `cairn
+//! plugin test`), `probe` (a fresh instance's start, first call and memory, for `cairn plugin check`).
 
 mod bindings;
 mod calls;
 mod host_imports;
+pub mod inputs;
 mod inspect;
 mod load;
 mod plugin;
 mod pool;
+mod probe;
 mod stats;
 pub mod types;
 
 pub use bindings::WIT_VERSION;
-pub use inspect::{check_file, inspect, Inspection};
+pub use inspect::{inspect, Inspection};
 pub use load::PluginRuntime;
 pub use plugin::{Fault, LoadedPlugin, PluginSet};
+pub use probe::Probe;
 pub use stats::PluginSummary;
 
 use std::sync::Arc;

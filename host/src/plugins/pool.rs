@@ -10,7 +10,7 @@ use wasmtime_wasi::p2::pipe::MemoryOutputPipe;
 use wasmtime_wasi::WasiCtxBuilder;
 
 use super::bindings::{auth, binsrc, block, hook, rich_hook, upstream};
-use super::host_imports::HostState;
+use super::host_imports::{HostState, Limits};
 use super::plugin::{Fault, LoadedPlugin};
 
 /// Epoch ticks: the deadline granularity.
@@ -62,7 +62,16 @@ impl LoadedPlugin {
             .memories(16)
             .trap_on_grow_failure(true)
             .build();
-        let mut store = Store::new(&self.engine, HostState { wasi, table: ResourceTable::new(), limits, meta: self.meta.clone(), stderr });
+        let mut store = Store::new(
+            &self.engine,
+            HostState {
+                wasi,
+                table: ResourceTable::new(),
+                limits: Limits { inner: limits, memory_bytes: 0 },
+                meta: self.meta.clone(),
+                stderr,
+            },
+        );
         store.limiter(|s| &mut s.limits);
         store.epoch_deadline_trap();
         store

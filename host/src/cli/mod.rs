@@ -9,6 +9,12 @@ use clap::{Parser, Subcommand};
 use crate::config::Config;
 use crate::server;
 
+mod plugin;
+mod plugin_cases;
+mod plugin_new;
+
+use plugin::PluginCommand;
+
 #[derive(Parser)]
 #[command(name = "cairn", version, about = "An npm registry with WebAssembly policy plugins")]
 struct Cli {
@@ -81,21 +87,6 @@ enum BlobsCommand {
         to: String,
         #[arg(long, short)]
         config: Option<PathBuf>,
-    },
-}
-
-#[derive(Subcommand)]
-enum PluginCommand {
-    /// Validate a plugin component (kind, WIT version, exports) and print what it is.
-    Check { file: PathBuf },
-    /// Measure the per-call cost of an auth-policy plugin, fresh instance vs reused.
-    Bench {
-        file: PathBuf,
-        /// The plugin's config table, as JSON.
-        #[arg(long, default_value = "{}")]
-        config: String,
-        #[arg(long, default_value_t = 2000)]
-        calls: u32,
     },
 }
 
@@ -196,49 +187,7 @@ async fn run(cli: Cli, serve_config: Option<Config>) -> anyhow::Result<()> {
             ok
         }
         Command::Blobs { command: BlobsCommand::Copy { from, to, config } } => copy_blobs(load(config.as_ref())?, &from, &to).await,
-        Command::Plugin { command: PluginCommand::Bench { file, config, calls } } => {
-            crate::telemetry::init("warn");
-            let table: toml::Table = serde_json::from_str::<serde_json::Value>(&config)
-                .map_err(|e| anyhow::anyhow!("--config is not JSON: {e}"))
-                .and_then(|v| toml::Table::try_from(v).map_err(|e| anyhow::anyhow!("--config: {e}")))?;
-            let dir = std::env::temp_dir().join(format!("cairn-plugin-bench-{}", std::process::id()));
-            let mut cfg = Config { data_dir: dir.clone(), ..Config::default() };
-            cfg.plugins.push(crate::config::PluginConfig {
-                name: "bench".into(),
-                kind: crate::config::PluginKind::AuthPolicy,
-                path: std::fs::canonicalize(&file)?,
-                timeout_ms: Some(1000),
-                max_memory_mb: None,
-                on_error: None,
-                allowed_hosts: Vec::new(),
-                config: table,
-            });
-            let result: anyhow::Result<(bool, std::time::Duration, std::time::Duration)> = async {
-                let plugins = crate::plugins::Plugins::load(&cfg).await?;
-                let set = plugins.current();
-                let plugin = set.get("bench").expect("loaded");
-                let (fresh, reused) = plugin.bench_authorize(calls).await.map_err(|f| anyhow::anyhow!("{}", f.message))?;
-                Ok((plugins.runtime().pooling, fresh, reused))
-            }
-            .await;
-            let _ = std::fs::remove_dir_all(&dir);
-            let (pooling, fresh, reused) = result?;
-            println!("allocator:        {}", if pooling { "pooling" } else { "on-demand" });
-            println!("fresh instance:   {:.1} us per decision (instantiate + init + authorize)", fresh.as_secs_f64() * 1e6);
-            println!("reused instance:  {:.1} us per decision", reused.as_secs_f64() * 1e6);
-            Ok(())
-        }
-        Command::Plugin { command: PluginCommand::Check { file } } => {
-            crate::telemetry::init("warn");
-            let inspection =
-                crate::plugins::check_file(&file).map_err(|e| anyhow::anyhow!("{} is not a usable Cairn plugin: {e:#}", file.display()))?;
-            println!("file:        {}", file.display());
-            println!("kind:        {}", inspection.kind.as_str());
-            println!("wit:         cairn:plugin@{} (this Cairn: {})", inspection.wit_version, crate::plugins::WIT_VERSION);
-            println!("exports:     {}", inspection.exports.join(", "));
-            println!("imports:     {}", inspection.imports.join(", "));
-            Ok(())
-        }
+        Command::Plugin { command } => plugin::run(command).await,
         Command::User { command: UserCommand::Create { name, email, admin, password_stdin: _, config } } => {
             let mut config = load(config.as_ref())?;
             config.plugins.clear();
