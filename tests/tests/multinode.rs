@@ -86,9 +86,14 @@ async fn a_publish_is_visible_on_every_node_at_once() {
     // Dist-tag and deprecation changes too.
     let (status, body) = nodes[1].call(Method::PUT, "/-/package/everywhere/dist-tags/beta", Some(&token), Some(&json!("1.0.3"))).await;
     assert!(status.is_success(), "{body}");
+    // Another node hears of it a moment after the write's answer (its change signal).
     for n in [&nodes[0], &nodes[2]] {
-        let (_, doc) = n.get("/everywhere", None).await;
-        assert_eq!(doc["dist-tags"]["beta"], "1.0.3", "the tag on {}", n.base);
+        let seen = poll(10, || async {
+            let (_, doc) = n.get("/everywhere", None).await;
+            (doc["dist-tags"]["beta"] == "1.0.3").then_some(())
+        })
+        .await;
+        assert!(seen.is_some(), "the tag is not on {} after 10 s", n.base);
     }
 }
 
