@@ -13,7 +13,6 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use tokio::sync::mpsc;
 
 use serde_json::{json, Value};
@@ -215,7 +214,9 @@ async fn delivery_loop(d: Arc<Deliverer>) {
             let _ = tokio::time::timeout(DELIVERY_IDLE, notified).await;
             continue;
         }
-        let mut sends = FuturesUnordered::new();
+        // Each its own task: building, signing and sending a body is CPU work
+        // that the runtime's threads then share.
+        let mut sends = tokio::task::JoinSet::new();
         for (delivery, hook) in claimed {
             // Read here, one after the other: the deliveries of a batch mostly share their event.
             let event = match delivery.body {
@@ -229,9 +230,10 @@ async fn delivery_loop(d: Arc<Deliverer>) {
                     }
                 },
             };
-            sends.push(d.send(delivery, hook, event));
+            let d = d.clone();
+            sends.spawn(async move { d.send(delivery, hook, event).await });
         }
-        while sends.next().await.is_some() {}
+        while sends.join_next().await.is_some() {}
     }
 }
 
