@@ -440,7 +440,7 @@ pub fn plugin(name: &str) -> PathBuf {
 /// line here.
 pub mod samples {
     pub const SCOPE_POLICY: &[(&str, &str)] = &[("rust", "scope_policy"), ("js", "scope_policy_js")];
-    pub const BLOCK_RULES: &[(&str, &str)] = &[("rust", "block_rules"), ("js", "block_rules_js")];
+    pub const BLOCK_RULES: &[(&str, &str)] = &[("rust", "block_rules"), ("js", "block_rules_js"), ("py", "block_rules_py")];
     pub const CHAT_HOOK: &[(&str, &str)] = &[("rust", "chat_hook"), ("js", "chat_hook_js")];
     /// The misbehaving auth policy (modes `loop`, `alloc`, `trap`, `garbage`,
     /// `ok`, `deny`, `init-fail` in every language).

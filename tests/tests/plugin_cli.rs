@@ -1,5 +1,5 @@
 //! The plugin author's commands, through the real binary: `cairn plugin new`
-//! skeletons (Rust and Python, every kind) built and passing their own
+//! skeletons (Rust, JavaScript and Python, every kind) built and passing their own
 //! `cairn plugin test`; `cairn plugin test` reporting a failing case; the
 //! block-rules samples' shared cases run against each language's build; and
 //! `cairn plugin check` describing a Python component and its costs.
@@ -87,6 +87,11 @@ fn rust_skeletons_build_and_pass_their_tests() {
 #[test]
 fn python_skeletons_build_and_pass_their_tests() {
     skeletons_build_and_pass("python");
+}
+
+#[test]
+fn js_skeletons_build_and_pass_their_tests() {
+    skeletons_build_and_pass("js");
 }
 
 #[test]
