@@ -18,14 +18,22 @@ version="0.25.1"
 tools="${CAIRN_PLUGIN_TOOLS_DIR:-$HOME/.cache/cairn-plugin-tools}/py-$version"
 wit="$here/../../wit"
 
-if [ ! -x "$tools/bin/componentize-py" ]; then
-    echo "installing componentize-py $version into $tools" >&2
+# A venv cannot be moved (its scripts name their interpreter by absolute
+# path), so it is made in place, under a lock, and marked complete last: an
+# interrupted install is redone, and two builds never install at once.
+if [ ! -e "$tools/.complete" ]; then
     mkdir -p "$(dirname "$tools")"
-    tmp="$(mktemp -d "$tools.XXXXXX")"
-    python3 -m venv "$tmp"
-    "$tmp/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$version"
-    # Another build may have installed it meanwhile: keep the first.
-    mv -T "$tmp" "$tools" 2>/dev/null || rm -rf "$tmp"
+    exec 9>"$tools.lock"
+    flock 9
+    if [ ! -e "$tools/.complete" ]; then
+        echo "installing componentize-py $version into $tools" >&2
+        rm -rf "$tools"
+        python3 -m venv "$tools"
+        "$tools/bin/pip" install --quiet --disable-pip-version-check "componentize-py==$version"
+        touch "$tools/.complete"
+    fi
+    flock -u 9
+    exec 9>&-
 fi
 
 mkdir -p "$out"
