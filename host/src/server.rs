@@ -219,19 +219,41 @@ async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>
     resp
 }
 
-/// Request ids: a random per-process prefix and a counter (no syscall per request).
+/// Request ids: a random per-process prefix and a counter (no syscall per
+/// request), written as 20 hex digits without the formatting machinery.
 fn next_request_id() -> ::http::HeaderValue {
-    static PREFIX: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    static PREFIX: std::sync::OnceLock<[u8; 12]> = std::sync::OnceLock::new();
     static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| hex::encode(crate::util::random_bytes(6)));
-    let id = format!("{prefix}{:08x}", COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
-    ::http::HeaderValue::from_maybe_shared(bytes::Bytes::from(id)).expect("hex digits are a header value")
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let prefix = PREFIX.get_or_init(|| {
+        let mut out = [0u8; 12];
+        out.copy_from_slice(hex::encode(crate::util::random_bytes(6)).as_bytes());
+        out
+    });
+    // The prefix, then the counter in hex: at least 8 digits, more once it needs them.
+    let mut n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut id = [0u8; 28];
+    id[..12].copy_from_slice(prefix);
+    let mut end = 28;
+    while end > 20 || n > 0 {
+        end -= 1;
+        id[end] = HEX[(n & 0xf) as usize];
+        n >>= 4;
+    }
+    id.copy_within(end..28, 12);
+    let id = &id[..12 + 28 - end];
+    ::http::HeaderValue::from_bytes(id).expect("hex digits are a header value")
 }
 
 /// Runs a handler; a panic inside it becomes a logged 500 with the error body
-/// instead of a dropped connection, and the server keeps serving.
-async fn contain_panics(handler: impl Future<Output = http::Response>, request_id: &str) -> http::Response {
-    match AssertUnwindSafe(handler).catch_unwind().await {
+/// instead of a dropped connection, and the server keeps serving. Not an
+/// `async fn`: that would hold `handler` twice (as its argument and inside
+/// `catch_unwind`), and this future is moved on every request.
+fn contain_panics<'a>(
+    handler: impl Future<Output = http::Response> + 'a,
+    request_id: &'a str,
+) -> impl Future<Output = http::Response> + 'a {
+    AssertUnwindSafe(handler).catch_unwind().map(move |outcome| match outcome {
         Ok(resp) => resp,
         Err(panic) => {
             let message = panic
@@ -242,7 +264,7 @@ async fn contain_panics(handler: impl Future<Output = http::Response>, request_i
             tracing::error!(request_id = %request_id, panic = %message, "handler panicked");
             ApiError::internal().into_response()
         }
-    }
+    })
 }
 
 /// A future that resolves on SIGINT or SIGTERM. The handlers are installed
@@ -295,5 +317,29 @@ mod tests {
         // The runtime is intact afterwards.
         let ok = contain_panics(async { http::json_response(::http::StatusCode::OK, &serde_json::json!({})) }, "req-2").await;
         assert_eq!(ok.status(), 200);
+    }
+
+    #[test]
+    fn request_ids_are_a_prefix_and_a_counter_in_hex() {
+        let (a, b) = (next_request_id(), next_request_id());
+        let (a, b) = (a.to_str().unwrap(), b.to_str().unwrap());
+        assert!(a.len() >= 20 && a.bytes().all(|c| c.is_ascii_hexdigit()), "{a}");
+        assert_eq!(a[..12], b[..12], "one prefix per process");
+        let n = |id: &str| u64::from_str_radix(&id[12..], 16).unwrap();
+        assert!(n(b) > n(a), "{a} then {b}");
+    }
+
+    fn future_size<A, B, C, F: Future>(_: impl FnOnce(A, B, C) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// The future of a request is moved (copied) several times per request,
+    /// so its size is a per-request cost: a route's handler runs in its own
+    /// allocation instead of making every request as large as the largest
+    /// handler (15 KB before; a tarball read cost about 3 µs more CPU).
+    #[test]
+    fn the_per_request_future_stays_small() {
+        let size = future_size(handle_logged);
+        assert!(size <= 4096, "handle_logged's future is {size} bytes: box the handler that grew it (see http::router::route)");
     }
 }

@@ -166,7 +166,7 @@ fn plugin_check_prints_the_world_and_the_cost_of_a_python_component() {
     for needle in ["kind:        block-rule", "world:       block-rule", "cairn:plugin@0.1.1", "init, cairn:plugin/rule@0.1.1"] {
         assert!(all.contains(needle), "{needle:?} in:\n{all}");
     }
-    assert!(all.contains("start:") && all.contains("first call:") && all.contains("memory:"), "{all}");
+    assert!(all.contains("start:") && all.contains("first call:") && all.contains("warm call:") && all.contains("memory:"), "{all}");
     // Limits that leave too little room are called out (it holds about 12 MiB).
     let tight = block_rule_config(dir.path(), "block_rules_py", "max_memory_mb = 16", &fixture("block_rules.config.toml"));
     let out = cairn(&["check"]).arg(plugin("block_rules_py")).arg("--config").arg(&tight).output().unwrap();

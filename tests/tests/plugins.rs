@@ -283,6 +283,37 @@ async fn hot_swap_changes_decisions_without_restart_or_failed_requests() {
     assert!(total > 20, "the readers made only {total} requests");
 }
 
+/// A new instance's first call gets the setup budget (at least 1 s) whatever
+/// `timeout_ms` says, so an engine that warms up on its first call works with
+/// the defaults; later calls on it get `timeout_ms`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_instance_gets_a_longer_first_call() {
+    let s = Server::start_with(ServerOptions::new(Backend::Sqlite).tail(&plugin_toml(
+        "h-ok",
+        "auth-policy",
+        "hostile",
+        RELAXED,
+        "mode = \"ok\"",
+    )))
+    .await;
+    let (admin, alice, _) = users(&s).await;
+    let p = publish_with(&s, Some(&alice), "victim", "1.0.0", json!({}), None).await;
+    assert_eq!(p.status, StatusCode::CREATED);
+    // Every call spins 300 ms; calls get 100 ms, a new instance's first one 1 s.
+    s.rewrite_config(&plugin_toml("h-slow", "auth-policy", "hostile", "timeout_ms = 100", "mode = \"slow\"\nspin_ms = 300"));
+    let (status, out) = s.call(Method::POST, "/-/admin/plugins/reload", Some(&admin), None).await;
+    assert_eq!(status, StatusCode::OK, "{out}");
+    let (status, body) = s.get("/victim", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "the first call on a new instance has time: {body}");
+    let (status, body) = s.get("/victim", Some(&alice)).await;
+    assert_error(status, &body, 503);
+    let reason = body["reason"].as_str().unwrap();
+    assert!(reason.contains("h-slow") && reason.contains("timed out after 100 ms"), "{reason}");
+    // The timed-out instance was dropped: the next call is a new instance's first.
+    let (status, body) = s.get("/victim", Some(&alice)).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}
+
 /// Only the endless loop meets the short time budget; the other modes get a
 /// relaxed one, so that on a busy machine `alloc` still ends at the memory cap
 /// rather than the clock.

@@ -46,7 +46,8 @@ pub async fn authorize(
         token_automation: identity.is_some_and(|i| i.automation),
         client_ip: ip.to_string(),
     };
-    app.plugins.authorize(action, package.map(|(n, v)| package_ref(n, v)), caller).await.map_err(refusal)
+    // Boxed: a plugin call's future is large, and every read's future would carry it.
+    Box::pin(app.plugins.authorize(action, package.map(|(n, v)| package_ref(n, v)), caller)).await.map_err(refusal)
 }
 
 /// The same for an authenticated caller, whose address is known.

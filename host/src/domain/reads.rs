@@ -106,7 +106,7 @@ async fn find(app: &App, name: &str, fresh: bool) -> Result<Arc<Cached>> {
         }
         Lookup::Missing(block) => {
             refuse_blocked(block.as_ref())?;
-            proxy::packument(app, name, false).await?.ok_or_else(|| not_found(name))
+            Box::pin(proxy::packument(app, name, false)).await?.ok_or_else(|| not_found(name))
         }
     }
 }
@@ -163,14 +163,14 @@ pub async fn tarball(app: &App, reader: Reader<'_>, name: &str, file: &str) -> R
             // Not in the cached document, or its blob is gone: the document may
             // predate a write another node made (its signal not here yet), so
             // storage decides.
-            stored_tarball(app, name, file).await?.ok_or_else(missing)
+            Box::pin(stored_tarball(app, name, file)).await?.ok_or_else(missing)
         }
         Lookup::Missing(block) => {
             refuse_blocked(block.as_ref())?;
             if !proxy::enabled(app) {
                 return Err(missing());
             }
-            let t = proxy::tarball(app, name, file).await?.ok_or_else(missing)?;
+            let t = Box::pin(proxy::tarball(app, name, file)).await?.ok_or_else(missing)?;
             Ok(TarballRead { version: t.version, integrity: t.integrity, blob: t.blob })
         }
     }

@@ -184,7 +184,7 @@ impl LoadedPlugin {
     }
 
     async fn bench_call(&self, warm: &mut Warm, package: &wit::PackageRef, caller: &wit::Caller) -> Result<(), Fault> {
-        warm.store.set_epoch_deadline(self.deadline_ticks());
+        Self::arm(&mut warm.store, self.meta.timeout);
         match &warm.bound {
             Bound::Auth(b) => b
                 .cairn_plugin_policy()

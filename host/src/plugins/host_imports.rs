@@ -34,6 +34,8 @@ pub struct HostState {
     pub(super) limits: Limits,
     pub(super) meta: Arc<Meta>,
     pub(super) stderr: MemoryOutputPipe,
+    /// The wall time the running call (or setup) was given, for fault messages.
+    pub(super) budget: Duration,
 }
 
 /// The store's limits, counting the linear memory the instance holds.

@@ -17,6 +17,10 @@ use super::plugin::{Fault, LoadedPlugin};
 pub(super) const TICK: Duration = Duration::from_millis(5);
 /// Idle instances kept per plugin.
 const MAX_WARM: usize = 16;
+/// The least a new instance's setup (instantiate + `init`) and its first call
+/// each get, whatever `timeout_ms` says: a plugin that embeds a language
+/// engine (JavaScript, Python) pays for warming it up there, once per instance.
+pub const SETUP_BUDGET: Duration = Duration::from_secs(1);
 /// An instance is retired after this many calls, bounding leaks inside guests.
 const MAX_USES: u64 = 10_000;
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -70,6 +74,7 @@ impl LoadedPlugin {
                 limits: Limits { inner: limits, memory_bytes: 0 },
                 meta: self.meta.clone(),
                 stderr,
+                budget: self.meta.timeout,
             },
         );
         store.limiter(|s| &mut s.limits);
@@ -77,15 +82,27 @@ impl LoadedPlugin {
         store
     }
 
-    pub(super) fn deadline_ticks(&self) -> u64 {
-        (self.meta.timeout.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1
+    /// The wall time a call on `warm` gets: `timeout_ms`, or [`SETUP_BUDGET`]
+    /// when it is the instance's first call.
+    pub(super) fn budget(&self, warm: &Warm) -> Duration {
+        if warm.uses == 0 {
+            self.meta.timeout.max(SETUP_BUDGET)
+        } else {
+            self.meta.timeout
+        }
     }
 
-    /// A fresh instance with `init` already called. Setup gets at least a
-    /// second: it is a one-time cost per instance, not the plugin's decision.
+    /// Arms the epoch deadline of `store` for `budget` of wall time.
+    pub(super) fn arm(store: &mut Store<HostState>, budget: Duration) {
+        store.data_mut().budget = budget;
+        store.set_epoch_deadline((budget.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1);
+    }
+
+    /// A fresh instance with `init` already called. Setup gets at least
+    /// [`SETUP_BUDGET`]: it is a one-time cost per instance, not the plugin's decision.
     pub(super) async fn instantiate(&self) -> Result<Warm, Fault> {
         let mut store = self.new_store();
-        store.set_epoch_deadline(self.deadline_ticks().max(1000 / TICK.as_millis() as u64));
+        Self::arm(&mut store, self.meta.timeout.max(SETUP_BUDGET));
         let result: wasmtime::Result<(Bound, Result<(), String>)> = async {
             Ok(match &self.pre {
                 Pre::Auth(p) => {
@@ -130,7 +147,7 @@ impl LoadedPlugin {
 
     pub(super) fn fault(&self, store: &Store<HostState>, e: &wasmtime::Error) -> Fault {
         let what = match e.downcast_ref::<Trap>() {
-            Some(Trap::Interrupt) => format!("timed out after {} ms", self.meta.timeout.as_millis()),
+            Some(Trap::Interrupt) => format!("timed out after {} ms", store.data().budget.as_millis()),
             _ if format!("{e:#}").contains("forcing trap when growing memory") => {
                 format!("exceeded its memory limit of {} MiB", self.meta.max_memory_bytes / (1024 * 1024))
             }
@@ -156,7 +173,8 @@ impl LoadedPlugin {
                 }
             },
         };
-        warm.store.set_epoch_deadline(self.deadline_ticks());
+        let budget = self.budget(&warm);
+        Self::arm(&mut warm.store, budget);
         Ok(warm)
     }
 

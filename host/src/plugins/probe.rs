@@ -1,6 +1,7 @@
 //! Measuring a plugin outside a server (`cairn plugin check`): a fresh
 //! instance's start (instantiate + `init`), its first call on a sample input
-//! of its kind, and the linear memory it then holds.
+//! of its kind, the linear memory it then holds, and the cost of a call on
+//! the warm instance (what a server pays per call once it runs).
 
 use std::time::{Duration, Instant};
 
@@ -17,7 +18,12 @@ pub struct Probe {
     pub first_call: Option<Duration>,
     /// Linear memory held after that call (or after `init`), in bytes.
     pub memory_bytes: usize,
+    /// Mean of `WARM_CALLS` further calls on the same instance; None for upstream adapters.
+    pub warm_call: Option<Duration>,
 }
+
+/// Calls on the warm instance that `warm_call` is the mean of.
+pub const WARM_CALLS: u32 = 200;
 
 impl LoadedPlugin {
     /// The wall-time budget of a call and the memory cap, as configured.
@@ -38,17 +44,30 @@ impl LoadedPlugin {
             pool.push(fresh);
         }
         let started = Instant::now();
-        let called = match self.kind() {
+        let called = self.sample_call().await?;
+        let first_call = started.elapsed();
+        let memory_bytes =
+            self.warm.lock().expect("warm pool lock").last().map_or(memory_after_init, |w| w.store.data().limits.memory_bytes);
+        if !called {
+            return Ok(Probe { start, first_call: None, memory_bytes, warm_call: None });
+        }
+        let started = Instant::now();
+        for _ in 0..WARM_CALLS {
+            self.sample_call().await?;
+        }
+        let warm_call = started.elapsed() / WARM_CALLS;
+        Ok(Probe { start, first_call: Some(first_call), memory_bytes, warm_call: Some(warm_call) })
+    }
+
+    /// One call of the plugin's kind on a sample input; false when the kind has
+    /// no call that stays off the network (upstream adapters).
+    async fn sample_call(&self) -> Result<bool, Fault> {
+        match self.kind() {
             PluginKind::AuthPolicy => self.authorize(types::Action::Read, Some(&sample_package()), &sample_caller()).await.map(|_| true),
             PluginKind::BlockRule => self.check(&sample_version()).await.map(|_| true),
             PluginKind::HookFormatter => self.format(&sample_event(), &sample_context()).await.map(|_| true),
             PluginKind::UpstreamAdapter => Ok(false),
-        };
-        let first_call = started.elapsed();
-        called?;
-        let memory_bytes =
-            self.warm.lock().expect("warm pool lock").last().map_or(memory_after_init, |w| w.store.data().limits.memory_bytes);
-        Ok(Probe { start, first_call: self.kind().ne(&PluginKind::UpstreamAdapter).then_some(first_call), memory_bytes })
+        }
     }
 }
 

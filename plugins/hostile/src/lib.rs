@@ -4,6 +4,7 @@
 //! | mode        | behaviour                                                           |
 //! |-------------|---------------------------------------------------------------------|
 //! | `loop`      | spins forever                                                       |
+//! | `slow`      | spins for `spin_ms` (default 300) of wall time, then allows        |
 //! | `alloc`     | allocates and touches 1 GiB in 1 MiB steps; allows if it got there  |
 //! | `trap`      | `panic!("hostile trap")`                                            |
 //! | `garbage`   | denies with a 2 MiB reason full of control characters               |
@@ -20,7 +21,7 @@ use std::io::Read;
 
 use cairn_plugin_sdk::auth_policy::{Action, Caller, Decision, Guest, PackageRef, Policy};
 
-const MODES: &[&str] = &["loop", "alloc", "trap", "garbage", "file", "socket", "ok", "deny", "init-fail"];
+const MODES: &[&str] = &["loop", "slow", "alloc", "trap", "garbage", "file", "socket", "ok", "deny", "init-fail"];
 
 fn mode() -> Result<String, String> {
     let mode =
@@ -57,6 +58,14 @@ impl Policy for Hostile {
                 loop {
                     n = black_box(n.wrapping_add(1));
                 }
+            }
+            "slow" => {
+                let spin = std::time::Duration::from_millis(cairn_plugin_sdk::config_get::<u64>("spin_ms").ok().flatten().unwrap_or(300));
+                let started = std::time::Instant::now();
+                while started.elapsed() < spin {
+                    black_box(started);
+                }
+                Decision::Allow
             }
             "alloc" => {
                 const MIB: usize = 1 << 20;
