@@ -7,6 +7,9 @@
 
 // Long functions hide what they do; clippy.toml sets the limit (100 lines).
 #![warn(clippy::too_many_lines)]
+// Proving a request's future `Send` walks through every boxed handler down to
+// wasmtime's types, deeper than the default limit of 128.
+#![recursion_limit = "256"]
 
 pub mod blob;
 pub mod cli;
