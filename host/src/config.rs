@@ -289,7 +289,8 @@ pub struct PluginConfig {
     pub path: PathBuf,
     /// Wall-time budget per call. Default 50 ms (30 s for upstream adapters, which wait on the network).
     pub timeout_ms: Option<u64>,
-    /// Memory cap. Default 64 MiB.
+    /// Memory cap. Default 128 MiB: room for a JavaScript or Python engine
+    /// (9-13 MiB per instance) and the data it parses.
     pub max_memory_mb: Option<u64>,
     /// What a trap, timeout, memory exhaustion or malformed result means. Default `deny`.
     pub on_error: Option<OnError>,
@@ -306,7 +307,7 @@ impl PluginConfig {
         self.timeout_ms.unwrap_or(if self.kind == PluginKind::UpstreamAdapter { 30_000 } else { 50 })
     }
     pub fn max_memory_mb(&self) -> u64 {
-        self.max_memory_mb.unwrap_or(64)
+        self.max_memory_mb.unwrap_or(128)
     }
     pub fn on_error(&self) -> OnError {
         self.on_error.unwrap_or(OnError::Deny)
