@@ -177,11 +177,7 @@ async fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
     let (timeout, max_memory) = plugin.limits();
     println!("start:       {} (instantiate + init)", ms(probe.start));
     if let Some(first) = probe.first_call {
-        println!(
-            "first call:  {} (a new instance's first call gets {} ms)",
-            ms(first),
-            timeout.max(crate::plugins::SETUP_BUDGET).as_millis()
-        );
+        println!("first call:  {} (a new instance's first call gets {} ms)", ms(first), crate::plugins::setup_budget(timeout).as_millis());
     }
     if let Some(warm) = probe.warm_call {
         println!(
@@ -199,14 +195,13 @@ async fn check(file: &Path, config: Option<&Path>) -> anyhow::Result<()> {
 }
 
 /// Limits that leave less than half again what a fresh instance used. Its
-/// start and first call each get `timeout_ms` but at least `SETUP_BUDGET`;
+/// start and first call each get `plugins::setup_budget` (at least 1 s);
 /// later calls get `timeout_ms`.
 fn tight_limits(probe: &crate::plugins::Probe, timeout: Duration, max_memory: usize) -> Vec<String> {
     let mut out = Vec::new();
-    let setup = timeout.max(crate::plugins::SETUP_BUDGET);
+    let setup = crate::plugins::setup_budget(timeout);
     let tight = |took: Duration, budget: Duration| took.as_secs_f64() * 1.5 > budget.as_secs_f64();
-    if probe.warm_call.is_some_and(|warm| tight(warm, timeout)) {
-        let warm = probe.warm_call.unwrap_or_default();
+    if let Some(warm) = probe.warm_call.filter(|warm| tight(*warm, timeout)) {
         out.push(format!(
             "a warm call took {} of its {} ms timeout: raise timeout_ms (to at least {})",
             ms(warm),

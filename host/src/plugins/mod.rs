@@ -40,7 +40,7 @@ pub use bindings::WIT_VERSION;
 pub use inspect::{inspect, Inspection};
 pub use load::PluginRuntime;
 pub use plugin::{Fault, LoadedPlugin, PluginSet};
-pub use pool::SETUP_BUDGET;
+pub use pool::setup_budget;
 pub use probe::{Probe, WARM_CALLS};
 pub use stats::PluginSummary;
 

@@ -20,7 +20,12 @@ const MAX_WARM: usize = 16;
 /// The least a new instance's setup (instantiate + `init`) and its first call
 /// each get, whatever `timeout_ms` says: a plugin that embeds a language
 /// engine (JavaScript, Python) pays for warming it up there, once per instance.
-pub const SETUP_BUDGET: Duration = Duration::from_secs(1);
+const SETUP_BUDGET: Duration = Duration::from_secs(1);
+
+/// The wall time a new instance's setup, and its first call, get under `timeout`.
+pub fn setup_budget(timeout: Duration) -> Duration {
+    timeout.max(SETUP_BUDGET)
+}
 /// An instance is retired after this many calls, bounding leaks inside guests.
 const MAX_USES: u64 = 10_000;
 const STDERR_CAPACITY: usize = 64 * 1024;
@@ -86,7 +91,7 @@ impl LoadedPlugin {
     /// when it is the instance's first call.
     pub(super) fn budget(&self, warm: &Warm) -> Duration {
         if warm.uses == 0 {
-            self.meta.timeout.max(SETUP_BUDGET)
+            setup_budget(self.meta.timeout)
         } else {
             self.meta.timeout
         }
@@ -102,7 +107,7 @@ impl LoadedPlugin {
     /// [`SETUP_BUDGET`]: it is a one-time cost per instance, not the plugin's decision.
     pub(super) async fn instantiate(&self) -> Result<Warm, Fault> {
         let mut store = self.new_store();
-        Self::arm(&mut store, self.meta.timeout.max(SETUP_BUDGET));
+        Self::arm(&mut store, setup_budget(self.meta.timeout));
         let result: wasmtime::Result<(Bound, Result<(), String>)> = async {
             Ok(match &self.pre {
                 Pre::Auth(p) => {
