@@ -157,6 +157,19 @@ async fn slow_clients_are_timed_out() {
     let n = conn.read(&mut buf).unwrap_or(0);
     let _ = n;
     assert!(started.elapsed() < Duration::from_secs(8), "header timeout did not fire");
+    // A kept-alive connection gets the same time for its next request head,
+    // counted from the end of the previous answer; answers keep it open.
+    let mut conn = TcpStream::connect(s.addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    for _ in 0..3 {
+        write!(conn, "GET /-/ping HTTP/1.1\r\nHost: x\r\n\r\n").unwrap();
+        assert!(read_response(&mut conn).starts_with("HTTP/1.1 200"));
+        std::thread::sleep(Duration::from_millis(600));
+    }
+    let idle_from = Instant::now();
+    let n = conn.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the idle connection is closed, not answered");
+    assert!(idle_from.elapsed() < Duration::from_secs(8), "idle keep-alive connection was not closed");
     // A body that stalls: 408 with the error body.
     let mut conn = TcpStream::connect(s.addr).unwrap();
     conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();

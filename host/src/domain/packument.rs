@@ -27,7 +27,8 @@ use super::Result;
 pub struct Doc {
     pub body: Bytes,
     pub gzip: Bytes,
-    pub etag: String,
+    /// The entity tag, as sent (`W/"…"`): shared bytes, so an answer copies nothing.
+    pub etag: Bytes,
 }
 
 pub struct Cached {
@@ -47,13 +48,26 @@ pub struct Cached {
     weight: usize,
 }
 
-/// A stored tarball, as a read needs it.
+/// A stored tarball, as a read needs it (shared, so a read copies nothing).
 #[derive(Debug, Clone)]
 pub struct TarballRef {
-    pub version: String,
+    pub version: Arc<str>,
     pub key: String,
-    pub integrity: String,
+    /// The integrity in double quotes: the tarball's entity tag as sent.
+    pub etag: Bytes,
     pub size: u64,
+}
+
+impl TarballRef {
+    /// The integrity string (the entity tag without its quotes).
+    pub fn integrity(&self) -> &str {
+        std::str::from_utf8(&self.etag).unwrap_or_default().trim_matches('"')
+    }
+}
+
+/// `integrity` as an entity tag: in double quotes.
+pub fn quoted(integrity: &str) -> Bytes {
+    Bytes::from(format!("\"{integrity}\""))
 }
 
 /// A process-local clock for cache ages.
@@ -277,7 +291,7 @@ fn doc(value: &Value) -> Doc {
     let mut gz = flate2::write::GzEncoder::new(Vec::with_capacity(body.len() / 4), flate2::Compression::default());
     gz.write_all(&body).expect("writing to memory");
     let gzip = gz.finish().expect("writing to memory");
-    let etag = format!("W/\"{}\"", &crate::util::sha512_hex(&body)[..40]);
+    let etag = Bytes::from(format!("W/\"{}\"", &crate::util::sha512_hex(&body)[..40]));
     Doc { body: Bytes::from(body), gzip: Bytes::from(gzip), etag }
 }
 
@@ -374,7 +388,7 @@ impl Cached {
         let tarballs = self
             .tarballs
             .iter()
-            .map(|(file, t)| file.len() + t.version.len() + t.key.len() + t.integrity.len() + std::mem::size_of::<TarballRef>() + 32)
+            .map(|(file, t)| file.len() + t.version.len() + t.key.len() + t.etag.len() + std::mem::size_of::<TarballRef>() + 32)
             .sum::<usize>();
         self.weight = std::mem::size_of::<Cached>() + self.name.len() + self.rev.len() + docs + value_bytes(&self.value) + tarballs;
         self
@@ -397,7 +411,7 @@ fn value_bytes(value: &Value) -> usize {
 fn tarball_refs(record: &PackageRecord) -> HashMap<String, TarballRef> {
     let by_file = |v: &crate::store::VersionRecord| {
         let size = u64::try_from(v.size).unwrap_or(0);
-        let t = TarballRef { version: v.version.clone(), key: v.tarball_key.clone(), integrity: v.integrity.clone(), size };
+        let t = TarballRef { version: v.version.as_str().into(), key: v.tarball_key.clone(), etag: quoted(&v.integrity), size };
         (v.tarball_file.clone(), t)
     };
     record.versions.iter().map(by_file).collect()

@@ -132,10 +132,10 @@ pub async fn version(app: &App, reader: Reader<'_>, name: &str, spec: &str) -> R
     Ok(entry.value["versions"][&version].clone())
 }
 
-/// A tarball to send: its version, integrity and bytes.
+/// A tarball to send: its version, entity tag (its integrity, quoted) and bytes.
 pub struct TarballRead {
-    pub version: String,
-    pub integrity: String,
+    pub version: Arc<str>,
+    pub etag: bytes::Bytes,
     pub blob: Blob,
 }
 
@@ -157,7 +157,7 @@ pub async fn tarball(app: &App, reader: Reader<'_>, name: &str, file: &str) -> R
             refuse_blocked(entry.blocked.as_ref())?;
             if let Some(t) = entry.tarballs.get(file) {
                 if let Some(blob) = app.hot_tarballs.get(app.blobs.as_ref(), &t.key, t.size).await? {
-                    return Ok(TarballRead { version: t.version.clone(), integrity: t.integrity.clone(), blob });
+                    return Ok(TarballRead { version: t.version.clone(), etag: t.etag.clone(), blob });
                 }
             }
             // Not in the cached document, or its blob is gone: the document may
@@ -171,7 +171,7 @@ pub async fn tarball(app: &App, reader: Reader<'_>, name: &str, file: &str) -> R
                 return Err(missing());
             }
             let t = Box::pin(proxy::tarball(app, name, file)).await?.ok_or_else(missing)?;
-            Ok(TarballRead { version: t.version, integrity: t.integrity, blob: t.blob })
+            Ok(TarballRead { version: t.version.into(), etag: packument::quoted(&t.integrity), blob: t.blob })
         }
     }
 }
@@ -186,7 +186,7 @@ async fn stored_tarball(app: &App, name: &str, file: &str) -> Result<Option<Tarb
         tracing::error!(package = name, file, key = version.tarball_key, "tarball row without its blob");
         return Ok(None);
     };
-    Ok(Some(TarballRead { version: version.version, integrity: version.integrity, blob }))
+    Ok(Some(TarballRead { version: version.version.into(), etag: packument::quoted(&version.integrity), blob }))
 }
 
 /// The dist-tags of `name` (of the proxied packument in proxy mode, when it is not here).

@@ -115,7 +115,7 @@ async fn file(req: &Req, e: &BinaryEntry) -> ApiResult {
     let headers = FileHeaders {
         content_type: "application/octet-stream",
         cache_control: "public, max-age=0, must-revalidate",
-        etag,
+        etag: bytes::Bytes::from(quoted.clone()),
         last_modified: Some(e.updated_at),
     };
     if req.header(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == quoted || t.trim() == "*")) {

@@ -58,7 +58,7 @@ fn accepts_gzip(req: &Req) -> bool {
 }
 
 fn serve_doc(req: &Req, doc: &Doc, content_type: &'static str) -> Response {
-    let not_modified = req.header(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == doc.etag));
+    let not_modified = req.header(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim().as_bytes() == doc.etag));
     let gzip = accepts_gzip(req);
     let mut resp = if not_modified {
         let mut r = http::Response::new(super::full(bytes::Bytes::new()));
@@ -73,7 +73,7 @@ fn serve_doc(req: &Req, doc: &Doc, content_type: &'static str) -> Response {
     };
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
-    if let Ok(v) = HeaderValue::from_str(&doc.etag) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(doc.etag.clone()) {
         h.insert(header::ETAG, v);
     }
     // Metadata changes with every publish: clients may keep it but must revalidate (cheap with the ETag).
@@ -110,18 +110,18 @@ pub async fn version(req: Req, name: &str, spec: &str) -> ApiResult {
 pub async fn tarball(req: Req, name: &str, file: &str) -> ApiResult {
     // In its own allocation, as for `packument` above.
     let t = Box::pin(reads::tarball(&req.app, reader(&req), name, file)).await?;
-    tarball_response(&req, name, &t.version, &t.integrity, t.blob)
+    tarball_response(&req, name, &t.version, t.etag, t.blob)
 }
 
 /// The response for a tarball read: streamed, counted as a download unless HEAD.
-fn tarball_response(req: &Req, name: &str, version: &str, integrity: &str, blob: Blob) -> ApiResult {
+fn tarball_response(req: &Req, name: &str, version: &str, etag: bytes::Bytes, blob: Blob) -> ApiResult {
     if req.method != Method::HEAD {
         req.app.downloads.count(name, version);
     }
     let headers = FileHeaders {
         content_type: "application/octet-stream",
         cache_control: "public, max-age=31536000, immutable",
-        etag: integrity,
+        etag,
         last_modified: None,
     };
     Ok(blob_response(&req.method, blob, &headers))

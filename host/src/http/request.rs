@@ -46,35 +46,40 @@ pub(super) enum BodyState {
 }
 
 /// The request body, shared by the handler (which may read it) and `handle`.
+/// A request without a body (most reads) shares nothing: `None`, always `Read`.
 #[derive(Clone)]
-pub(super) struct BodySlot(Arc<std::sync::Mutex<BodyState>>);
+pub(super) struct BodySlot(Option<Arc<std::sync::Mutex<BodyState>>>);
 
 impl BodySlot {
     pub(super) fn new(body: Incoming) -> Self {
-        BodySlot(Arc::new(std::sync::Mutex::new(BodyState::Unread(body))))
+        BodySlot((!body.is_end_stream()).then(|| Arc::new(std::sync::Mutex::new(BodyState::Unread(body)))))
     }
 
     /// The unread body; the slot says `Abandoned` until `set` says otherwise.
     pub(super) fn take(&self) -> Option<Incoming> {
-        let state = std::mem::replace(&mut *self.0.lock().expect("body lock"), BodyState::Abandoned);
+        let slot = self.0.as_ref()?;
+        let state = std::mem::replace(&mut *slot.lock().expect("body lock"), BodyState::Abandoned);
         match state {
             BodyState::Unread(body) => Some(body),
             other => {
-                *self.0.lock().expect("body lock") = other;
+                *slot.lock().expect("body lock") = other;
                 None
             }
         }
     }
 
     pub(super) fn set(&self, state: BodyState) {
-        *self.0.lock().expect("body lock") = state;
+        if let Some(slot) = &self.0 {
+            *slot.lock().expect("body lock") = state;
+        }
     }
 
     /// After the handler: drains what it left unread (as much as an oversized
     /// body would be), and says whether the connection can be kept.
     pub(super) async fn finish(&self, limit: u64, expects_continue: bool) -> bool {
+        let Some(slot) = &self.0 else { return true };
         let Some(mut body) = self.take() else {
-            return matches!(*self.0.lock().expect("body lock"), BodyState::Read);
+            return matches!(*slot.lock().expect("body lock"), BodyState::Read);
         };
         // A client waiting for `100 Continue` has not sent the body: closing is cheaper.
         let done = body.is_end_stream() || (!expects_continue && drain(&mut body, limit).await);
@@ -182,12 +187,11 @@ pub(super) fn too_large(limit: u64) -> ApiError {
     )
 }
 
-/// One path segment, percent-decoded: 400 when it is not UTF-8 or holds control characters.
-pub(super) fn decode_segment(raw: &str) -> Result<String, ApiError> {
-    let decoded = percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .map(|s| s.into_owned())
-        .map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))?;
+/// One path segment, percent-decoded (borrowed when there was nothing to
+/// decode): 400 when it is not UTF-8 or holds control characters.
+pub(super) fn decode_segment(raw: &str) -> Result<std::borrow::Cow<'_, str>, ApiError> {
+    let decoded =
+        percent_encoding::percent_decode_str(raw).decode_utf8().map_err(|_| ApiError::bad_request("the path is not valid UTF-8"))?;
     if decoded.chars().any(char::is_control) {
         return Err(ApiError::bad_request("the path contains control characters"));
     }

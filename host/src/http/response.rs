@@ -33,11 +33,11 @@ pub fn ok_json(value: serde_json::Value) -> ApiResult {
 }
 
 /// The headers of a stored file (tarball, mirrored binary).
-pub struct FileHeaders<'a> {
+pub struct FileHeaders {
     pub content_type: &'static str,
     pub cache_control: &'static str,
-    /// Sent quoted.
-    pub etag: &'a str,
+    /// The entity tag as sent (in double quotes).
+    pub etag: Bytes,
     /// Milliseconds since the epoch.
     pub last_modified: Option<i64>,
 }
@@ -53,7 +53,7 @@ pub fn blob_response(method: &Method, blob: Blob, h: &FileHeaders) -> Response {
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(blob.size));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(h.cache_control));
     headers.insert(header::ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
-    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", h.etag)) {
+    if let Ok(v) = HeaderValue::from_maybe_shared(h.etag.clone()) {
         headers.insert(header::ETAG, v);
     }
     if let Some(v) = h.last_modified.and_then(chrono::DateTime::from_timestamp_millis) {

@@ -9,7 +9,10 @@
 //! a readonly token may still log itself out), so the one file that says what
 //! reaches a handler is this one. `request` stays a toolkit without policy.
 
+use std::borrow::Cow;
+use std::future::Future;
 use std::net::IpAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use http::{header, HeaderValue, Method};
@@ -69,8 +72,17 @@ async fn prepare_and_route(app: Arc<App>, parts: http::request::Parts, body: Bod
         }
     }
     let path = parts.uri.path();
-    let segments = path.split('/').skip(1).filter(|s| !s.is_empty()).map(decode_segment).collect::<Result<Vec<_>, _>>()?;
-    let seg_refs: Vec<&str> = segments.iter().map(String::as_str).collect();
+    let decoded: Vec<Cow<str>>;
+    let seg_refs: Vec<&str> = if path.contains('%') {
+        decoded = path.split('/').filter(|s| !s.is_empty()).map(decode_segment).collect::<Result<_, _>>()?;
+        decoded.iter().map(AsRef::as_ref).collect()
+    } else {
+        // Nothing to decode (most requests): the segments are slices of the path.
+        if path.bytes().any(|b| b.is_ascii_control()) {
+            return Err(ApiError::bad_request("the path contains control characters"));
+        }
+        path.split('/').filter(|s| !s.is_empty()).collect()
+    };
     let identity = if skips_token_auth(&parts.method, &seg_refs) {
         None
     } else {
@@ -95,130 +107,137 @@ async fn prepare_and_route(app: Arc<App>, parts: http::request::Parts, body: Bod
 
 /// Splits a package name off the front of `segs`: `@s%2fn` (one segment),
 /// `@s/n` (two) or `n`. Returns the name and the segments after it.
-fn split_name<'a>(segs: &'a [&'a str]) -> Option<(String, &'a [&'a str])> {
+fn split_name<'a>(segs: &'a [&'a str]) -> Option<(Cow<'a, str>, &'a [&'a str])> {
     let first = *segs.first()?;
-    if first.contains('/') {
-        Some((first.to_string(), &segs[1..]))
-    } else if first.starts_with('@') && segs.len() >= 2 {
-        Some((format!("{first}/{}", segs[1]), &segs[2..]))
+    if !first.contains('/') && first.starts_with('@') && segs.len() >= 2 {
+        Some((Cow::Owned(format!("{first}/{}", segs[1])), &segs[2..]))
     } else {
-        Some((first.to_string(), &segs[1..]))
+        Some((Cow::Borrowed(first), &segs[1..]))
     }
 }
 
-/// The URL tree, over the decoded path segments. Each handler runs in its own
-/// allocation (`Box::pin`): the request's future is moved several times per
-/// request, and unboxed it would be as large as the largest handler's (a
-/// publish's), which cost every tarball read about 3 µs of copying.
-async fn route(req: Req, segs: &[&str]) -> ApiResult {
+/// A handler's answer to come, in its own allocation.
+type Handler<'a> = Pin<Box<dyn Future<Output = ApiResult> + Send + 'a>>;
+
+/// The URL tree, over the decoded path segments: the handler a request goes
+/// to. Each handler's future is boxed and `route` itself awaits nothing: the
+/// request's future is moved several times per request, and if it held the
+/// handlers inline it would be as large as the largest one's (a publish's),
+/// which cost every tarball read about 3 µs of copying.
+fn route<'a>(req: Req, segs: &'a [&'a str]) -> Handler<'a> {
     let m = req.method.clone();
-    let no_route = || Err(ApiError::not_found(format!("no route for {} /{}", m, segs.join("/"))));
+    let no_route = {
+        let m = m.clone();
+        move || -> Handler<'a> { Box::pin(std::future::ready(Err(ApiError::not_found(format!("no route for {m} /{}", segs.join("/")))))) }
+    };
     match (&m, segs) {
-        (&Method::GET | &Method::HEAD, []) if web::wants_html(&req) => Box::pin(web::route(req, &[])).await,
-        (&Method::GET | &Method::HEAD, []) => Box::pin(meta::root(req)).await,
-        (_, ["-", "web", rest @ ..]) => Box::pin(web::route(req, rest)).await,
-        (&Method::POST, ["-", "v1", "login"]) => Box::pin(web::login::start(req)).await,
-        (&Method::GET, ["-", "v1", "done", id]) => Box::pin(web::login::done(req, id)).await,
-        (&Method::GET | &Method::HEAD, ["-", "ping"]) => Box::pin(meta::ping(req)).await,
-        (&Method::GET | &Method::HEAD, ["-", "health"]) => Box::pin(health::health(req)).await,
-        (&Method::GET | &Method::HEAD, ["-", "ready"]) => Box::pin(health::ready(req)).await,
-        (&Method::GET, ["-", "whoami"]) => Box::pin(meta::whoami(req)).await,
+        (&Method::GET | &Method::HEAD, []) if web::wants_html(&req) => Box::pin(web::route(req, &[])),
+        (&Method::GET | &Method::HEAD, []) => Box::pin(meta::root(req)),
+        (_, ["-", "web", rest @ ..]) => Box::pin(web::route(req, rest)),
+        (&Method::POST, ["-", "v1", "login"]) => Box::pin(web::login::start(req)),
+        (&Method::GET, ["-", "v1", "done", id]) => Box::pin(web::login::done(req, id)),
+        (&Method::GET | &Method::HEAD, ["-", "ping"]) => Box::pin(meta::ping(req)),
+        (&Method::GET | &Method::HEAD, ["-", "health"]) => Box::pin(health::health(req)),
+        (&Method::GET | &Method::HEAD, ["-", "ready"]) => Box::pin(health::ready(req)),
+        (&Method::GET, ["-", "whoami"]) => Box::pin(meta::whoami(req)),
 
-        (&Method::PUT, ["-", "user", couch]) => Box::pin(users::login(req, couch)).await,
-        (&Method::GET, ["-", "user", couch]) => Box::pin(users::show(req, couch)).await,
-        (&Method::DELETE, ["-", "user", "token", token]) => Box::pin(users::logout(req, token)).await,
+        (&Method::PUT, ["-", "user", couch]) => Box::pin(users::login(req, couch)),
+        (&Method::GET, ["-", "user", couch]) => Box::pin(users::show(req, couch)),
+        (&Method::DELETE, ["-", "user", "token", token]) => Box::pin(users::logout(req, token)),
 
-        (&Method::GET, ["-", "npm", "v1", "tokens"]) => Box::pin(tokens::list(req)).await,
-        (&Method::POST, ["-", "npm", "v1", "tokens"]) => Box::pin(tokens::create(req)).await,
-        (&Method::DELETE, ["-", "npm", "v1", "tokens", "token", key]) => Box::pin(tokens::delete(req, key)).await,
+        (&Method::GET, ["-", "npm", "v1", "tokens"]) => Box::pin(tokens::list(req)),
+        (&Method::POST, ["-", "npm", "v1", "tokens"]) => Box::pin(tokens::create(req)),
+        (&Method::DELETE, ["-", "npm", "v1", "tokens", "token", key]) => Box::pin(tokens::delete(req, key)),
 
-        (&Method::GET, ["-", "npm", "v1", "hooks"]) => Box::pin(hooks::list(req)).await,
-        (&Method::POST, ["-", "npm", "v1", "hooks", "hook"]) => Box::pin(hooks::create(req)).await,
-        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id]) => Box::pin(hooks::show(req, id)).await,
-        (&Method::PUT, ["-", "npm", "v1", "hooks", "hook", id]) => Box::pin(hooks::update(req, id)).await,
-        (&Method::DELETE, ["-", "npm", "v1", "hooks", "hook", id]) => Box::pin(hooks::delete(req, id)).await,
-        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id, "deliveries"]) => Box::pin(hooks::deliveries(req, id)).await,
+        (&Method::GET, ["-", "npm", "v1", "hooks"]) => Box::pin(hooks::list(req)),
+        (&Method::POST, ["-", "npm", "v1", "hooks", "hook"]) => Box::pin(hooks::create(req)),
+        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id]) => Box::pin(hooks::show(req, id)),
+        (&Method::PUT, ["-", "npm", "v1", "hooks", "hook", id]) => Box::pin(hooks::update(req, id)),
+        (&Method::DELETE, ["-", "npm", "v1", "hooks", "hook", id]) => Box::pin(hooks::delete(req, id)),
+        (&Method::GET, ["-", "npm", "v1", "hooks", "hook", id, "deliveries"]) => Box::pin(hooks::deliveries(req, id)),
 
-        (&Method::GET, ["-", "admin", "plugins"]) => Box::pin(admin::plugins(req)).await,
-        (&Method::POST, ["-", "admin", "plugins", "reload"]) => Box::pin(admin::reload(req)).await,
-        (&Method::POST, ["-", "admin", "plugins", name, "test"]) => Box::pin(admin::test(req, name)).await,
+        (&Method::GET, ["-", "admin", "plugins"]) => Box::pin(admin::plugins(req)),
+        (&Method::POST, ["-", "admin", "plugins", "reload"]) => Box::pin(admin::reload(req)),
+        (&Method::POST, ["-", "admin", "plugins", name, "test"]) => Box::pin(admin::test(req, name)),
 
-        (&Method::GET, ["-", "registry"]) => Box::pin(registries::list(req)).await,
-        (&Method::POST, ["-", "registry"]) => Box::pin(registries::create(req)).await,
-        (&Method::GET, ["-", "registry", id]) => Box::pin(registries::show(req, id)).await,
-        (&Method::PATCH, ["-", "registry", id]) => Box::pin(registries::update(req, id)).await,
-        (&Method::DELETE, ["-", "registry", id]) => Box::pin(registries::delete(req, id)).await,
-        (&Method::GET, ["-", "registry", id, "scopes"]) => Box::pin(registries::scopes(req, id)).await,
-        (&Method::POST, ["-", "scope"]) => Box::pin(registries::create_scope(req)).await,
-        (&Method::DELETE, ["-", "scope", id]) => Box::pin(registries::delete_scope(req, id)).await,
+        (&Method::GET, ["-", "registry"]) => Box::pin(registries::list(req)),
+        (&Method::POST, ["-", "registry"]) => Box::pin(registries::create(req)),
+        (&Method::GET, ["-", "registry", id]) => Box::pin(registries::show(req, id)),
+        (&Method::PATCH, ["-", "registry", id]) => Box::pin(registries::update(req, id)),
+        (&Method::DELETE, ["-", "registry", id]) => Box::pin(registries::delete(req, id)),
+        (&Method::GET, ["-", "registry", id, "scopes"]) => Box::pin(registries::scopes(req, id)),
+        (&Method::POST, ["-", "scope"]) => Box::pin(registries::create_scope(req)),
+        (&Method::DELETE, ["-", "scope", id]) => Box::pin(registries::delete_scope(req, id)),
 
-        (&Method::POST, ["-", "npm", "v1", "security", "advisories", "bulk"]) => Box::pin(sync::advisories(req)).await,
-        (_, ["-", "npm", "v1", "security", "audits", ..]) => Box::pin(sync::audit_gone(req)).await,
-        (&Method::GET, ["_changes"]) => Box::pin(sync::changes(req)).await,
+        (&Method::POST, ["-", "npm", "v1", "security", "advisories", "bulk"]) => Box::pin(sync::advisories(req)),
+        (_, ["-", "npm", "v1", "security", "audits", ..]) => Box::pin(sync::audit_gone(req)),
+        (&Method::GET, ["_changes"]) => Box::pin(sync::changes(req)),
 
-        (&Method::GET, ["-", "v1", "search"]) => Box::pin(search::search(req)).await,
-        (&Method::GET, ["-", "_view", "starredByUser"]) => Box::pin(search::starred_by_user(req)).await,
+        (&Method::GET, ["-", "v1", "search"]) => Box::pin(search::search(req)),
+        (&Method::GET, ["-", "_view", "starredByUser"]) => Box::pin(search::starred_by_user(req)),
 
-        (&Method::GET | &Method::HEAD, ["-", "binary"]) => Box::pin(binaries::list(req)).await,
-        (&Method::POST, ["-", "binary", name, "sync"]) => Box::pin(binaries::create_sync(req, name)).await,
-        (&Method::GET, ["-", "binary", name, "syncs", id]) => Box::pin(binaries::show_sync(req, name, id)).await,
-        (&Method::GET, ["-", "binary", name, "syncs", id, "log"]) => Box::pin(binaries::sync_log(req, name, id)).await,
-        (&Method::GET | &Method::HEAD, ["-", "binary", name, rest @ ..]) => Box::pin(binaries::browse(req, name, rest)).await,
+        (&Method::GET | &Method::HEAD, ["-", "binary"]) => Box::pin(binaries::list(req)),
+        (&Method::POST, ["-", "binary", name, "sync"]) => Box::pin(binaries::create_sync(req, name)),
+        (&Method::GET, ["-", "binary", name, "syncs", id]) => Box::pin(binaries::show_sync(req, name, id)),
+        (&Method::GET, ["-", "binary", name, "syncs", id, "log"]) => Box::pin(binaries::sync_log(req, name, id)),
+        (&Method::GET | &Method::HEAD, ["-", "binary", name, rest @ ..]) => Box::pin(binaries::browse(req, name, rest)),
 
         (_, ["-", "package", rest @ ..]) => {
             let Some((name, tail)) = split_name(rest) else { return no_route() };
-            route_package_admin(req, &m, &name, tail).await.unwrap_or_else(no_route)
+            route_package_admin(req, &m, name, tail).unwrap_or_else(no_route)
         }
         (_, ["-", ..]) => no_route(),
 
         (&Method::GET, ["downloads", "point", period, rest @ ..]) if !rest.is_empty() => {
             let Some((name, [])) = split_name(rest) else { return no_route() };
-            Box::pin(downloads::point(req, period, &name)).await
+            Box::pin(async move { downloads::point(req, period, &name).await })
         }
         (&Method::GET, ["downloads", "range", period, rest @ ..]) if !rest.is_empty() => {
             let Some((name, [])) = split_name(rest) else { return no_route() };
-            Box::pin(downloads::range(req, period, &name)).await
+            Box::pin(async move { downloads::range(req, period, &name).await })
         }
 
         _ => {
             let Some((name, tail)) = split_name(segs) else { return no_route() };
-            route_package(req, &m, &name, tail).await.unwrap_or_else(no_route)
+            route_package(req, &m, name, tail).unwrap_or_else(no_route)
         }
     }
 }
 
 /// `/-/package/:name/...`: dist-tags, blocks, collaborators, sync tasks.
 /// `None` when no route matches (the request is handed back untouched).
-async fn route_package_admin(req: Req, m: &Method, name: &str, tail: &[&str]) -> Option<ApiResult> {
+fn route_package_admin<'a>(req: Req, m: &Method, name: Cow<'a, str>, tail: &'a [&'a str]) -> Option<Handler<'a>> {
     Some(match (m, tail) {
-        (&Method::GET, ["dist-tags"]) => Box::pin(package_admin::dist_tags(req, name)).await,
-        (&Method::PUT | &Method::POST, ["dist-tags", tag]) => Box::pin(package_admin::put_dist_tag(req, name, tag)).await,
-        (&Method::DELETE, ["dist-tags", tag]) => Box::pin(package_admin::delete_dist_tag(req, name, tag)).await,
-        (&Method::GET, ["blocks"]) => Box::pin(package_admin::get_block(req, name)).await,
-        (&Method::PUT, ["blocks"]) => Box::pin(package_admin::put_block(req, name)).await,
-        (&Method::DELETE, ["blocks"]) => Box::pin(package_admin::delete_block(req, name)).await,
-        (&Method::GET, ["collaborators"]) => Box::pin(package_admin::collaborators(req, name)).await,
-        (&Method::PUT, ["syncs"]) => Box::pin(sync::create(req, name)).await,
-        (&Method::GET, ["syncs", id]) => Box::pin(sync::show(req, name, id)).await,
-        (&Method::GET, ["syncs", id, "log"]) => Box::pin(sync::log(req, name, id)).await,
+        (&Method::GET, ["dist-tags"]) => Box::pin(async move { package_admin::dist_tags(req, &name).await }),
+        (&Method::PUT | &Method::POST, ["dist-tags", tag]) => Box::pin(async move { package_admin::put_dist_tag(req, &name, tag).await }),
+        (&Method::DELETE, ["dist-tags", tag]) => Box::pin(async move { package_admin::delete_dist_tag(req, &name, tag).await }),
+        (&Method::GET, ["blocks"]) => Box::pin(async move { package_admin::get_block(req, &name).await }),
+        (&Method::PUT, ["blocks"]) => Box::pin(async move { package_admin::put_block(req, &name).await }),
+        (&Method::DELETE, ["blocks"]) => Box::pin(async move { package_admin::delete_block(req, &name).await }),
+        (&Method::GET, ["collaborators"]) => Box::pin(async move { package_admin::collaborators(req, &name).await }),
+        (&Method::PUT, ["syncs"]) => Box::pin(async move { sync::create(req, &name).await }),
+        (&Method::GET, ["syncs", id]) => Box::pin(async move { sync::show(req, &name, id).await }),
+        (&Method::GET, ["syncs", id, "log"]) => Box::pin(async move { sync::log(req, &name, id).await }),
         _ => return None,
     })
 }
 
 /// `/:name/...`: packuments, versions, tarballs, publishes and npm's write flows.
-async fn route_package(req: Req, m: &Method, name: &str, tail: &[&str]) -> Option<ApiResult> {
+fn route_package<'a>(req: Req, m: &Method, name: Cow<'a, str>, tail: &'a [&'a str]) -> Option<Handler<'a>> {
     Some(match (m, tail) {
-        (&Method::GET | &Method::HEAD, []) => Box::pin(packages::packument(req, name)).await,
-        (&Method::PUT, []) => Box::pin(packages::put(req, name)).await,
-        (&Method::GET | &Method::HEAD, ["-", file]) => Box::pin(packages::tarball(req, name, file)).await,
+        (&Method::GET | &Method::HEAD, []) => Box::pin(async move { packages::packument(req, &name).await }),
+        (&Method::PUT, []) => Box::pin(async move { packages::put(req, &name).await }),
+        (&Method::GET | &Method::HEAD, ["-", file]) => Box::pin(async move { packages::tarball(req, &name, file).await }),
         // The Verdaccio-style alias `/@s/n/-/@s/n-1.0.0.tgz`.
-        (&Method::GET | &Method::HEAD, ["-", _scope, file]) if name.starts_with('@') => Box::pin(packages::tarball(req, name, file)).await,
-        (&Method::PUT, ["sync"]) => Box::pin(sync::create_legacy(req, name)).await,
-        (&Method::GET, ["sync", "log", id]) => Box::pin(sync::log_legacy(req, name, id)).await,
-        (&Method::GET | &Method::HEAD, [spec]) => Box::pin(packages::version(req, name, spec)).await,
-        (&Method::PUT, ["-rev", rev]) => Box::pin(packages::put_rev(req, name, rev)).await,
-        (&Method::DELETE, ["-rev", rev]) => Box::pin(packages::delete_rev(req, name, rev)).await,
-        (&Method::DELETE, ["-", file, "-rev", rev]) => Box::pin(packages::delete_tarball(req, name, file, rev)).await,
+        (&Method::GET | &Method::HEAD, ["-", _scope, file]) if name.starts_with('@') => {
+            Box::pin(async move { packages::tarball(req, &name, file).await })
+        }
+        (&Method::PUT, ["sync"]) => Box::pin(async move { sync::create_legacy(req, &name).await }),
+        (&Method::GET, ["sync", "log", id]) => Box::pin(async move { sync::log_legacy(req, &name, id).await }),
+        (&Method::GET | &Method::HEAD, [spec]) => Box::pin(async move { packages::version(req, &name, spec).await }),
+        (&Method::PUT, ["-rev", rev]) => Box::pin(async move { packages::put_rev(req, &name, rev).await }),
+        (&Method::DELETE, ["-rev", rev]) => Box::pin(async move { packages::delete_rev(req, &name, rev).await }),
+        (&Method::DELETE, ["-", file, "-rev", rev]) => Box::pin(async move { packages::delete_tarball(req, &name, file, rev).await }),
         _ => return None,
     })
 }

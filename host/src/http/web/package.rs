@@ -65,7 +65,7 @@ pub async fn page(req: &Req, ctx: &Ctx, name: &str) -> Result<Response, ApiError
     };
     let readme_html = readme::render(readme_text.as_deref().unwrap_or(""), manifest);
     let file = manifest.pointer("/dist/tarball").and_then(Value::as_str).and_then(|u| u.rsplit('/').next()).unwrap_or("");
-    let tarball = entry.tarballs.get(file).map(|t| (t.size, t.integrity.clone()));
+    let tarball = entry.tarballs.get(file).map(|t| (t.size, t.integrity().to_string()));
     let (dependents, weekly) = web_pages::package_extras(&req.app, reader, name).await?;
     let view = PackageView {
         name,

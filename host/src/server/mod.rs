@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
@@ -18,6 +18,8 @@ use crate::config::{redact_url, Config};
 use crate::domain::App;
 use crate::http::{self, ApiError};
 use crate::store;
+
+mod slow_clients;
 
 /// Opens storage and builds the application state.
 pub async fn build_app(config: Config) -> anyhow::Result<Arc<App>> {
@@ -62,7 +64,8 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         Duration::from_secs(app.config.blob_sweep_min_age_secs),
         Duration::from_secs(app.config.blob_sweep_interval_secs),
     );
-    let header_timeout = Duration::from_secs(app.config.request_timeout_secs);
+    let slow_clients = slow_clients::Guard::new(Duration::from_secs(app.config.request_timeout_secs.max(1)));
+    let sweeper_of_slow_clients = tokio::spawn(slow_clients.clone().sweep());
     // On the signal, `/-/ready` answers 503 at once; requests are still
     // accepted for `shutdown_delay_secs`, so a load balancer can take this
     // process out of rotation before it stops listening.
@@ -77,7 +80,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
     loop {
         tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => serve_connection(&app, &graceful, stream, peer, header_timeout),
+                Ok((stream, peer)) => serve_connection(&app, &graceful, stream, peer, &slow_clients),
                 Err(e) => {
                     // Running out of file descriptors must not end the server.
                     tracing::warn!(error = %e, "accept failed");
@@ -94,6 +97,7 @@ pub async fn serve(app: Arc<App>, listener: TcpListener, shutdown: impl Future<O
         tracing::warn!(grace_secs = grace.as_secs(), "in-flight requests did not finish in time");
     }
     flusher.abort();
+    sweeper_of_slow_clients.abort();
     reloader.abort();
     follower.abort();
     if let Some(cluster) = cluster {
@@ -120,25 +124,29 @@ fn serve_connection(
     graceful: &GracefulShutdown,
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
-    header_timeout: Duration,
+    slow_clients: &Arc<slow_clients::Guard>,
 ) {
     let _ = stream.set_nodelay(true);
     let app = app.clone();
+    let deadline = slow_clients.deadline();
+    let service_deadline = deadline.clone();
     let service = service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handle_logged(app, req, peer).await) }
+        let deadline = service_deadline.clone();
+        deadline.lift();
+        async move {
+            let (parts, body) = handle_logged(app, req, peer).await.into_parts();
+            Ok::<_, std::convert::Infallible>(hyper::Response::from_parts(parts, slow_clients::Restarts::new(body, deadline)))
+        }
     });
-    let conn = http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(stream), service);
+    let conn = http1::Builder::new().keep_alive(true).serve_connection(TokioIo::new(stream), service);
     let conn = graceful.watch(conn);
-    tokio::spawn(async move {
+    let task = tokio::spawn(async move {
         if let Err(e) = conn.await {
             tracing::debug!(error = %e, %peer, "connection ended with an error");
         }
     });
+    slow_clients.watch(deadline, task.abort_handle());
 }
 
 /// Reloads plugins on SIGHUP.
@@ -187,23 +195,25 @@ fn spawn_flusher(app: Arc<App>) -> tokio::task::JoinHandle<()> {
     })
 }
 
+/// The request id's header, parsed once.
+const X_REQUEST_ID: ::http::HeaderName = ::http::HeaderName::from_static("x-request-id");
+
 async fn handle_logged(app: Arc<App>, req: hyper::Request<hyper::body::Incoming>, peer: SocketAddr) -> http::Response {
-    let started = Instant::now();
     // The client's id when it is a sane one (the header value it came in,
     // not copied), else a fresh one.
     let id = req
         .headers()
-        .get("x-request-id")
+        .get(X_REQUEST_ID)
         .filter(|v| !v.is_empty() && v.len() <= 64 && v.as_bytes().iter().all(u8::is_ascii_graphic))
         .cloned()
         .unwrap_or_else(next_request_id);
-    let request_id = id.to_str().unwrap_or_default();
-    // The request line is only kept when request logs are on: a hot read
-    // pays for nothing it does not log.
-    let logged = tracing::enabled!(tracing::Level::INFO).then(|| (req.method().clone(), req.uri().clone()));
-    let mut resp = contain_panics(http::handle(app, req, peer.ip()), request_id).await;
-    resp.headers_mut().insert("x-request-id", id.clone());
-    if let Some((method, uri)) = logged {
+    // The request line and the clock are only read when request logs are on:
+    // a hot read pays for nothing it does not log.
+    let logged = tracing::enabled!(tracing::Level::INFO).then(|| (Instant::now(), req.method().clone(), req.uri().clone()));
+    let mut resp = contain_panics(http::handle(app, req, peer.ip()), id.to_str().unwrap_or_default()).await;
+    resp.headers_mut().insert(X_REQUEST_ID, id);
+    if let Some((started, method, uri)) = logged {
+        let request_id = resp.headers().get(X_REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or_default();
         // Paths can carry secrets (`DELETE /-/user/token/<token>`): never log them raw.
         let path = crate::telemetry::redact_path(uri.path());
         tracing::info!(
