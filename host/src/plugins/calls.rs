@@ -184,7 +184,7 @@ impl LoadedPlugin {
     }
 
     async fn bench_call(&self, warm: &mut Warm, package: &wit::PackageRef, caller: &wit::Caller) -> Result<(), Fault> {
-        Self::arm(&mut warm.store, self.meta.timeout);
+        self.arm(&mut warm.store, self.meta.timeout);
         match &warm.bound {
             Bound::Auth(b) => b
                 .cairn_plugin_policy()

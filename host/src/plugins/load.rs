@@ -16,12 +16,14 @@ use super::bindings::{auth, binsrc, block, hook, rich_hook, upstream, WIT_PACKAG
 use super::host_imports::{HostState, Meta};
 use super::inspect::{inspect, Inspection};
 use super::plugin::{LoadedPlugin, PluginSet};
-use super::pool::{Pre, TICK};
+use super::epoch::EpochClock;
+use super::pool::Pre;
 use super::stats::Stats;
 use crate::config::{Config, PluginConfig, PluginKind};
 
 pub struct PluginRuntime {
     engine: Engine,
+    clock: Arc<EpochClock>,
     pub pooling: bool,
     pub(super) cache_dir: PathBuf,
     engine_hash: String,
@@ -65,19 +67,9 @@ impl PluginRuntime {
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
         let engine_hash = format!("{:016x}", hasher.finish());
-        let ticker = engine.weak();
-        std::thread::Builder::new()
-            .name("cairn-wasm-epoch".into())
-            .spawn(move || loop {
-                std::thread::sleep(TICK);
-                match ticker.upgrade() {
-                    Some(e) => e.increment_epoch(),
-                    None => return,
-                }
-            })
-            .context("starting the epoch thread")?;
+        let clock = EpochClock::start(&engine).context("starting the epoch thread")?;
         let linkers = Linkers::new(&engine)?;
-        Ok(PluginRuntime { engine, pooling, cache_dir, engine_hash, linkers })
+        Ok(PluginRuntime { engine, clock, pooling, cache_dir, engine_hash, linkers })
     }
 
     pub fn engine(&self) -> &Engine {
@@ -140,6 +132,7 @@ impl PluginRuntime {
             hash,
             wit_version: inspection.wit_version,
             engine: self.engine.clone(),
+            clock: self.clock.clone(),
             pre,
             warm: Mutex::new(Vec::new()),
             stats: Stats::default(),

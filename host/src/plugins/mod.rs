@@ -26,6 +26,7 @@
 
 mod bindings;
 mod calls;
+mod epoch;
 mod host_imports;
 pub mod inputs;
 mod inspect;

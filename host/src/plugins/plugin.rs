@@ -21,6 +21,7 @@ pub struct LoadedPlugin {
     pub(super) hash: String,
     pub(super) wit_version: String,
     pub(super) engine: Engine,
+    pub(super) clock: Arc<super::epoch::EpochClock>,
     pub(super) pre: Pre,
     pub(super) warm: Mutex<Vec<Warm>>,
     pub(super) stats: Stats,

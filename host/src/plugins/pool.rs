@@ -13,8 +13,6 @@ use super::bindings::{auth, binsrc, block, hook, rich_hook, upstream};
 use super::host_imports::{HostState, Limits};
 use super::plugin::{Fault, LoadedPlugin};
 
-/// Epoch ticks: the deadline granularity.
-pub(super) const TICK: Duration = Duration::from_millis(5);
 /// Idle instances kept per plugin.
 const MAX_WARM: usize = 16;
 /// The least a new instance's setup (instantiate + `init`) and its first call
@@ -98,16 +96,16 @@ impl LoadedPlugin {
     }
 
     /// Arms the epoch deadline of `store` for `budget` of wall time.
-    pub(super) fn arm(store: &mut Store<HostState>, budget: Duration) {
+    pub(super) fn arm(&self, store: &mut Store<HostState>, budget: Duration) {
         store.data_mut().budget = budget;
-        store.set_epoch_deadline((budget.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1);
+        store.set_epoch_deadline(self.clock.arm(budget));
     }
 
     /// A fresh instance with `init` already called. Setup gets at least
     /// [`SETUP_BUDGET`]: it is a one-time cost per instance, not the plugin's decision.
     pub(super) async fn instantiate(&self) -> Result<Warm, Fault> {
         let mut store = self.new_store();
-        Self::arm(&mut store, setup_budget(self.meta.timeout));
+        self.arm(&mut store, setup_budget(self.meta.timeout));
         let result: wasmtime::Result<(Bound, Result<(), String>)> = async {
             Ok(match &self.pre {
                 Pre::Auth(p) => {
@@ -179,7 +177,7 @@ impl LoadedPlugin {
             },
         };
         let budget = self.budget(&warm);
-        Self::arm(&mut warm.store, budget);
+        self.arm(&mut warm.store, budget);
         Ok(warm)
     }
 
