@@ -13,10 +13,10 @@ use wasmtime::component::{Component, HasSelf, Linker};
 use wasmtime::{Config as EngineConfig, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 use super::bindings::{auth, binsrc, block, hook, rich_hook, upstream, WIT_PACKAGE};
+use super::epoch::EpochClock;
 use super::host_imports::{HostState, Meta};
 use super::inspect::{inspect, Inspection};
 use super::plugin::{LoadedPlugin, PluginSet};
-use super::epoch::EpochClock;
 use super::pool::Pre;
 use super::stats::Stats;
 use crate::config::{Config, PluginConfig, PluginKind};
