@@ -111,14 +111,14 @@ fn with_header(mut resp: Response, name: header::HeaderName, value: String) -> R
 
 async fn file(req: &Req, e: &BinaryEntry) -> ApiResult {
     let (Some(key), Some(etag)) = (e.blob_key.as_deref(), e.sha256.as_deref()) else { return Err(ApiError::internal()) };
-    let quoted = format!("\"{etag}\"");
+    let quoted = bytes::Bytes::from(format!("\"{etag}\""));
     let headers = FileHeaders {
         content_type: "application/octet-stream",
         cache_control: "public, max-age=0, must-revalidate",
-        etag: bytes::Bytes::from(quoted.clone()),
+        etag: quoted.clone(),
         last_modified: Some(e.updated_at),
     };
-    if req.header(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim() == quoted || t.trim() == "*")) {
+    if req.header(header::IF_NONE_MATCH).is_some_and(|v| v.split(',').any(|t| t.trim().as_bytes() == quoted || t.trim() == "*")) {
         let mut resp = blob_response(&Method::HEAD, crate::blob::Blob::from_bytes(bytes::Bytes::new()), &headers);
         *resp.status_mut() = StatusCode::NOT_MODIFIED;
         resp.headers_mut().remove(header::CONTENT_LENGTH);

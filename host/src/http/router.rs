@@ -126,10 +126,8 @@ type Handler<'a> = Pin<Box<dyn Future<Output = ApiResult> + Send + 'a>>;
 /// which cost every tarball read about 3 µs of copying.
 fn route<'a>(req: Req, segs: &'a [&'a str]) -> Handler<'a> {
     let m = req.method.clone();
-    let no_route = {
-        let m = m.clone();
-        move || -> Handler<'a> { Box::pin(std::future::ready(Err(ApiError::not_found(format!("no route for {m} /{}", segs.join("/")))))) }
-    };
+    let no_route =
+        || -> Handler<'a> { Box::pin(std::future::ready(Err(ApiError::not_found(format!("no route for {m} /{}", segs.join("/")))))) };
     match (&m, segs) {
         (&Method::GET | &Method::HEAD, []) if web::wants_html(&req) => Box::pin(web::route(req, &[])),
         (&Method::GET | &Method::HEAD, []) => Box::pin(meta::root(req)),

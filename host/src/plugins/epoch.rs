@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use wasmtime::{Engine, EngineWeak};
+use wasmtime::{Engine, EngineWeak, Store};
 
 /// Epoch ticks: the deadline granularity.
 pub(super) const TICK: Duration = Duration::from_millis(5);
@@ -55,20 +55,23 @@ impl EpochClock {
             }
             std::thread::sleep(TICK);
             let Some(engine) = engine.upgrade() else { return };
-            engine.increment_epoch();
+            // Counted first: the engine's epoch is never ahead of `ticks`.
             self.ticks.fetch_add(1, Ordering::SeqCst);
+            engine.increment_epoch();
         }
     }
 
-    /// The deadline, in the store's terms (ticks from now), of a call that
-    /// gets `budget`; the clock runs until it has passed.
-    pub(super) fn arm(&self, budget: Duration) -> u64 {
+    /// Sets the deadline of a call on `store` that gets `budget`, and keeps
+    /// the clock running until it has passed.
+    pub(super) fn arm<T>(&self, store: &mut Store<T>, budget: Duration) {
         let n = (budget.as_millis() as u64).div_ceil(TICK.as_millis() as u64) + 1;
+        store.set_epoch_deadline(n);
+        // Read after the deadline is set: the engine's epoch then was at most
+        // `ticks` now, so the store's deadline is at most `target`.
         let target = self.ticks.load(Ordering::SeqCst) + n;
         if self.until.fetch_max(target, Ordering::SeqCst) < target {
             self.thread.unpark();
         }
-        n
     }
 }
 
@@ -78,12 +81,14 @@ mod tests {
 
     #[test]
     fn the_clock_ticks_only_while_a_deadline_is_armed() {
-        let engine = Engine::default();
+        let engine = Engine::new(wasmtime::Config::new().epoch_interruption(true)).unwrap();
         let clock = EpochClock::start(&engine).unwrap();
         std::thread::sleep(TICK * 6);
         assert_eq!(clock.ticks.load(Ordering::SeqCst), 0, "nothing armed: no ticks");
-        let n = clock.arm(TICK * 4);
-        assert_eq!(n, 5);
+        let mut store = Store::new(&engine, ());
+        clock.arm(&mut store, TICK * 4);
+        let n = 5; // 4 ticks of budget, plus one for the tick under way
+        assert_eq!(clock.until.load(Ordering::SeqCst), n);
         let started = std::time::Instant::now();
         while clock.ticks.load(Ordering::SeqCst) < n {
             assert!(started.elapsed() < Duration::from_secs(5), "the clock did not run to the deadline");

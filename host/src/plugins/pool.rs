@@ -98,7 +98,7 @@ impl LoadedPlugin {
     /// Arms the epoch deadline of `store` for `budget` of wall time.
     pub(super) fn arm(&self, store: &mut Store<HostState>, budget: Duration) {
         store.data_mut().budget = budget;
-        store.set_epoch_deadline(self.clock.arm(budget));
+        self.clock.arm(store, budget);
     }
 
     /// A fresh instance with `init` already called. Setup gets at least
